@@ -1,0 +1,195 @@
+/* imcap.h — image captioning with soft attention (Xu et al. 2015), in C.
+ *
+ * QUICK START
+ *
+ *     imcap_error err;
+ *     imcap_model *m;
+ *     if (imcap_model_load("models/default.safetensors", &m, &err) != IMCAP_OK) {
+ *         fprintf(stderr, "%s\n", err.msg);      // names the file and the field
+ *         return 1;
+ *     }
+ *     imcap_options opt;
+ *     imcap_options_default(&opt);               // beam 3, no length normalisation
+ *     imcap_result *r;
+ *     if (imcap_caption_file(m, NULL, "photo.jpg", &opt, &r, &err) == IMCAP_OK) {
+ *         const imcap_hypothesis *best = &r->hyps[0];
+ *         printf("%s\n", best->text);
+ *         // best->attention + k * r->grid_h * r->grid_w is the map behind word k
+ *         imcap_result_free(r);
+ *     }
+ *     imcap_model_free(m);
+ *
+ * CONVENTIONS
+ *
+ *   - Every fallible function returns an imcap_status and, on failure, fills
+ *     the caller's imcap_error with a message that names the file and the
+ *     offending field or tensor. The library never prints, never exits and
+ *     never reads the environment.
+ *   - Every object created by imcap_X_new / _load / a caption call is released
+ *     by the matching imcap_X_free. Passing NULL to a _free is a no-op.
+ *   - A loaded model is immutable: any number of threads may caption with it
+ *     at once, each with its own imcap_workspace (or NULL, which allocates a
+ *     temporary one per call).
+ *   - Threads: the library uses OpenBLAS for its matrix products and OpenMP
+ *     only where documented; it never changes the global thread settings.
+ *     The CLI pins OpenBLAS to one thread inside its own parallel regions.
+ *
+ * The model file format is specified in docs/model-format.md (a copy of the
+ * project's contract); decoding follows its "Decoding" section exactly.
+ */
+#ifndef IMCAP_H
+#define IMCAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IMCAP_VERSION "0.1.0"
+#define IMCAP_FORMAT_VERSION 1
+
+/* Images larger than this on either side, or with more pixels than
+ * IMCAP_MAX_PIXELS, are refused before decoding (a crafted header can
+ * declare a size that would exhaust memory). */
+#define IMCAP_MAX_SIDE 16384
+#define IMCAP_MAX_PIXELS (64LL * 1024 * 1024)
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum {
+    IMCAP_OK = 0,
+    IMCAP_E_ARG,         /* invalid argument from the caller */
+    IMCAP_E_IO,          /* a file cannot be opened, read or written */
+    IMCAP_E_FORMAT,      /* a model, data set or results file is malformed */
+    IMCAP_E_IMAGE,       /* an image cannot be decoded or is too large */
+    IMCAP_E_NOMEM,       /* out of memory */
+    IMCAP_E_INTERRUPTED, /* a long operation was asked to stop */
+} imcap_status;
+
+typedef struct {
+    imcap_status status;
+    char msg[1024];
+} imcap_error;
+
+/* A short stable name for a status ("ok", "io", "format", ...). */
+const char *imcap_status_name(imcap_status s);
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct imcap_model imcap_model;
+
+/* Loads a model in the safetensors-based format v1. The file is memory
+ * mapped and validated completely (header, JSON, dtypes, offsets, shapes,
+ * vocabulary) before anything is returned; on failure *out is NULL. */
+imcap_status imcap_model_load(const char *path, imcap_model **out, imcap_error *err);
+
+/* Loads a model from a buffer holding the whole file (name is used in error
+ * messages only). The buffer is not retained. */
+imcap_status imcap_model_load_memory(const void *data, size_t size, const char *name,
+                                     imcap_model **out, imcap_error *err);
+
+/* Writes the model to path atomically (temporary name, then rename). */
+imcap_status imcap_model_save(const imcap_model *m, const char *path, imcap_error *err);
+
+void imcap_model_free(imcap_model *m);
+
+typedef struct {
+    int image_size;      /* S: the encoder's input is [3, S, S] */
+    int embed_dim, hidden_dim, attention_dim, max_length;
+    int vocab_size;      /* V */
+    int feature_dim;     /* D: channels of the encoder output */
+    int grid_h, grid_w;  /* H, W: the attention grid; L = H * W */
+    int n_encoder_layers;
+    int64_t n_params;
+    double encoder_flops;    /* multiply-adds x 2, per image */
+    double decoder_flops;    /* per decoded token, one hypothesis */
+} imcap_model_info;
+
+void imcap_model_get_info(const imcap_model *m, imcap_model_info *info);
+
+/* The vocabulary string of token id, or NULL when id is out of range. */
+const char *imcap_model_word(const imcap_model *m, int id);
+
+/* The config as JSON text (owned by the model) and a metadata value
+ * (NULL when absent), e.g. "imcap.train.command". */
+const char *imcap_model_config_json(const imcap_model *m);
+const char *imcap_model_metadata(const imcap_model *m, const char *key);
+
+enum { IMCAP_TOK_PAD = 0, IMCAP_TOK_START = 1, IMCAP_TOK_END = 2, IMCAP_TOK_UNK = 3 };
+
+/* ---------------------------------------------------------------- images */
+
+typedef struct {
+    int width, height;
+    unsigned char *rgb; /* width * height * 3 bytes, row-major, 8-bit RGB */
+} imcap_image;
+
+/* Decodes JPEG, PNG, BMP, GIF (first frame), TGA, PSD, HDR-free PNM... into
+ * 8-bit RGB as the spec says: grey replicated, alpha dropped, 16-bit samples
+ * keep their high byte. Dimensions are checked before decoding. */
+imcap_status imcap_image_load(const char *path, imcap_image *out, imcap_error *err);
+imcap_status imcap_image_load_memory(const void *data, size_t size, const char *name,
+                                     imcap_image *out, imcap_error *err);
+void imcap_image_free(imcap_image *img);
+
+/* Returns 1 when the first bytes look like an image format imcap decodes. */
+int imcap_image_sniff(const void *head, size_t n);
+
+/* ---------------------------------------------------------------- captioning */
+
+typedef struct {
+    int beam;            /* 1 = greedy; default 3 */
+    int max_length;      /* 0 = the model's max_length */
+    int length_norm;     /* 0 (default): rank by summed log-probability, as the
+                            spec says; 1: rank finished hypotheses by
+                            score / length^length_alpha (an option) */
+    float length_alpha;  /* default 0.7, used only with length_norm */
+} imcap_options;
+
+void imcap_options_default(imcap_options *opt);
+
+typedef struct {
+    int n_tokens;        /* y_1..y_T, the final <end> included when emitted */
+    int *tokens;
+    float *logprobs;     /* log_softmax(logits_t)[y_t] per token */
+    char **words;        /* vocabulary string per token ("<end>" included) */
+    float *attention;    /* n_tokens x (grid_h * grid_w): alpha per step */
+    double score;        /* sum of logprobs, accumulated in double */
+    int finished;        /* 1 when it ended with <end> */
+    char *text;          /* the caption: words, final <end> removed, joined by ' ' */
+} imcap_hypothesis;
+
+typedef struct {
+    int grid_h, grid_w;
+    int image_width, image_height; /* of the decoded image, before resizing */
+    int n_hyps;          /* >= 1; hyps[0] is the answer */
+    imcap_hypothesis *hyps; /* best first (beam search: every finished and
+                               leftover hypothesis, in ranking order) */
+} imcap_result;
+
+void imcap_result_free(imcap_result *r);
+
+/* Activations reused across calls; one per thread. */
+typedef struct imcap_workspace imcap_workspace;
+imcap_workspace *imcap_workspace_new(const imcap_model *m);
+void imcap_workspace_free(imcap_workspace *ws);
+
+/* ws may be NULL (a temporary workspace is used). */
+imcap_status imcap_caption_file(const imcap_model *m, imcap_workspace *ws, const char *path,
+                                const imcap_options *opt, imcap_result **out, imcap_error *err);
+imcap_status imcap_caption_image(const imcap_model *m, imcap_workspace *ws, const imcap_image *img,
+                                 const imcap_options *opt, imcap_result **out, imcap_error *err);
+
+/* Captions img and writes the spec's trace file (tokens, logits and attention
+ * per step of the chosen hypothesis, the annotation vectors and the
+ * preprocessed input) to trace_path, atomically. */
+imcap_status imcap_caption_trace(const imcap_model *m, const imcap_image *img,
+                                 const imcap_options *opt, const char *trace_path,
+                                 imcap_result **out, imcap_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IMCAP_H */

@@ -1,0 +1,36 @@
+/* cli.h — the command-line front end: the only code that prints or exits.
+ * Exit codes: 0 all inputs done, 1 some inputs failed, 2 usage error,
+ * 3 a fatal error (model or data set cannot be loaded, output not writable). */
+#ifndef IMCAP_CLI_H
+#define IMCAP_CLI_H
+#include "imcap.h"
+
+enum { EXIT_ALL_OK = 0, EXIT_SOME_FAILED = 1, EXIT_USAGE = 2, EXIT_FATAL = 3 };
+
+int run_caption(int argc, char **argv);
+int run_info(int argc, char **argv);
+int run_init(int argc, char **argv);
+int run_synth(int argc, char **argv);
+int run_eval(int argc, char **argv);
+int run_train(int argc, char **argv);
+int run_attend(int argc, char **argv);
+int run_batch(int argc, char **argv);
+int run_merge(int argc, char **argv);
+
+/* argv[0] of the process, for finding the default model next to the binary. */
+extern const char *cli_argv0;
+
+/* Loads --model PATH, or the default model when path is NULL: next to the
+ * executable (../models/, ./models/, ../share/imcap/), then the install
+ * prefix. Prints the error and returns NULL on failure. */
+imcap_model *cli_load_model(const char *path);
+/* Resolves the default model's path into buf; returns 0 when found. */
+int cli_default_model_path(char *buf, size_t n);
+
+/* Parses a positive int option value; prints a usage error and returns -1. */
+int cli_parse_int(const char *opt, const char *val, int lo, int hi, int *out);
+int cli_parse_float(const char *opt, const char *val, double lo, double hi, double *out);
+
+/* Limits OpenBLAS and OpenMP to n threads (n <= 0: all cores). */
+void cli_set_threads(int n);
+#endif

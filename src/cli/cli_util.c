@@ -1,0 +1,96 @@
+/* cli_util.c — pieces every command shares: model lookup, option values,
+ * thread settings. */
+#include <errno.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cblas.h>
+
+#include "cli.h"
+
+#ifndef IMCAP_DEFAULT_MODEL_DIR
+#define IMCAP_DEFAULT_MODEL_DIR "/usr/local/share/imcap"
+#endif
+
+static int readable(const char *p) { return access(p, R_OK) == 0; }
+
+int cli_default_model_path(char *buf, size_t n) {
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        /* build tree (build/imcap -> ../models), source-relative, installed prefix */
+        static const char *rel[] = {"../models/default.safetensors", "models/default.safetensors",
+                                    "../share/imcap/default.safetensors", "../../models/default.safetensors"};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            snprintf(buf, n, "%s/%s", exe, rel[i]);
+            if (readable(buf)) return 0;
+        }
+    }
+    snprintf(buf, n, "%s/default.safetensors", IMCAP_DEFAULT_MODEL_DIR);
+    return readable(buf) ? 0 : -1;
+}
+
+imcap_model *cli_load_model(const char *path) {
+    char found[PATH_MAX + 64];
+    if (!path) {
+        if (cli_default_model_path(found, sizeof found) != 0) {
+            fprintf(stderr, "imcap: no default model found next to the executable or in %s; pass --model FILE\n",
+                    IMCAP_DEFAULT_MODEL_DIR);
+            return NULL;
+        }
+        path = found;
+    }
+    imcap_model *m = NULL;
+    imcap_error err;
+    if (imcap_model_load(path, &m, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap: %s\n", err.msg);
+        return NULL;
+    }
+    return m;
+}
+
+int cli_parse_int(const char *opt, const char *val, int lo, int hi, int *out) {
+    if (!val) {
+        fprintf(stderr, "imcap: %s needs a value\n", opt);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < lo || v > hi) {
+        fprintf(stderr, "imcap: %s: '%s' is not an integer in [%d, %d]\n", opt, val, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int cli_parse_float(const char *opt, const char *val, double lo, double hi, double *out) {
+    if (!val) {
+        fprintf(stderr, "imcap: %s needs a value\n", opt);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "imcap: %s: '%s' is not a number in [%g, %g]\n", opt, val, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void cli_set_threads(int n) {
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads(n);
+    /* OpenBLAS runs inside our parallel regions single-threaded; outside them
+     * the products are small, so one thread avoids oversubscription. */
+    openblas_set_num_threads(1);
+}

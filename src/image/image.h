@@ -1,0 +1,25 @@
+/* image.h — decoding, limits, resizing and normalisation (internal part;
+ * imcap_image_load and friends are public in imcap.h). */
+#ifndef IMCAP_IMAGE_H
+#define IMCAP_IMAGE_H
+#include "imcap.h"
+#include "model/model.h"
+
+/* Resizes 8-bit RGB exactly as PIL's Image.resize(..., BILINEAR): separable
+ * triangle filter, support scaled by the downscale factor, pixel centres at
+ * i + 0.5, horizontal pass then vertical, 22-bit fixed-point coefficients,
+ * rounded 8-bit intermediate and result. dst is dw * dh * 3 bytes. */
+imcap_status imcap_resize_rgb8(const unsigned char *src, int sw, int sh, unsigned char *dst, int dw, int dh,
+                               imcap_error *err);
+
+/* x = (p / 255 - mean[c]) / std[c], laid out [3, S, S]. rgb is S*S*3. */
+void imcap_normalise(const unsigned char *rgb, int S, const float mean[3], const float std[3], float *out);
+
+/* Decoded image -> the encoder's input [3, S, S] (resize when needed). */
+imcap_status imcap_image_to_input(const imcap_image *img, const imcap_config *cfg, float *out, imcap_error *err);
+
+/* Writes 8-bit RGB (channels 3) or RGBA (4) as PNG, atomically. */
+imcap_status imcap_png_write(const char *path, const unsigned char *pix, int w, int h, int channels, imcap_error *err);
+/* Encodes PNG into a malloc'd buffer (for inlining into HTML). */
+unsigned char *imcap_png_encode(const unsigned char *pix, int w, int h, int channels, int *out_len);
+#endif

@@ -1,0 +1,136 @@
+/* model.c — model lifetime, random initialisation and introspection. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "util/util.h"
+
+void *imcap_aligned_alloc(size_t bytes) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (p) memset(p, 0, rounded ? rounded : 64);
+    return p;
+}
+
+void imcap_model_free(imcap_model *m) {
+    if (!m) return;
+    imcap_vocab_free(&m->vocab);
+    for (int i = 0; i < m->n_meta; i++) free(m->meta[i].key), free(m->meta[i].value);
+    free(m->meta);
+    free(m->config_json);
+    free(m->block);
+    free(m);
+}
+
+imcap_status imcap_model_create(const imcap_config *cfg, const imcap_vocab *vocab, imcap_model **out, imcap_error *err) {
+    *out = NULL;
+    imcap_model *m = calloc(1, sizeof *m);
+    if (!m) return imcap_fail(err, IMCAP_E_NOMEM, "out of memory");
+    m->cfg = *cfg;
+    m->config_json = imcap_config_to_json(cfg);
+    m->vocab.words = calloc((size_t)vocab->n, sizeof(char *));
+    m->meta = calloc(1, sizeof *m->meta);
+    if (!m->vocab.words || !m->meta) { imcap_model_free(m); return imcap_fail(err, IMCAP_E_NOMEM, "out of memory"); }
+    for (int i = 0; i < vocab->n; i++) m->vocab.words[i] = strdup(vocab->words[i]);
+    m->vocab.n = vocab->n;
+    imcap_param_table_build(cfg, vocab->n, &m->tab);
+    m->block = imcap_aligned_alloc(m->tab.total * sizeof(float));
+    if (!m->block) { imcap_model_free(m); return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for %zu parameters", m->tab.total); }
+    imcap_params_point(&m->p, &m->cfg, &m->tab, m->block);
+    *out = m;
+    return IMCAP_OK;
+}
+
+static void fill_normal(float *w, size_t n, double sd, imcap_rng *r) {
+    for (size_t i = 0; i < n; i++) w[i] = (float)(sd * imcap_rng_normal(r));
+}
+static void fill_uniform(float *w, size_t n, double a, imcap_rng *r) {
+    for (size_t i = 0; i < n; i++) w[i] = (float)(a * (2.0 * imcap_rng_uniform(r) - 1.0));
+}
+/* Xavier-uniform for a [fan_out, fan_in] matrix. */
+static void xavier(float *w, int fan_out, int fan_in, imcap_rng *r) {
+    fill_uniform(w, (size_t)fan_out * fan_in, sqrt(6.0 / (fan_in + fan_out)), r);
+}
+
+void imcap_model_init_random(imcap_model *m, uint64_t seed) {
+    imcap_rng r;
+    imcap_rng_seed(&r, seed);
+    const imcap_config *c = &m->cfg;
+    imcap_params *p = &m->p;
+    memset(m->block, 0, m->tab.total * sizeof(float));
+    for (int i = 0; i < c->n_layers; i++) {
+        const imcap_layer *l = &c->layers[i];
+        if (l->type != IMCAP_LAYER_CONV) continue;
+        int fan_in = l->in_c * l->kernel * l->kernel; /* He: the layers feed ReLUs */
+        fill_normal(p->enc_w[i], (size_t)l->out * fan_in, sqrt(2.0 / fan_in), &r);
+    }
+    int V = m->vocab.n, E = c->embed_dim, Hd = c->hidden_dim, A = c->attention_dim, D = c->D;
+    fill_uniform(p->embedding, (size_t)V * E, 0.1, &r);
+    xavier(p->init_h_w, Hd, D, &r);
+    xavier(p->init_c_w, Hd, D, &r);
+    xavier(p->enc_att_w, A, D, &r);
+    xavier(p->dec_att_w, A, Hd, &r);
+    xavier(p->full_att_w, 1, A, &r);
+    xavier(p->f_beta_w, D, Hd, &r);
+    xavier(p->w_ih, 4 * Hd, E + D, &r);
+    xavier(p->w_hh, 4 * Hd, Hd, &r);
+    xavier(p->fc_w, V, Hd, &r);
+    for (int j = Hd; j < 2 * Hd; j++) p->b_ih[j] = 1.0f; /* forget gate starts open */
+}
+
+imcap_status imcap_model_set_metadata(imcap_model *m, const char *key, const char *value) {
+    for (int i = 0; i < m->n_meta; i++)
+        if (strcmp(m->meta[i].key, key) == 0) {
+            char *v = strdup(value);
+            if (!v) return IMCAP_E_NOMEM;
+            free(m->meta[i].value);
+            m->meta[i].value = v;
+            return IMCAP_OK;
+        }
+    imcap_meta_entry *nm = realloc(m->meta, (size_t)(m->n_meta + 1) * sizeof *nm);
+    if (!nm) return IMCAP_E_NOMEM;
+    m->meta = nm;
+    m->meta[m->n_meta].key = strdup(key);
+    m->meta[m->n_meta].value = strdup(value);
+    m->n_meta++;
+    return IMCAP_OK;
+}
+
+const char *imcap_model_metadata(const imcap_model *m, const char *key) {
+    for (int i = 0; i < m->n_meta; i++)
+        if (strcmp(m->meta[i].key, key) == 0) return m->meta[i].value;
+    return NULL;
+}
+
+const char *imcap_model_config_json(const imcap_model *m) { return m->config_json; }
+
+const char *imcap_model_word(const imcap_model *m, int id) {
+    return id >= 0 && id < m->vocab.n ? m->vocab.words[id] : NULL;
+}
+
+void imcap_model_get_info(const imcap_model *m, imcap_model_info *info) {
+    const imcap_config *c = &m->cfg;
+    memset(info, 0, sizeof *info);
+    info->image_size = c->image_size;
+    info->embed_dim = c->embed_dim;
+    info->hidden_dim = c->hidden_dim;
+    info->attention_dim = c->attention_dim;
+    info->max_length = c->max_length;
+    info->vocab_size = m->vocab.n;
+    info->feature_dim = c->D;
+    info->grid_h = c->H;
+    info->grid_w = c->W;
+    info->n_encoder_layers = c->n_layers;
+    info->n_params = (int64_t)m->tab.total;
+    double enc = 0;
+    for (int i = 0; i < c->n_layers; i++) {
+        const imcap_layer *l = &c->layers[i];
+        if (l->type == IMCAP_LAYER_CONV)
+            enc += 2.0 * l->out_c * l->out_h * l->out_w * l->in_c * l->kernel * l->kernel;
+    }
+    double L = c->L, D = c->D, A = c->attention_dim, Hd = c->hidden_dim, E = c->embed_dim, V = m->vocab.n;
+    enc += 2.0 * L * D * A + 2.0 * 2.0 * Hd * D; /* encoder_att over the cells, init_h / init_c */
+    info->encoder_flops = enc;
+    info->decoder_flops = 2.0 * A * Hd + 3.0 * L * A + 2.0 * D * Hd + 2.0 * L * D + 2.0 * 4 * Hd * (E + D + Hd) + 2.0 * V * Hd;
+}

@@ -1,0 +1,111 @@
+/* model.h — the model as the engine sees it: config, vocabulary and one
+ * contiguous parameter block with named views (llm.c style). Internal. */
+#ifndef IMCAP_MODEL_H
+#define IMCAP_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "imcap.h"
+
+#define IMCAP_MAX_LAYERS 64
+#define IMCAP_MAX_TENSORS (2 * IMCAP_MAX_LAYERS + 32)
+
+typedef enum { IMCAP_LAYER_CONV, IMCAP_LAYER_RELU, IMCAP_LAYER_MAXPOOL, IMCAP_LAYER_COORDS } imcap_layer_type;
+
+typedef struct {
+    imcap_layer_type type;
+    int out, kernel, stride, pad;       /* as in the config (conv: out,k,s,p; maxpool: k,s) */
+    int in_c, in_h, in_w;               /* derived: input shape */
+    int out_c, out_h, out_w;            /* derived: output shape */
+} imcap_layer;
+
+typedef struct {
+    int image_size;
+    float mean[3], std[3];
+    int n_layers;
+    imcap_layer layers[IMCAP_MAX_LAYERS];
+    int embed_dim, hidden_dim, attention_dim, max_length;
+    /* derived */
+    int D, H, W, L;
+} imcap_config;
+
+/* Parses and validates config JSON text; derives every layer's shapes.
+ * where names the source in messages ("model.safetensors: imcap.config"). */
+imcap_status imcap_config_parse(const char *json, const char *where, imcap_config *cfg, imcap_error *err);
+/* Serialises the config back to canonical JSON text (malloc'd). */
+char *imcap_config_to_json(const imcap_config *cfg);
+
+/* One tensor of the parameter table: its name, shape and place in the block. */
+typedef struct {
+    char name[64];
+    int ndim;
+    int shape[4];
+    size_t offset, count; /* in floats */
+} imcap_tensor_info;
+
+/* Named views into a parameter-shaped block (parameters, gradients, Adam
+ * moments all use the same struct). NULL for encoder layers without weights. */
+typedef struct {
+    float *enc_w[IMCAP_MAX_LAYERS], *enc_b[IMCAP_MAX_LAYERS];
+    float *embedding;                  /* [V, E] */
+    float *init_h_w, *init_h_b;        /* [Hd, D], [Hd] */
+    float *init_c_w, *init_c_b;
+    float *enc_att_w, *enc_att_b;      /* [A, D], [A] */
+    float *dec_att_w, *dec_att_b;      /* [A, Hd], [A] */
+    float *full_att_w, *full_att_b;    /* [1, A], [1] */
+    float *f_beta_w, *f_beta_b;        /* [D, Hd], [D] */
+    float *w_ih, *b_ih;                /* [4Hd, E+D], [4Hd] */
+    float *w_hh, *b_hh;                /* [4Hd, Hd], [4Hd] */
+    float *fc_w, *fc_b;                /* [V, Hd], [V] */
+} imcap_params;
+
+/* The table of tensors the config implies, in ascending name order (the
+ * order writers lay them out in, and the order of the block). */
+typedef struct {
+    int n;
+    imcap_tensor_info t[IMCAP_MAX_TENSORS];
+    size_t total; /* floats */
+} imcap_param_table;
+
+void imcap_param_table_build(const imcap_config *cfg, int vocab_size, imcap_param_table *tab);
+int imcap_param_table_find(const imcap_param_table *tab, const char *name);
+/* Points every view of p into block according to tab. */
+void imcap_params_point(imcap_params *p, const imcap_config *cfg, const imcap_param_table *tab, float *block);
+
+typedef struct {
+    int n;
+    char **words; /* n strings; 0..3 are the special tokens */
+} imcap_vocab;
+
+void imcap_vocab_free(imcap_vocab *v);
+/* Parses the metadata's JSON array of token strings and checks it. */
+imcap_status imcap_vocab_parse(const char *json, const char *where, imcap_vocab *v, imcap_error *err);
+char *imcap_vocab_to_json(const imcap_vocab *v);
+
+typedef struct {
+    char *key, *value;
+} imcap_meta_entry;
+
+struct imcap_model {
+    imcap_config cfg;
+    char *config_json;
+    imcap_vocab vocab;
+    imcap_param_table tab;
+    float *block;          /* tab.total floats, 64-byte aligned */
+    imcap_params p;
+    int n_meta;            /* extra __metadata__ entries, kept for provenance */
+    imcap_meta_entry *meta;
+};
+
+/* Creates a model with the given config and vocabulary (copied) and a
+ * zeroed parameter block. */
+imcap_status imcap_model_create(const imcap_config *cfg, const imcap_vocab *vocab, imcap_model **out, imcap_error *err);
+/* Scaled random init: He for convs, Xavier for affine maps, N(0, 0.1) for
+ * the embedding, zero biases (forget-gate bias 1). */
+void imcap_model_init_random(imcap_model *m, uint64_t seed);
+/* Sets (or replaces) a metadata entry written by imcap_model_save. */
+imcap_status imcap_model_set_metadata(imcap_model *m, const char *key, const char *value);
+
+void *imcap_aligned_alloc(size_t bytes);   /* 64-byte aligned, zeroed; free with free() */
+
+#endif

@@ -1,0 +1,216 @@
+#define _POSIX_C_SOURCE 200809L
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdatomic.h>
+
+const char *imcap_status_name(imcap_status s) {
+    switch (s) {
+    case IMCAP_OK: return "ok";
+    case IMCAP_E_ARG: return "argument";
+    case IMCAP_E_IO: return "io";
+    case IMCAP_E_FORMAT: return "format";
+    case IMCAP_E_IMAGE: return "image";
+    case IMCAP_E_NOMEM: return "memory";
+    case IMCAP_E_INTERRUPTED: return "interrupted";
+    }
+    return "unknown";
+}
+
+imcap_status imcap_fail(imcap_error *err, imcap_status s, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->status = s;
+    }
+    return s;
+}
+
+imcap_status imcap_read_file(const char *path, unsigned char **data, size_t *size, imcap_error *err) {
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return imcap_fail(err, IMCAP_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap + 1);
+    if (!buf) { fclose(f); return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", path); }
+    for (;;) {
+        if (n == cap) {
+            unsigned char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) { free(buf); fclose(f); return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", path); }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { free(buf); return imcap_fail(err, IMCAP_E_IO, "%s: read error", path); }
+    buf[n] = 0;
+    *data = buf;
+    *size = n;
+    return IMCAP_OK;
+}
+
+static atomic_uint tmp_counter;
+
+imcap_status imcap_atomic_open(imcap_atomic_file *af, const char *path, imcap_error *err) {
+    memset(af, 0, sizeof *af);
+    size_t n = strlen(path) + 64;
+    af->path = strdup(path);
+    af->tmp = malloc(n);
+    if (!af->path || !af->tmp) { imcap_atomic_abort(af); return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", path); }
+    snprintf(af->tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&tmp_counter, 1));
+    af->f = fopen(af->tmp, "wb");
+    if (!af->f) {
+        imcap_status s = imcap_fail(err, IMCAP_E_IO, "%s: cannot create: %s", af->tmp, strerror(errno));
+        free(af->tmp); af->tmp = NULL;
+        imcap_atomic_abort(af);
+        return s;
+    }
+    return IMCAP_OK;
+}
+
+imcap_status imcap_atomic_commit(imcap_atomic_file *af, imcap_error *err) {
+    int bad = ferror(af->f);
+    if (fflush(af->f) != 0) bad = 1;
+    if (fsync(fileno(af->f)) != 0 && errno != EINVAL) bad = 1;
+    if (fclose(af->f) != 0) bad = 1;
+    af->f = NULL;
+    if (bad) {
+        imcap_status s = imcap_fail(err, IMCAP_E_IO, "%s: write failed: %s", af->path, strerror(errno));
+        imcap_atomic_abort(af);
+        return s;
+    }
+    if (rename(af->tmp, af->path) != 0) {
+        imcap_status s = imcap_fail(err, IMCAP_E_IO, "%s: cannot rename into place: %s", af->path, strerror(errno));
+        imcap_atomic_abort(af);
+        return s;
+    }
+    free(af->tmp);
+    free(af->path);
+    memset(af, 0, sizeof *af);
+    return IMCAP_OK;
+}
+
+void imcap_atomic_abort(imcap_atomic_file *af) {
+    if (af->f) fclose(af->f);
+    if (af->tmp) remove(af->tmp);
+    free(af->tmp);
+    free(af->path);
+    memset(af, 0, sizeof *af);
+}
+
+imcap_status imcap_write_file_atomic(const char *path, const void *data, size_t size, imcap_error *err) {
+    imcap_atomic_file af;
+    imcap_status s = imcap_atomic_open(&af, path, err);
+    if (s) return s;
+    if (size && fwrite(data, 1, size, af.f) != size) {
+        imcap_atomic_abort(&af);
+        return imcap_fail(err, IMCAP_E_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return imcap_atomic_commit(&af, err);
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void imcap_rng_seed(imcap_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t imcap_rng_next(imcap_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t; s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double imcap_rng_uniform(imcap_rng *r) { return (double)(imcap_rng_next(r) >> 11) * 0x1.0p-53; }
+
+int imcap_rng_int(imcap_rng *r, int n) { return n <= 1 ? 0 : (int)(imcap_rng_uniform(r) * n); }
+
+double imcap_rng_normal(imcap_rng *r) {
+    double u1 = imcap_rng_uniform(r), u2 = imcap_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+double imcap_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void buf_reserve(imcap_buf *b, size_t extra) {
+    if (b->len + extra + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) cap *= 2;
+    char *ns = realloc(b->s, cap);
+    if (!ns) abort(); /* out of memory while formatting: nothing sensible to return */
+    b->s = ns;
+    b->cap = cap;
+}
+
+void imcap_buf_append(imcap_buf *b, const char *s, size_t n) {
+    buf_reserve(b, n);
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+void imcap_buf_printf(imcap_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void imcap_buf_free(imcap_buf *b) {
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+void imcap_buf_json_string(imcap_buf *b, const char *s) {
+    imcap_buf_append(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': imcap_buf_append(b, "\\\"", 2); break;
+        case '\\': imcap_buf_append(b, "\\\\", 2); break;
+        case '\n': imcap_buf_append(b, "\\n", 2); break;
+        case '\r': imcap_buf_append(b, "\\r", 2); break;
+        case '\t': imcap_buf_append(b, "\\t", 2); break;
+        default:
+            if (*p < 0x20) imcap_buf_printf(b, "\\u%04x", *p);
+            else imcap_buf_append(b, (const char *)p, 1);
+        }
+    }
+    imcap_buf_append(b, "\"", 1);
+}
+
+void imcap_buf_float(imcap_buf *b, float v) {
+    if (isnan(v) || isinf(v)) { imcap_buf_append(b, "null", 4); return; }
+    imcap_buf_printf(b, "%.9g", (double)v);
+}

@@ -1,0 +1,56 @@
+/* util.h — small shared pieces: error reporting, atomic files, RNG, timing. */
+#ifndef IMCAP_UTIL_H
+#define IMCAP_UTIL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "imcap.h"
+
+#if defined(__GNUC__)
+#define IMCAP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define IMCAP_PRINTF(a, b)
+#endif
+
+/* Fills err (may be NULL) and returns s, so callers can write
+ * `return imcap_fail(err, IMCAP_E_IO, "%s: cannot open: %s", path, strerror(errno));` */
+imcap_status imcap_fail(imcap_error *err, imcap_status s, const char *fmt, ...) IMCAP_PRINTF(3, 4);
+
+/* Reads a whole file into a malloc'd buffer (NUL-terminated for convenience). */
+imcap_status imcap_read_file(const char *path, unsigned char **data, size_t *size, imcap_error *err);
+
+/* Atomic output: write to "<path>.tmp.<pid>.<n>" in the same directory, then
+ * rename over path on commit. abort removes the temporary file. */
+typedef struct {
+    FILE *f;
+    char *path;
+    char *tmp;
+} imcap_atomic_file;
+
+imcap_status imcap_atomic_open(imcap_atomic_file *af, const char *path, imcap_error *err);
+imcap_status imcap_atomic_commit(imcap_atomic_file *af, imcap_error *err);
+void imcap_atomic_abort(imcap_atomic_file *af);
+imcap_status imcap_write_file_atomic(const char *path, const void *data, size_t size, imcap_error *err);
+
+/* xoshiro256** — deterministic, with a state that checkpoints can save. */
+typedef struct { uint64_t s[4]; } imcap_rng;
+void imcap_rng_seed(imcap_rng *r, uint64_t seed);
+uint64_t imcap_rng_next(imcap_rng *r);
+double imcap_rng_uniform(imcap_rng *r);       /* [0, 1) */
+int imcap_rng_int(imcap_rng *r, int n);       /* [0, n) */
+double imcap_rng_normal(imcap_rng *r);        /* N(0, 1), Box-Muller */
+
+double imcap_now(void); /* monotonic seconds */
+
+/* Growable string buffer. */
+typedef struct { char *s; size_t len, cap; } imcap_buf;
+void imcap_buf_printf(imcap_buf *b, const char *fmt, ...) IMCAP_PRINTF(2, 3);
+void imcap_buf_append(imcap_buf *b, const char *s, size_t n);
+void imcap_buf_free(imcap_buf *b);
+/* Appends a JSON string literal (quoted, escaped) for s. */
+void imcap_buf_json_string(imcap_buf *b, const char *s);
+/* Appends a float the shortest way that reads back exactly ("%.9g"). */
+void imcap_buf_float(imcap_buf *b, float v);
+
+#endif
