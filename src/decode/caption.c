@@ -1,0 +1,69 @@
+/* caption.c — the public captioning entry points: image -> input tensor ->
+ * encoder -> beam search -> result. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+#include "image/image.h"
+#include "util/util.h"
+
+void imcap_options_default(imcap_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->beam = 3;
+    opt->length_alpha = 0.7f;
+}
+
+static imcap_status check_opts(const imcap_model *m, const imcap_options *opt, imcap_error *err) {
+    if (!m) return imcap_fail(err, IMCAP_E_ARG, "no model");
+    if (!opt) return imcap_fail(err, IMCAP_E_ARG, "no options");
+    if (opt->beam < 1 || opt->beam > 1000) return imcap_fail(err, IMCAP_E_ARG, "beam width %d outside [1, 1000]", opt->beam);
+    if (opt->max_length < 0 || opt->max_length > 1024)
+        return imcap_fail(err, IMCAP_E_ARG, "max_length %d outside [0, 1024]", opt->max_length);
+    return IMCAP_OK;
+}
+
+/* Shared by the plain and the traced paths: encode img into ws, then search. */
+static imcap_status caption_with(const imcap_model *m, imcap_workspace *ws, const imcap_image *img,
+                                 const imcap_options *opt, imcap_result **out, float **logits, imcap_error *err) {
+    imcap_status s = imcap_image_to_input(img, &m->cfg, ws->enc.act[0], err);
+    if (s) return s;
+    imcap_workspace_encode(ws);
+    s = imcap_beam_search(ws, opt, out, logits, err);
+    if (s == IMCAP_OK) (*out)->image_width = img->width, (*out)->image_height = img->height;
+    return s;
+}
+
+imcap_status imcap_caption_image(const imcap_model *m, imcap_workspace *ws, const imcap_image *img,
+                                 const imcap_options *opt, imcap_result **out, imcap_error *err) {
+    if (!out) return imcap_fail(err, IMCAP_E_ARG, "imcap_caption_image: out is NULL");
+    *out = NULL;
+    imcap_status s = check_opts(m, opt, err);
+    if (s) return s;
+    if (!img || !img->rgb || img->width < 1 || img->height < 1) return imcap_fail(err, IMCAP_E_ARG, "empty image");
+    if (ws && ws->model != m) return imcap_fail(err, IMCAP_E_ARG, "workspace belongs to another model");
+    imcap_workspace *own = ws ? NULL : imcap_workspace_new(m);
+    if (!ws && !own) return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the workspace");
+    s = caption_with(m, ws ? ws : own, img, opt, out, NULL, err);
+    imcap_workspace_free(own);
+    return s;
+}
+
+imcap_status imcap_caption_file(const imcap_model *m, imcap_workspace *ws, const char *path,
+                                const imcap_options *opt, imcap_result **out, imcap_error *err) {
+    if (!out) return imcap_fail(err, IMCAP_E_ARG, "imcap_caption_file: out is NULL");
+    *out = NULL;
+    imcap_status s = check_opts(m, opt, err);
+    if (s) return s;
+    imcap_image img;
+    if ((s = imcap_image_load(path, &img, err))) return s;
+    s = imcap_caption_image(m, ws, &img, opt, out, err);
+    if (s && err && !strstr(err->msg, path)) {
+        imcap_buf b = {0};
+        imcap_buf_printf(&b, "%s: %s", path, err->msg);
+        snprintf(err->msg, sizeof err->msg, "%.1000s", b.s);
+        imcap_buf_free(&b);
+    }
+    imcap_image_free(&img);
+    return s;
+}
+

@@ -1,0 +1,49 @@
+/* workspace.c — activations reused across images by one thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+
+imcap_workspace *imcap_workspace_new(const imcap_model *m) {
+    if (!m) return NULL;
+    imcap_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    ws->model = m;
+    if (imcap_encoder_acts_init(&ws->enc, &m->cfg, 0) != IMCAP_OK || imcap_decoder_init_alloc(&ws->init, &m->cfg) != IMCAP_OK ||
+        imcap_workspace_reserve(ws, 3) != IMCAP_OK) {
+        imcap_workspace_free(ws);
+        return NULL;
+    }
+    return ws;
+}
+
+void imcap_workspace_free(imcap_workspace *ws) {
+    if (!ws) return;
+    imcap_encoder_acts_free(&ws->enc);
+    imcap_decoder_init_free(&ws->init);
+    imcap_step_cache_free(&ws->step);
+    free(ws->h), free(ws->c), free(ws->logp);
+    free(ws);
+}
+
+imcap_status imcap_workspace_reserve(imcap_workspace *ws, int k) {
+    if (k <= ws->cap) return IMCAP_OK;
+    const imcap_model *m = ws->model;
+    int Hd = m->cfg.hidden_dim, V = m->vocab.n;
+    imcap_step_cache_free(&ws->step);
+    free(ws->h), free(ws->c), free(ws->logp);
+    ws->h = imcap_aligned_alloc((size_t)k * Hd * sizeof(float));
+    ws->c = imcap_aligned_alloc((size_t)k * Hd * sizeof(float));
+    ws->logp = imcap_aligned_alloc((size_t)k * V * sizeof(float));
+    ws->cap = 0;
+    if (!ws->h || !ws->c || !ws->logp || imcap_step_cache_alloc(&ws->step, &m->cfg, V, k) != IMCAP_OK)
+        return IMCAP_E_NOMEM;
+    ws->cap = k;
+    return IMCAP_OK;
+}
+
+void imcap_workspace_encode(imcap_workspace *ws) {
+    const imcap_model *m = ws->model;
+    imcap_encoder_forward(&m->cfg, &m->p, &ws->enc);
+    imcap_decoder_prepare_forward(&m->cfg, &m->p, imcap_encoder_output(&m->cfg, &ws->enc), &ws->init);
+}

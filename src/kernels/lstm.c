@@ -1,0 +1,60 @@
+/* lstm.c — one LSTM cell step for a batch of rows, PyTorch's gate order
+ * (input, forget, cell, output) and its two bias vectors. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void imcap_lstm_forward(float *h, float *c, float *tanh_c, float *gates, const float *x, const float *h_prev,
+                        const float *c_prev, const float *w_ih, const float *b_ih, const float *w_hh,
+                        const float *b_hh, int N, int In, int H) {
+    int G = 4 * H;
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < G; g++) gates[(size_t)n * G + g] = b_ih[g] + b_hh[g];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, G, In, 1.0f, x, In, w_ih, In, 1.0f, gates, G);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, G, H, 1.0f, h_prev, H, w_hh, H, 1.0f, gates, G);
+    for (int n = 0; n < N; n++) {
+        float *gt = gates + (size_t)n * G;
+        for (int j = 0; j < H; j++) {
+            float i = sigm(gt[j]), f = sigm(gt[H + j]), g = tanhf(gt[2 * H + j]), o = sigm(gt[3 * H + j]);
+            gt[j] = i, gt[H + j] = f, gt[2 * H + j] = g, gt[3 * H + j] = o;
+            size_t k = (size_t)n * H + j;
+            c[k] = f * c_prev[k] + i * g;
+            tanh_c[k] = tanhf(c[k]);
+            h[k] = o * tanh_c[k];
+        }
+    }
+}
+
+void imcap_lstm_backward(float *dx, float *dh_prev, float *dc_prev, float *dw_ih, float *db_ih, float *dw_hh,
+                         float *db_hh, const float *dh, const float *dc, const float *x, const float *h_prev,
+                         const float *c_prev, const float *gates, const float *tanh_c, const float *w_ih,
+                         const float *w_hh, int N, int In, int H, float *scratch) {
+    int G = 4 * H;
+    float *dpre = scratch; /* gradient at the gates before their activations */
+    for (int n = 0; n < N; n++) {
+        const float *gt = gates + (size_t)n * G;
+        float *dp = dpre + (size_t)n * G;
+        for (int j = 0; j < H; j++) {
+            size_t k = (size_t)n * H + j;
+            float i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j], tc = tanh_c[k];
+            float dct = dh[k] * o * (1.0f - tc * tc) + (dc ? dc[k] : 0.0f);
+            dp[j] = dct * g * i * (1.0f - i);
+            dp[H + j] = dct * c_prev[k] * f * (1.0f - f);
+            dp[2 * H + j] = dct * i * (1.0f - g * g);
+            dp[3 * H + j] = dh[k] * tc * o * (1.0f - o);
+            if (dc_prev) dc_prev[k] += dct * f;
+        }
+        for (int g = 0; g < G; g++) {
+            db_ih[g] += dp[g];
+            db_hh[g] += dp[g];
+        }
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, In, N, 1.0f, dpre, G, x, In, 1.0f, dw_ih, In);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, N, 1.0f, dpre, G, h_prev, H, 1.0f, dw_hh, H);
+    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, G, 1.0f, dpre, G, w_ih, In, 1.0f, dx, In);
+    if (dh_prev) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, G, 1.0f, dpre, G, w_hh, H, 1.0f, dh_prev, H);
+}

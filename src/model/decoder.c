@@ -1,0 +1,169 @@
+/* decoder.c — the soft-attention LSTM decoder of Xu et al. 2015 with the
+ * spec's tanh on the initial state and inside the attention. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "network.h"
+
+imcap_status imcap_decoder_init_alloc(imcap_decoder_init *d, const imcap_config *cfg) {
+    memset(d, 0, sizeof *d);
+    d->a = imcap_aligned_alloc((size_t)cfg->L * cfg->D * sizeof(float));
+    d->p = imcap_aligned_alloc((size_t)cfg->L * cfg->attention_dim * sizeof(float));
+    d->abar = imcap_aligned_alloc((size_t)cfg->D * sizeof(float));
+    d->h0 = imcap_aligned_alloc((size_t)cfg->hidden_dim * sizeof(float));
+    d->c0 = imcap_aligned_alloc((size_t)cfg->hidden_dim * sizeof(float));
+    if (!d->a || !d->p || !d->abar || !d->h0 || !d->c0) {
+        imcap_decoder_init_free(d);
+        return IMCAP_E_NOMEM;
+    }
+    return IMCAP_OK;
+}
+
+void imcap_decoder_init_free(imcap_decoder_init *d) {
+    free(d->a), free(d->p), free(d->abar), free(d->h0), free(d->c0);
+    memset(d, 0, sizeof *d);
+}
+
+void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *p, const float *feat,
+                                   imcap_decoder_init *d) {
+    int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim;
+    for (int c = 0; c < D; c++) {
+        const float *plane = feat + (size_t)c * L;
+        float s = 0;
+        for (int i = 0; i < L; i++) {
+            d->a[(size_t)i * D + c] = plane[i];
+            s += plane[i];
+        }
+        d->abar[c] = s / (float)L;
+    }
+    imcap_affine_forward(d->p, d->a, p->enc_att_w, p->enc_att_b, L, D, A);
+    imcap_affine_forward(d->h0, d->abar, p->init_h_w, p->init_h_b, 1, D, Hd);
+    imcap_affine_forward(d->c0, d->abar, p->init_c_w, p->init_c_b, 1, D, Hd);
+    for (int j = 0; j < Hd; j++) d->h0[j] = tanhf(d->h0[j]), d->c0[j] = tanhf(d->c0[j]);
+}
+
+void imcap_decoder_prepare_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
+                                    const imcap_decoder_init *d, const float *da, const float *dp, const float *dh0,
+                                    const float *dc0, float *dfeat, float *scratch) {
+    int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim;
+    float *dabar = scratch, *dpre = scratch + D;
+    /* da arrives from the attention; add what flows back through encoder_att */
+    float *da_total = (float *)da; /* accumulated in place: the caller's buffer is scratch too */
+    imcap_affine_backward(da_total, g->enc_att_w, g->enc_att_b, dp, d->a, p->enc_att_w, L, D, A);
+    memset(dabar, 0, (size_t)D * sizeof(float));
+    for (int j = 0; j < Hd; j++) dpre[j] = dh0[j] * (1.0f - d->h0[j] * d->h0[j]);
+    imcap_affine_backward(dabar, g->init_h_w, g->init_h_b, dpre, d->abar, p->init_h_w, 1, D, Hd);
+    for (int j = 0; j < Hd; j++) dpre[j] = dc0[j] * (1.0f - d->c0[j] * d->c0[j]);
+    imcap_affine_backward(dabar, g->init_c_w, g->init_c_b, dpre, d->abar, p->init_c_w, 1, D, Hd);
+    for (int c = 0; c < D; c++) {
+        float *plane = dfeat + (size_t)c * L, add = dabar[c] / (float)L;
+        for (int i = 0; i < L; i++) plane[i] = da_total[(size_t)i * D + c] + add;
+    }
+}
+
+imcap_status imcap_step_cache_alloc(imcap_step_cache *s, const imcap_config *cfg, int V, int N) {
+    memset(s, 0, sizeof *s);
+    int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim;
+    s->cap = N;
+    float **bufs[] = {&s->q, &s->tanh_pq, &s->alpha, &s->ctx, &s->gate, &s->x, &s->gates,
+                      &s->c, &s->tanh_c, &s->h, &s->h_fc, &s->logits};
+    size_t sizes[] = {(size_t)A, (size_t)L * A, (size_t)L, (size_t)D, (size_t)D, (size_t)E + D, (size_t)4 * Hd,
+                      (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)V};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        if (!(*bufs[k] = imcap_aligned_alloc(sizes[k] * (size_t)N * sizeof(float)))) {
+            imcap_step_cache_free(s);
+            return IMCAP_E_NOMEM;
+        }
+    return IMCAP_OK;
+}
+
+void imcap_step_cache_free(imcap_step_cache *s) {
+    free(s->q), free(s->tanh_pq), free(s->alpha), free(s->ctx), free(s->gate), free(s->x);
+    free(s->gates), free(s->c), free(s->tanh_c), free(s->h), free(s->h_fc), free(s->logits);
+    memset(s, 0, sizeof *s);
+}
+
+void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
+                                const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
+                                const float *p_att, size_t p_stride, const float *dropout_mask, imcap_step_cache *s) {
+    int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim, X = E + D;
+    imcap_affine_forward(s->q, h_prev, p->dec_att_w, p->dec_att_b, N, Hd, A);
+    imcap_affine_forward(s->gate, h_prev, p->f_beta_w, p->f_beta_b, N, Hd, D);
+    imcap_sigmoid_forward(s->gate, s->gate, (size_t)N * D);
+    for (int n = 0; n < N; n++) {
+        imcap_attention_forward(s->ctx + (size_t)n * D, s->alpha + (size_t)n * L, s->tanh_pq + (size_t)n * L * A,
+                                a + n * a_stride, p_att + n * p_stride, s->q + (size_t)n * A, p->full_att_w,
+                                p->full_att_b[0], L, A, D);
+        float *x = s->x + (size_t)n * X;
+        memcpy(x, p->embedding + (size_t)tokens[n] * E, (size_t)E * sizeof(float));
+        const float *g = s->gate + (size_t)n * D, *ctx = s->ctx + (size_t)n * D;
+        for (int d = 0; d < D; d++) x[E + d] = g[d] * ctx[d];
+    }
+    imcap_lstm_forward(s->h, s->c, s->tanh_c, s->gates, s->x, h_prev, c_prev, p->w_ih, p->b_ih, p->w_hh, p->b_hh, N,
+                       X, Hd);
+    const float *fc_in = s->h;
+    if (dropout_mask) {
+        for (size_t k = 0; k < (size_t)N * Hd; k++) s->h_fc[k] = s->h[k] * dropout_mask[k];
+        fc_in = s->h_fc;
+    }
+    imcap_affine_forward(s->logits, fc_in, p->fc_w, p->fc_b, N, Hd, V);
+}
+
+imcap_status imcap_step_scratch_alloc(imcap_step_scratch *w, const imcap_config *cfg, int N) {
+    memset(w, 0, sizeof *w);
+    int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim;
+    w->cap = N;
+    float **bufs[] = {&w->dh_fc, &w->dh, &w->dx, &w->dgate, &w->dctx, &w->dq, &w->lstm, &w->att};
+    size_t sizes[] = {(size_t)Hd * N, (size_t)Hd * N, (size_t)(E + D) * N, (size_t)D * N, (size_t)D * N,
+                      (size_t)A * N, (size_t)4 * Hd * N, (size_t)L};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        if (!(*bufs[k] = imcap_aligned_alloc(sizes[k] * sizeof(float)))) {
+            imcap_step_scratch_free(w);
+            return IMCAP_E_NOMEM;
+        }
+    return IMCAP_OK;
+}
+
+void imcap_step_scratch_free(imcap_step_scratch *w) {
+    free(w->dh_fc), free(w->dh), free(w->dx), free(w->dgate), free(w->dctx), free(w->dq), free(w->lstm), free(w->att);
+    memset(w, 0, sizeof *w);
+}
+
+void imcap_decoder_step_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g, int V, int N,
+                                 const int *tokens, const float *h_prev, const float *c_prev, const float *a,
+                                 size_t a_stride, const float *dropout_mask, const imcap_step_cache *s,
+                                 const float *dlogits, const float *dh_next, const float *dc_next,
+                                 const float *dalpha_extra, float *dh_prev, float *dc_prev, float *da, float *dp,
+                                 size_t p_stride, imcap_step_scratch *w) {
+    int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim, X = E + D;
+    size_t NH = (size_t)N * Hd;
+    /* fc, then dropout, then the gradient arriving from step t+1 */
+    memset(w->dh_fc, 0, NH * sizeof(float));
+    imcap_affine_backward(w->dh_fc, g->fc_w, g->fc_b, dlogits, dropout_mask ? s->h_fc : s->h, p->fc_w, N, Hd, V);
+    for (size_t k = 0; k < NH; k++)
+        w->dh[k] = w->dh_fc[k] * (dropout_mask ? dropout_mask[k] : 1.0f) + (dh_next ? dh_next[k] : 0.0f);
+    memset(w->dx, 0, (size_t)N * X * sizeof(float));
+    imcap_lstm_backward(w->dx, dh_prev, dc_prev, g->w_ih, g->b_ih, g->w_hh, g->b_hh, w->dh, dc_next, s->x, h_prev,
+                        c_prev, s->gates, s->tanh_c, p->w_ih, p->w_hh, N, X, Hd, w->lstm);
+    memset(w->dq, 0, (size_t)N * A * sizeof(float));
+    for (int n = 0; n < N; n++) {
+        const float *dx = w->dx + (size_t)n * X;
+        float *demb = g->embedding + (size_t)tokens[n] * E;
+        for (int e = 0; e < E; e++) demb[e] += dx[e];
+        const float *gate = s->gate + (size_t)n * D, *ctx = s->ctx + (size_t)n * D;
+        float *dgate = w->dgate + (size_t)n * D, *dctx = w->dctx + (size_t)n * D;
+        for (int d = 0; d < D; d++) {
+            float dz = dx[E + d];
+            dctx[d] = dz * gate[d];
+            dgate[d] = dz * ctx[d] * gate[d] * (1.0f - gate[d]); /* through the sigmoid */
+        }
+        imcap_attention_backward(da ? da + n * a_stride : NULL, dp ? dp + n * p_stride : NULL, w->dq + (size_t)n * A,
+                                 g->full_att_w, g->full_att_b, dctx, dalpha_extra ? dalpha_extra + (size_t)n * L : NULL,
+                                 a + n * a_stride, s->alpha + (size_t)n * L, s->tanh_pq + (size_t)n * L * A,
+                                 p->full_att_w, L, A, D, w->att);
+    }
+    imcap_affine_backward(dh_prev, g->f_beta_w, g->f_beta_b, w->dgate, h_prev, p->f_beta_w, N, Hd, D);
+    imcap_affine_backward(dh_prev, g->dec_att_w, g->dec_att_b, w->dq, h_prev, p->dec_att_w, N, Hd, A);
+}

@@ -1,0 +1,91 @@
+/* network.h — the forward (and backward) passes of the whole model:
+ * the encoder over one image, the decoder's per-image preparation and its
+ * step over a batch of rows (beam hypotheses or training examples). */
+#ifndef IMCAP_NETWORK_H
+#define IMCAP_NETWORK_H
+#include "model.h"
+
+/* ---- encoder */
+
+typedef struct {
+    float *act[IMCAP_MAX_LAYERS + 1]; /* act[0] = input [3,S,S]; act[i+1] = output of layer i */
+    int *argmax[IMCAP_MAX_LAYERS];    /* maxpool winners */
+    float *col;                       /* im2col scratch, the largest conv's */
+    float *dbuf[2];                   /* backward ping-pong, the largest activation */
+    size_t max_act;
+} imcap_encoder_acts;
+
+imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *cfg, int with_backward);
+void imcap_encoder_acts_free(imcap_encoder_acts *e);
+/* Runs every layer on e->act[0]; the features [D, H, W] end in e->act[n_layers]. */
+void imcap_encoder_forward(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e);
+/* dfeat [D,H,W]: gradient at the encoder output; accumulates into g. */
+void imcap_encoder_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
+                            imcap_encoder_acts *e, const float *dfeat);
+static inline const float *imcap_encoder_output(const imcap_config *cfg, const imcap_encoder_acts *e) {
+    return e->act[cfg->n_layers];
+}
+
+/* ---- decoder: per-image preparation */
+
+typedef struct {
+    float *a;     /* [L,D] annotation vectors, a_i = column i of the features */
+    float *p;     /* [L,A] encoder_att(a_i) */
+    float *abar;  /* [D] */
+    float *h0, *c0; /* [Hd] tanh(init_h(abar)), tanh(init_c(abar)) */
+} imcap_decoder_init;
+
+imcap_status imcap_decoder_init_alloc(imcap_decoder_init *d, const imcap_config *cfg);
+void imcap_decoder_init_free(imcap_decoder_init *d);
+void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *p, const float *feat,
+                                   imcap_decoder_init *d);
+/* da [L,D], dp [L,A], dh0, dc0 [Hd] arrive; writes dfeat [D,L] (overwrites)
+ * and accumulates into g. scratch: [D + Hd] floats. */
+void imcap_decoder_prepare_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
+                                    const imcap_decoder_init *d, const float *da, const float *dp, const float *dh0,
+                                    const float *dc0, float *dfeat, float *scratch);
+
+/* ---- decoder: one step for N rows */
+
+typedef struct {
+    int cap;          /* rows allocated */
+    float *q;         /* [N,A] decoder_att(h_prev) */
+    float *tanh_pq;   /* [N,L,A] */
+    float *alpha;     /* [N,L] the attention maps */
+    float *ctx;       /* [N,D] sum_i alpha_i a_i */
+    float *gate;      /* [N,D] sigmoid(f_beta(h_prev)) */
+    float *x;         /* [N,E+D] LSTM input */
+    float *gates;     /* [N,4Hd] activated */
+    float *c, *tanh_c, *h; /* [N,Hd] */
+    float *h_fc;      /* [N,Hd] fc input: h, or h with dropout applied */
+    float *logits;    /* [N,V] */
+} imcap_step_cache;
+
+imcap_status imcap_step_cache_alloc(imcap_step_cache *s, const imcap_config *cfg, int V, int N);
+void imcap_step_cache_free(imcap_step_cache *s);
+
+/* Row n reads a + n * a_stride and p + n * p_stride (stride 0: one image
+ * shared by every row, as in beam search). dropout_mask [N,Hd] scales h
+ * before fc (NULL: none). */
+void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
+                                const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
+                                const float *p_att, size_t p_stride, const float *dropout_mask, imcap_step_cache *s);
+
+typedef struct {
+    float *dh_fc, *dh, *dx, *dgate, *dctx, *dq, *lstm, *att; /* sized for cap rows */
+    int cap;
+} imcap_step_scratch;
+
+imcap_status imcap_step_scratch_alloc(imcap_step_scratch *w, const imcap_config *cfg, int N);
+void imcap_step_scratch_free(imcap_step_scratch *w);
+
+/* dlogits [N,V]; dh_next, dc_next [N,Hd] from step t+1 (NULL at the last);
+ * dalpha_extra [N,L] (NULL: none). Accumulates dh_prev, dc_prev [N,Hd],
+ * da, dp (row n at n * stride, as in the forward) and the parameter grads. */
+void imcap_decoder_step_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g, int V, int N,
+                                 const int *tokens, const float *h_prev, const float *c_prev, const float *a,
+                                 size_t a_stride, const float *dropout_mask, const imcap_step_cache *s,
+                                 const float *dlogits, const float *dh_next, const float *dc_next,
+                                 const float *dalpha_extra, float *dh_prev, float *dc_prev, float *da, float *dp,
+                                 size_t p_stride, imcap_step_scratch *w);
+#endif
