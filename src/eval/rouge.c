@@ -92,13 +92,3 @@ imcap_status imcap_rouge_l(const imcap_eval_item *items, int n, double *mean, do
     *mean = sum / n;
     return IMCAP_OK;
 }
-
-imcap_status imcap_caption_scores_compute(const imcap_eval_item *items, int n, imcap_caption_scores *out,
-                                          imcap_error *err) {
-    memset(out, 0, sizeof *out);
-    imcap_status st = imcap_bleu(items, n, &out->bleu, err);
-    if (!st) st = imcap_cider_d(items, n, &out->cider_d, NULL, err);
-    if (!st) st = imcap_rouge_l(items, n, &out->rouge_l, NULL, err);
-    if (!st) out->n_images = n;
-    return st;
-}

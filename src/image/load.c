@@ -213,6 +213,65 @@ static imcap_status png_check(const unsigned char *d, size_t n, const char *name
     }
 }
 
+static uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/* The dimensions a header declares, read here rather than by stbi_info
+ * because stb refuses large sizes itself with a bare "too large", and we
+ * want the limit named. Returns 0 when not found (stb then judges). */
+static int header_dims(const char *fmt, const unsigned char *d, size_t n, long long *w, long long *h) {
+    if (!fmt) return 0;
+    if (!strcmp(fmt, "PNG") && n >= 24 && be32(d + 8) == 13 && !memcmp(d + 12, "IHDR", 4)) {
+        *w = be32(d + 16);
+        *h = be32(d + 20);
+        return 1;
+    }
+    if (!strcmp(fmt, "GIF") && n >= 10) {
+        *w = d[6] | d[7] << 8;
+        *h = d[8] | d[9] << 8;
+        return 1;
+    }
+    if (!strcmp(fmt, "PSD") && n >= 22) {
+        *h = be32(d + 14);
+        *w = be32(d + 18);
+        return 1;
+    }
+    if (!strcmp(fmt, "BMP") && n >= 26) {
+        uint32_t hsz = le32(d + 14);
+        if (hsz == 12) {
+            *w = d[18] | d[19] << 8;
+            *h = d[20] | d[21] << 8;
+        } else {
+            *w = (int32_t)le32(d + 18);
+            *h = (int32_t)le32(d + 22);
+            if (*h < 0) *h = -*h; /* negative height: rows stored top-down */
+        }
+        return 1;
+    }
+    if (!strcmp(fmt, "JPEG")) {
+        /* Marker segments up to the first SOFn (or SOS: no frame header). */
+        size_t off = 2;
+        while (off + 4 <= n) {
+            if (d[off] != 0xFF) return 0;
+            unsigned m = d[off + 1];
+            if (m == 0xFF) { off++; continue; } /* fill byte */
+            if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { off += 2; continue; }
+            if (m == 0xDA || m == 0xD9) return 0;
+            size_t len = (size_t)d[off + 2] << 8 | d[off + 3];
+            if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+                if (off + 9 > n) return 0;
+                *h = d[off + 5] << 8 | d[off + 6];
+                *w = d[off + 7] << 8 | d[off + 8];
+                return *w > 0 && *h > 0; /* height 0 means "given later by DNL" */
+            }
+            if (len < 2) return 0;
+            off += 2 + len;
+        }
+    }
+    return 0;
+}
+
 static const char *format_of(const unsigned char *d, size_t n) {
     if (n >= 3 && memcmp(d, "\xFF\xD8\xFF", 3) == 0) return "JPEG";
     if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
@@ -238,6 +297,11 @@ imcap_status imcap_image_load_memory(const void *data, size_t size, const char *
                           "%s: Radiance HDR images are not supported (the spec decodes 8- and 16-bit images only)",
                           name);
     if (fmt && strcmp(fmt, "PNM") == 0) return load_pnm(d, size, name, out, err);
+    long long hw, hh;
+    if (header_dims(fmt, d, size, &hw, &hh)) {
+        imcap_status st = check_size(name, hw, hh, err);
+        if (st) return st;
+    }
     if (size > INT_MAX) /* stb takes the length as an int */
         return imcap_fail(err, IMCAP_E_IMAGE, "%s: file too large to decode (%zu bytes)", name, size);
     if (fmt && strcmp(fmt, "PNG") == 0) {

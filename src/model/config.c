@@ -155,10 +155,23 @@ done:
     return s;
 }
 
+/* The shortest decimal that reads back as the same float (0.485, not 0.485000014). */
+static void short_float(imcap_buf *b, float v) {
+    char tmp[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, (double)v);
+        if (strtof(tmp, NULL) == v) break;
+    }
+    imcap_buf_printf(b, "%s", tmp);
+}
+
 char *imcap_config_to_json(const imcap_config *cfg) {
     imcap_buf b = {0};
-    imcap_buf_printf(&b, "{\"image_size\": %d, \"mean\": [%.9g, %.9g, %.9g], \"std\": [%.9g, %.9g, %.9g], \"encoder\": [",
-                     cfg->image_size, cfg->mean[0], cfg->mean[1], cfg->mean[2], cfg->std[0], cfg->std[1], cfg->std[2]);
+    imcap_buf_printf(&b, "{\"image_size\": %d, \"mean\": [", cfg->image_size);
+    for (int c = 0; c < 3; c++) imcap_buf_printf(&b, "%s", c ? ", " : ""), short_float(&b, cfg->mean[c]);
+    imcap_buf_printf(&b, "], \"std\": [");
+    for (int c = 0; c < 3; c++) imcap_buf_printf(&b, "%s", c ? ", " : ""), short_float(&b, cfg->std[c]);
+    imcap_buf_printf(&b, "], \"encoder\": [");
     for (int i = 0; i < cfg->n_layers; i++) {
         const imcap_layer *l = &cfg->layers[i];
         if (i) imcap_buf_printf(&b, ", ");

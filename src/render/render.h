@@ -177,7 +177,7 @@ enum {
 imcap_status imcap_render_write(const imcap_image *img, const imcap_result *r, const char *outdir, const char *stem,
                                 const char *title, const imcap_render_options *o, int what, imcap_error *err);
 
-/* The file name (no directory) of overlay k of hyps[0]: "<stem>_<NN>_<word>.png". */
-void imcap_render_overlay_name(const char *stem, int k, const char *word, char *out, size_t cap);
+/* Checks that hypothesis h of r exists and has what rendering needs. */
+imcap_status imcap_render_check_result(const imcap_result *r, int h, imcap_error *err);
 
 #endif

@@ -1,0 +1,211 @@
+/* backward.c — the loss and the whole model's backward pass for a set of
+ * examples handled by one thread: encoder per example, decoder batched over
+ * the examples with teacher forcing. Examples are processed longest first so
+ * that at step t the rows still running are a prefix (as PyTorch's
+ * pack_padded_sequence does): padding costs nothing and needs no mask. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/image.h"
+#include "kernels/kernels.h"
+#include "train.h"
+
+struct imcap_trainer_worker {
+    int cap, T;                  /* examples, steps */
+    imcap_encoder_acts *enc;     /* [cap] */
+    imcap_decoder_init *init;    /* [cap] views into the contiguous arrays below */
+    float *a, *p, *h0, *c0;      /* [cap,L,D], [cap,L,A], [cap,Hd] x 2 */
+    float *da, *dp, *dh0, *dc0, *dfeat, *prep_scratch;
+    imcap_step_cache *steps;     /* [T] */
+    imcap_step_scratch scratch;
+    float *dh[2], *dc[2];        /* [cap,Hd] ping-pong */
+    float *dlogits, *probs;      /* [cap,V] */
+    float *dalpha, *alpha_sum;   /* [cap,L] */
+    float *masks;                /* [T,cap,Hd] dropout */
+    int *tokens;                 /* [cap] inputs of the current step */
+    int *order;                  /* [cap] examples, longest first */
+    float *grads;                /* tab.total */
+    imcap_params g;
+};
+
+imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap) {
+    const imcap_config *c = &m->cfg;
+    int L = c->L, D = c->D, A = c->attention_dim, Hd = c->hidden_dim, V = m->vocab.n, T = c->max_length + 1;
+    imcap_trainer_worker *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->cap = cap, w->T = T;
+    w->enc = calloc((size_t)cap, sizeof *w->enc);
+    w->init = calloc((size_t)cap, sizeof *w->init);
+    w->steps = calloc((size_t)T, sizeof *w->steps);
+    int ok = w->enc && w->init && w->steps;
+    for (int e = 0; ok && e < cap; e++) ok = imcap_encoder_acts_init(&w->enc[e], c, 1) == IMCAP_OK;
+    for (int t = 0; ok && t < T; t++) ok = imcap_step_cache_alloc(&w->steps[t], c, V, cap) == IMCAP_OK;
+    ok = ok && imcap_step_scratch_alloc(&w->scratch, c, cap) == IMCAP_OK;
+    float **bufs[] = {&w->a, &w->p, &w->h0, &w->c0, &w->da, &w->dp, &w->dh0, &w->dc0, &w->dfeat, &w->prep_scratch,
+                      &w->dh[0], &w->dh[1], &w->dc[0], &w->dc[1], &w->dlogits, &w->probs, &w->dalpha,
+                      &w->alpha_sum, &w->masks, &w->grads};
+    size_t sizes[] = {(size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd,
+                      (size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)D * L,
+                      (size_t)D + Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd,
+                      (size_t)cap * V, (size_t)cap * V, (size_t)cap * L, (size_t)cap * L, (size_t)T * cap * Hd,
+                      m->tab.total};
+    for (size_t k = 0; ok && k < sizeof sizes / sizeof sizes[0]; k++)
+        ok = (*bufs[k] = imcap_aligned_alloc(sizes[k] * sizeof(float))) != NULL;
+    w->tokens = calloc((size_t)cap, sizeof(int));
+    w->order = calloc((size_t)cap, sizeof(int));
+    if (!ok || !w->tokens || !w->order) {
+        imcap_worker_free(w);
+        return NULL;
+    }
+    for (int e = 0; e < cap; e++) {
+        imcap_decoder_init *d = &w->init[e];
+        d->a = w->a + (size_t)e * L * D, d->p = w->p + (size_t)e * L * A;
+        d->h0 = w->h0 + (size_t)e * Hd, d->c0 = w->c0 + (size_t)e * Hd;
+        d->abar = NULL; /* set per use from prep_scratch below */
+    }
+    imcap_params_point(&w->g, c, &m->tab, w->grads);
+    return w;
+}
+
+void imcap_worker_free(imcap_trainer_worker *w) {
+    if (!w) return;
+    for (int e = 0; w->enc && e < w->cap; e++) imcap_encoder_acts_free(&w->enc[e]);
+    for (int t = 0; w->steps && t < w->T; t++) imcap_step_cache_free(&w->steps[t]);
+    imcap_step_scratch_free(&w->scratch);
+    float *bufs[] = {w->a, w->p, w->h0, w->c0, w->da, w->dp, w->dh0, w->dc0, w->dfeat, w->prep_scratch,
+                     w->dh[0], w->dh[1], w->dc[0], w->dc[1], w->dlogits, w->probs, w->dalpha, w->alpha_sum,
+                     w->masks, w->grads};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
+    if (w->init)
+        for (int e = 0; e < w->cap; e++) free(w->init[e].abar);
+    free(w->enc), free(w->init), free(w->steps), free(w->tokens), free(w->order);
+    free(w);
+}
+
+float *imcap_worker_grads(imcap_trainer_worker *w, imcap_params *views) {
+    if (views) *views = w->g;
+    return w->grads;
+}
+
+/* splitmix-style hash: a mask depends only on (seed, step, example, t). */
+static uint64_t mix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap_example *ex, int n,
+                      const imcap_loss_options *opt, double token_norm, double example_norm, int no_grad,
+                      imcap_loss_stats *stats) {
+    const imcap_config *c = &m->cfg;
+    const imcap_params *P = &m->p;
+    int L = c->L, D = c->D, A = c->attention_dim, Hd = c->hidden_dim, V = m->vocab.n, S = c->image_size;
+    /* longest first, ties by position: deterministic */
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        while (j > 0 && ex[w->order[j - 1]].length < ex[i].length) w->order[j] = w->order[j - 1], j--;
+        w->order[j] = i;
+    }
+    int T = ex[w->order[0]].length;
+    if (T > w->T) T = w->T;
+
+    for (int r = 0; r < n; r++) {
+        const imcap_example *e = &ex[w->order[r]];
+        imcap_normalise(e->rgb, S, c->mean, c->std, w->enc[r].act[0]);
+        imcap_encoder_forward(c, P, &w->enc[r]);
+        imcap_decoder_init *d = &w->init[r];
+        if (!d->abar) d->abar = imcap_aligned_alloc((size_t)D * sizeof(float));
+        imcap_decoder_prepare_forward(c, P, imcap_encoder_output(c, &w->enc[r]), d);
+    }
+    int use_dropout = opt->dropout > 0 && !no_grad;
+    float keep_scale = use_dropout ? 1.0f / (1.0f - opt->dropout) : 1.0f;
+    memset(w->alpha_sum, 0, (size_t)n * L * sizeof(float));
+    int *active = malloc((size_t)(T + 1) * sizeof(int));
+    for (int t = 0; t < T; t++) {
+        int N = 0;
+        while (N < n && ex[w->order[N]].length > t) N++;
+        active[t] = N;
+        for (int r = 0; r < N; r++) w->tokens[r] = t == 0 ? IMCAP_TOK_START : ex[w->order[r]].tokens[t - 1];
+        const float *hp = t == 0 ? w->h0 : w->steps[t - 1].h, *cp = t == 0 ? w->c0 : w->steps[t - 1].c;
+        float *mask = NULL;
+        if (use_dropout) {
+            mask = w->masks + (size_t)t * w->cap * Hd;
+            for (int r = 0; r < N; r++) {
+                imcap_rng rng;
+                imcap_rng_seed(&rng, mix(opt->seed ^ mix((uint64_t)opt->step * 1000003ULL + ex[w->order[r]].id)) ^ (uint64_t)t);
+                for (int j = 0; j < Hd; j++)
+                    mask[(size_t)r * Hd + j] = imcap_rng_uniform(&rng) < opt->dropout ? 0.0f : keep_scale;
+            }
+        }
+        imcap_decoder_step_forward(c, P, V, N, w->tokens, hp, cp, w->a, (size_t)L * D, w->p, (size_t)L * A, mask,
+                                   &w->steps[t]);
+        for (int r = 0; r < N; r++) {
+            const float *al = w->steps[t].alpha + (size_t)r * L;
+            for (int i = 0; i < L; i++) w->alpha_sum[(size_t)r * L + i] += al[i];
+        }
+    }
+    /* the loss */
+    for (int r = 0; r < n; r++) {
+        double reg = 0;
+        for (int i = 0; i < L; i++) {
+            double d = 1.0 - w->alpha_sum[(size_t)r * L + i];
+            reg += d * d;
+            w->dalpha[(size_t)r * L + i] = (float)(-2.0 * opt->att_reg * d / example_norm);
+        }
+        stats->reg_sum += reg;
+    }
+    stats->n_examples += n;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < active[t]; r++) {
+            const float *lg = w->steps[t].logits + (size_t)r * V;
+            int y = ex[w->order[r]].tokens[t], best = 0;
+            float mx = lg[0];
+            for (int v = 1; v < V; v++)
+                if (lg[v] > mx) mx = lg[v], best = v;
+            double s = 0;
+            for (int v = 0; v < V; v++) s += exp((double)(lg[v] - mx));
+            stats->ce_sum += -(lg[y] - mx - log(s));
+            stats->n_tokens++;
+            stats->correct += best == y;
+        }
+    if (no_grad) {
+        free(active);
+        return;
+    }
+
+    /* backward through the decoder steps, last first */
+    memset(w->da, 0, (size_t)n * L * D * sizeof(float));
+    memset(w->dp, 0, (size_t)n * L * A * sizeof(float));
+    float *dh_next = NULL, *dc_next = NULL;
+    int cur = 0;
+    for (int t = T - 1; t >= 0; t--) {
+        int N = active[t];
+        const imcap_step_cache *s = &w->steps[t];
+        for (int r = 0; r < N; r++) {
+            float *dl = w->dlogits + (size_t)r * V;
+            imcap_softmax_forward(dl, s->logits + (size_t)r * V, V);
+            for (int v = 0; v < V; v++) dl[v] = (float)(dl[v] / token_norm);
+            dl[ex[w->order[r]].tokens[t]] -= (float)(1.0 / token_norm);
+            w->tokens[r] = t == 0 ? IMCAP_TOK_START : ex[w->order[r]].tokens[t - 1];
+        }
+        const float *hp = t == 0 ? w->h0 : w->steps[t - 1].h, *cp = t == 0 ? w->c0 : w->steps[t - 1].c;
+        float *dhp = t == 0 ? w->dh0 : w->dh[cur], *dcp = t == 0 ? w->dc0 : w->dc[cur];
+        memset(dhp, 0, (size_t)n * Hd * sizeof(float));
+        memset(dcp, 0, (size_t)n * Hd * sizeof(float));
+        imcap_decoder_step_backward(c, P, &w->g, V, N, w->tokens, hp, cp, w->a, (size_t)L * D,
+                                    use_dropout ? w->masks + (size_t)t * w->cap * Hd : NULL, s, w->dlogits, dh_next,
+                                    dc_next, opt->att_reg != 0 ? w->dalpha : NULL, dhp, dcp, w->da, w->dp,
+                                    (size_t)L * A, &w->scratch);
+        dh_next = dhp, dc_next = dcp;
+        cur ^= 1;
+    }
+    /* through the initial state and encoder_att into the encoder */
+    for (int r = 0; r < n; r++) {
+        imcap_decoder_prepare_backward(c, P, &w->g, &w->init[r], w->da + (size_t)r * L * D, w->dp + (size_t)r * L * A,
+                                       w->dh0 + (size_t)r * Hd, w->dc0 + (size_t)r * Hd, w->dfeat, w->prep_scratch);
+        imcap_encoder_backward(c, P, &w->g, &w->enc[r], w->dfeat);
+    }
+    free(active);
+}
