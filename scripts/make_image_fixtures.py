@@ -224,10 +224,13 @@ def main():
     smooth.convert("L").save(os.path.join(OUT, "smooth_grey.jpg"), quality=95)
     ref = Image.open(os.path.join(OUT, "smooth_grey.jpg")).convert("RGB")
     add_decode("smooth_grey.jpg", 24, 16, ref.tobytes(), tol=3)
-    # A larger 4:2:0 photo-like JPEG, only used to cut into truncated files.
+    # Noisy 4:2:0 JPEGs, baseline and progressive (the tests also cut them).
     gradient_noise(64, 48, 7).save(os.path.join(OUT, "photo.jpg"), quality=85)
     ref = Image.open(os.path.join(OUT, "photo.jpg")).convert("RGB")
     add_decode("photo.jpg", 64, 48, ref.tobytes(), tol=12)
+    gradient_noise(48, 32, 8).save(os.path.join(OUT, "photo_prog.jpg"), quality=85, progressive=True)
+    ref = Image.open(os.path.join(OUT, "photo_prog.jpg")).convert("RGB")
+    add_decode("photo_prog.jpg", 48, 32, ref.tobytes(), tol=12)
 
     with open(os.path.join(OUT, "manifest.txt"), "w") as f:
         f.write("# written by scripts/make_image_fixtures.py (Pillow %s); see that script.\n" % PIL.__version__)

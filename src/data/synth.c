@@ -231,18 +231,20 @@ imcap_status imcap_synth_scene_make(uint64_t seed, long index, int side, imcap_s
     return IMCAP_OK;
 }
 
+#define APPEND(b, lit) imcap_buf_append((b), (lit), strlen(lit))
+
 static void json_box(imcap_buf *b, const float v[4], int pixels) {
-    imcap_buf_append(b, "[", 1);
+    APPEND(b, "[");
     for (int k = 0; k < 4; k++) {
-        if (k) imcap_buf_append(b, ", ", 2);
+        if (k) APPEND(b, ", ");
         if (pixels) imcap_buf_printf(b, "%.2f", (double)v[k]);
         else imcap_buf_float(b, v[k]);
     }
-    imcap_buf_append(b, "]", 1);
+    APPEND(b, "]");
 }
 
 static void objects_json(imcap_buf *b, const imcap_synth_scene *sc) {
-    imcap_buf_append(b, "[", 1);
+    APPEND(b, "[");
     for (int i = 0; i < sc->n; i++) {
         const imcap_synth_object *o = &sc->obj[i];
         float nb[4] = {o->box.x0, o->box.y0, o->box.x1, o->box.y1};
@@ -250,11 +252,11 @@ static void objects_json(imcap_buf *b, const imcap_synth_scene *sc) {
                          imcap_synth_shape_names[o->shape], imcap_synth_colour_names[o->colour],
                          imcap_synth_size_names[o->size]);
         json_box(b, o->bbox, 1);
-        imcap_buf_append(b, ", \"bbox_norm\": ", 14);
+        APPEND(b, ", \"bbox_norm\": ");
         json_box(b, nb, 0);
         imcap_buf_printf(b, ", \"cx\": %.2f, \"cy\": %.2f}", (double)round2(o->cx), (double)round2(o->cy));
     }
-    imcap_buf_append(b, "]", 1);
+    APPEND(b, "]");
 }
 
 char *imcap_synth_objects_json(const imcap_synth_scene *sc) {
@@ -274,33 +276,33 @@ static void image_json(imcap_buf *b, const imcap_synth_scene *sc, long index, co
                      index, index, split, sc->side, sc->side);
     for (int s = 0; s < IMCAP_SYNTH_N_CAPTIONS; s++) {
         const imcap_synth_caption *c = &sc->captions[s];
-        imcap_buf_append(b, s ? ", {\"tokens\": [" : "{\"tokens\": [", s ? 13 : 11);
+        APPEND(b, s ? ", {\"tokens\": [" : "{\"tokens\": [");
         for (int k = 0; k < c->n_words; k++) {
-            if (k) imcap_buf_append(b, ", ", 2);
+            if (k) APPEND(b, ", ");
             imcap_buf_json_string(b, c->words[k]);
         }
-        imcap_buf_append(b, "], \"raw\": ", 10);
+        APPEND(b, "], \"raw\": ");
         imcap_buf_json_string(b, c->raw);
         imcap_buf_printf(b, ", \"imgid\": %ld, \"sentid\": %ld}", index, index * IMCAP_SYNTH_N_CAPTIONS + s);
     }
-    imcap_buf_append(b, "], \"sentids\": [", 15);
+    APPEND(b, "], \"sentids\": [");
     for (int s = 0; s < IMCAP_SYNTH_N_CAPTIONS; s++)
         imcap_buf_printf(b, "%s%ld", s ? ", " : "", index * IMCAP_SYNTH_N_CAPTIONS + s);
-    imcap_buf_append(b, "], \"objects\": ", 14);
+    APPEND(b, "], \"objects\": ");
     objects_json(b, sc);
-    imcap_buf_append(b, ", \"mentions\": [", 15);
+    APPEND(b, ", \"mentions\": [");
     for (int s = 0; s < IMCAP_SYNTH_N_CAPTIONS; s++) {
         const imcap_synth_caption *c = &sc->captions[s];
-        imcap_buf_append(b, s ? ", [" : "[", s ? 3 : 1);
+        APPEND(b, s ? ", [" : "[");
         for (int m = 0; m < c->n_mentions; m++) {
             const imcap_synth_mention *me = &c->mentions[m];
             imcap_buf_printf(b, "%s{\"object\": %d, \"words\": [", m ? ", " : "", me->object);
             for (int k = 0; k < me->n_words; k++) imcap_buf_printf(b, "%s%d", k ? ", " : "", me->words[k]);
             imcap_buf_printf(b, "], \"shape_word\": %d}", me->shape_word);
         }
-        imcap_buf_append(b, "]", 1);
+        APPEND(b, "]");
     }
-    imcap_buf_append(b, "]}", 2);
+    APPEND(b, "]}");
 }
 
 static imcap_status mkdir_p(const char *path, imcap_error *err) {

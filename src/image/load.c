@@ -1,8 +1,9 @@
 /* load.c — decoding image files into 8-bit RGB (spec, "Preprocessing" 1).
  *
  * stb_image (Debian's libstb) decodes JPEG, PNG, BMP, GIF (first frame), TGA,
- * PSD and PIC; PNM is decoded here (see below). What stb does with req_comp=3,
- * checked against stb_image.h v2.27 and by tests/test_image.c:
+ * PSD and PIC; PNM is decoded here (see below); Radiance HDR is refused (stb
+ * would tone-map it, which the spec does not define). What stb does with
+ * req_comp=3, checked against stb_image.h v2.27 and by tests/test_image.c:
  *   - grey (1 channel) is replicated to R=G=B (stbi__convert_format 1->3);
  *   - grey+alpha and RGBA lose their alpha: the conversions 2->3 and 4->3 copy
  *     the colour and drop alpha, nothing is composited. A PNG tRNS chunk only
@@ -13,12 +14,18 @@
  *   - GIF: only the first frame; pixels it leaves transparent come out black
  *     (stb clears its canvas to 0 and alpha is then dropped);
  *   - gAMA / iCCP / EXIF orientation are ignored, as the spec says.
- * stb does not verify PNG CRCs; a PNG whose chunk list ends before IEND is
- * refused here (png_check) because stb may otherwise decode a partial image.
- * A truncated JPEG whose headers are complete is decoded "successfully" by
- * stb: the missing entropy-coded data reads as zeros, so the missing part of
- * the picture is flat grey. That is accepted (PIL, by contrast, raises
- * "image file is truncated"); a JPEG cut inside its headers is refused.
+ * Cut files: stb reads bytes past the end of the buffer as zeros, so for
+ * several formats it would return a partly black picture for a truncated
+ * file. Before decoding we check that the file holds everything its header
+ * announces: the PNG chunk list up to IEND (png_check), the GIF blocks up to
+ * the end of the first frame, the pixel array of uncompressed BMP and of
+ * TGA (raw or RLE). Raw PNM is checked by its own decoder. JPEG needs no
+ * check of ours: stb 2.27 requires a marker after each scan's entropy-coded
+ * data, so every cut JPEG (baseline or progressive, even one missing only its
+ * final EOI) fails with "expected marker" (tests/test_image.c cuts fixtures
+ * at every byte). Should another stb version decode such files with the
+ * missing blocks filled in, that test fails rather than grey creeping in
+ * silently. PNG CRCs are not verified (stb ignores them).
  *
  * Thread safety: stb keeps its failure reason in a thread-local (the Debian
  * build has STBI_THREAD_LOCAL), and we never call the global setters
@@ -272,6 +279,94 @@ static int header_dims(const char *fmt, const unsigned char *d, size_t n, long l
     return 0;
 }
 
+static unsigned le16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
+
+static imcap_status truncated(const char *name, const char *fmt, imcap_error *err) {
+    return imcap_fail(err, IMCAP_E_IMAGE, "%s: truncated %s image (the file ends before the data its header announces)",
+                      name, fmt);
+}
+
+/* GIF: walks the blocks up to the end of the first frame (the only one
+ * decoded); stb would return a partly black frame for a cut file. */
+static imcap_status gif_check(const unsigned char *d, size_t n, const char *name, imcap_error *err) {
+    size_t off = 13;
+    if (n < off) return truncated(name, "GIF", err);
+    if (d[10] & 0x80) off += (size_t)3 << ((d[10] & 7) + 1); /* global colour table */
+    for (;;) {
+        if (off >= n) return truncated(name, "GIF", err);
+        unsigned b = d[off++];
+        if (b == 0x2C) { /* image descriptor */
+            if (n - off < 10) return truncated(name, "GIF", err);
+            unsigned flags = d[off + 8];
+            off += 9;
+            if (flags & 0x80) off += (size_t)3 << ((flags & 7) + 1);
+            off++; /* LZW minimum code size */
+        } else if (b == 0x21) { /* extension: label, then sub-blocks */
+            off++;
+        } else {
+            return IMCAP_OK; /* trailer or garbage: stb's decoder judges */
+        }
+        for (;;) { /* sub-blocks, up to the empty one */
+            if (off >= n) return truncated(name, "GIF", err);
+            unsigned len = d[off++];
+            if (len == 0) break;
+            off += len;
+        }
+        if (b == 0x2C) return IMCAP_OK;
+    }
+}
+
+/* BMP: stb reads missing pixel rows as zeros. RLE and other compressions
+ * are left to stb (which refuses what it cannot read). */
+static imcap_status bmp_check(const unsigned char *d, size_t n, const char *name, imcap_error *err) {
+    if (n < 30) return IMCAP_OK;
+    uint32_t off = le32(d + 10), hsz = le32(d + 14), comp = 0;
+    long long w, h;
+    unsigned bpp;
+    if (hsz == 12) {
+        w = le16(d + 18);
+        h = le16(d + 20);
+        bpp = le16(d + 24);
+    } else {
+        if (n < 34) return IMCAP_OK;
+        w = (int32_t)le32(d + 18);
+        h = (int32_t)le32(d + 22);
+        if (h < 0) h = -h;
+        bpp = le16(d + 28);
+        comp = le32(d + 30);
+    }
+    if ((comp != 0 && comp != 3 && comp != 6) || w < 1 || h < 1 || bpp < 1 || bpp > 32 || off < 14 + hsz)
+        return IMCAP_OK;
+    /* Rows are padded to 4 bytes; the last row's padding may be missing. */
+    size_t row = ((size_t)w * bpp + 31) / 32 * 4;
+    size_t need = (size_t)off + row * (size_t)(h - 1) + ((size_t)w * bpp + 7) / 8;
+    if (n < need) return truncated(name, "BMP", err);
+    return IMCAP_OK;
+}
+
+/* TGA (the header stbi_info accepted): stb reads missing pixels as zeros. */
+static imcap_status tga_check(const unsigned char *d, size_t n, const char *name, imcap_error *err) {
+    if (n < 18) return truncated(name, "TGA", err);
+    unsigned type = d[2], bpp = d[16];
+    size_t off = 18 + (size_t)d[0];
+    if (d[1] == 1) off += (size_t)le16(d + 5) * ((d[7] + 7u) / 8);
+    size_t px = (bpp + 7) / 8, npx = (size_t)le16(d + 12) * le16(d + 14);
+    if (px == 0) return IMCAP_OK;
+    if (type < 8) {
+        if (n < off || (n - off) / px < npx) return truncated(name, "TGA", err);
+        return IMCAP_OK;
+    }
+    for (size_t done = 0; done < npx;) { /* RLE packets */
+        if (off >= n) return truncated(name, "TGA", err);
+        unsigned hb = d[off++];
+        size_t cnt = (hb & 0x7f) + 1, bytes = hb & 0x80 ? px : cnt * px;
+        if (n - off < bytes) return truncated(name, "TGA", err);
+        off += bytes;
+        done += cnt;
+    }
+    return IMCAP_OK;
+}
+
 static const char *format_of(const unsigned char *d, size_t n) {
     if (n >= 3 && memcmp(d, "\xFF\xD8\xFF", 3) == 0) return "JPEG";
     if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
@@ -279,6 +374,7 @@ static const char *format_of(const unsigned char *d, size_t n) {
     if (n >= 2 && d[0] == 'B' && d[1] == 'M') return "BMP";
     if (n >= 4 && memcmp(d, "8BPS", 4) == 0) return "PSD";
     if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' && (is_space(d[2]) || d[2] == '#')) return "PNM";
+    if (n >= 4 && memcmp(d, "S\x80\xF6\x34", 4) == 0) return "PIC";
     if ((n >= 11 && memcmp(d, "#?RADIANCE\n", 11) == 0) || (n >= 7 && memcmp(d, "#?RGBE\n", 7) == 0)) return "HDR";
     return NULL;
 }
@@ -318,6 +414,13 @@ imcap_status imcap_image_load_memory(const void *data, size_t size, const char *
     }
     imcap_status st = check_size(name, w, h, err);
     if (st) return st;
+    /* stb reads past-the-end bytes as zeros: refuse cut files first. With no
+     * signature, stbi_info accepted the file as TGA (the only format stb
+     * tries that has none). */
+    if (!fmt) st = tga_check(d, size, name, err);
+    else if (!strcmp(fmt, "GIF")) st = gif_check(d, size, name, err);
+    else if (!strcmp(fmt, "BMP")) st = bmp_check(d, size, name, err);
+    if (st) return st;
 
     int w2 = 0, h2 = 0, c2 = 0;
     unsigned char *px = stbi_load_from_memory(d, (int)size, &w2, &h2, &c2, 3);
@@ -326,8 +429,11 @@ imcap_status imcap_image_load_memory(const void *data, size_t size, const char *
         if (!why) why = "unknown error";
         if (strcmp(why, "outofmem") == 0)
             return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory decoding %dx%d pixels", name, w, h);
-        if (strcmp(why, "outofdata") == 0)
-            return imcap_fail(err, IMCAP_E_IMAGE, "%s: truncated %s image (stb: %s)", name, fmt ? fmt : "TGA", why);
+        /* stb reports a cut JPEG as a missing marker after the scan data. */
+        int cut_jpeg = fmt && !strcmp(fmt, "JPEG") && memcmp(d + size - 2, "\xFF\xD9", 2) != 0;
+        if (!strcmp(why, "outofdata") || cut_jpeg)
+            return imcap_fail(err, IMCAP_E_IMAGE, "%s: truncated or corrupt %s image (stb: %s)", name,
+                              fmt ? fmt : "TGA", why);
         return imcap_fail(err, IMCAP_E_IMAGE, "%s: cannot decode %s image (stb: %s)", name, fmt ? fmt : "TGA", why);
     }
     /* stb's pixel buffer comes from STBI_MALLOC, which is malloc in libstb's

@@ -109,3 +109,6 @@ imcap_status imcap_model_set_metadata(imcap_model *m, const char *key, const cha
 void *imcap_aligned_alloc(size_t bytes);   /* 64-byte aligned, zeroed; free with free() */
 
 #endif
+
+/* The model file in memory (malloc'd): what imcap_model_save writes. */
+imcap_status imcap_model_serialize(const imcap_model *m, unsigned char **data, size_t *size, imcap_error *err);

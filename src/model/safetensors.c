@@ -274,8 +274,8 @@ imcap_status imcap_model_load(const char *path, imcap_model **out, imcap_error *
     return s;
 }
 
-imcap_status imcap_model_save(const imcap_model *m, const char *path, imcap_error *err) {
-    if (!m || !path) return imcap_fail(err, IMCAP_E_ARG, "imcap_model_save: model or path is NULL");
+imcap_status imcap_model_serialize(const imcap_model *m, unsigned char **data, size_t *size, imcap_error *err) {
+    *data = NULL, *size = 0;
     cJSON *root = cJSON_CreateObject(), *md = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "__metadata__", md);
     cJSON_AddStringToObject(md, "imcap.format", "1");
@@ -298,20 +298,26 @@ imcap_status imcap_model_save(const imcap_model *m, const char *path, imcap_erro
     }
     char *hdr = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    if (!hdr) return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", path);
-    size_t hl = strlen(hdr), padded = (hl + 7) / 8 * 8;
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    imcap_atomic_file af;
-    imcap_status s = imcap_atomic_open(&af, path, err);
-    if (s) { free(hdr); return s; }
-    int ok = fwrite(len8, 1, 8, af.f) == 8 && fwrite(hdr, 1, hl, af.f) == hl;
-    for (size_t i = hl; i < padded && ok; i++) ok = fputc(' ', af.f) != EOF;
+    if (!hdr) return imcap_fail(err, IMCAP_E_NOMEM, "out of memory");
+    size_t hl = strlen(hdr), padded = (hl + 7) / 8 * 8, total = 8 + padded + m->tab.total * sizeof(float);
+    unsigned char *buf = malloc(total);
+    if (!buf) { free(hdr); return imcap_fail(err, IMCAP_E_NOMEM, "out of memory"); }
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    memset(buf + 8 + hl, ' ', padded - hl);
+    memcpy(buf + 8 + padded, m->block, m->tab.total * sizeof(float));
     free(hdr);
-    if (ok) ok = fwrite(m->block, sizeof(float), m->tab.total, af.f) == m->tab.total;
-    if (!ok) {
-        imcap_atomic_abort(&af);
-        return imcap_fail(err, IMCAP_E_IO, "%s: write failed: %s", path, strerror(errno));
-    }
-    return imcap_atomic_commit(&af, err);
+    *data = buf, *size = total;
+    return IMCAP_OK;
+}
+
+imcap_status imcap_model_save(const imcap_model *m, const char *path, imcap_error *err) {
+    if (!m || !path) return imcap_fail(err, IMCAP_E_ARG, "imcap_model_save: model or path is NULL");
+    unsigned char *data;
+    size_t size;
+    imcap_status s = imcap_model_serialize(m, &data, &size, err);
+    if (s) return s;
+    s = imcap_write_file_atomic(path, data, size, err);
+    free(data);
+    return s;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stb_image_write.h>
+
 #include "image/image.h"
 #include "render/render.h"
 
@@ -28,16 +30,34 @@ static void buf_base64(imcap_buf *b, const unsigned char *d, size_t n) {
     }
 }
 
-static imcap_status buf_png_uri(imcap_buf *b, const imcap_image *im, imcap_error *err) {
-    int len = 0;
-    unsigned char *png = imcap_png_encode(im->rgb, im->width, im->height, 3, &len);
-    if (!png || len <= 0) {
+static void sink(void *ctx, void *data, int n) {
+    if (n > 0) imcap_buf_append(ctx, data, (size_t)n);
+}
+
+/* A data: URI for im. JPEG by default: a 512-px photo overlay is ~50 KB as
+ * JPEG against ~400 KB as PNG, and a viewer holds one per word of every
+ * hypothesis (the exact pixels are in the PNG files beside it). */
+static imcap_status buf_image_uri(imcap_buf *b, const imcap_image *im, const imcap_render_options *o,
+                                  imcap_error *err) {
+    imcap_buf raw = {0};
+    const char *mime = "image/png";
+    if (o->html_jpeg_quality > 0) {
+        mime = "image/jpeg";
+        if (!stbi_write_jpg_to_func(sink, &raw, im->width, im->height, 3, im->rgb, o->html_jpeg_quality))
+            imcap_buf_free(&raw);
+    } else {
+        int len = 0;
+        unsigned char *png = imcap_png_encode(im->rgb, im->width, im->height, 3, &len);
+        if (png && len > 0) imcap_buf_append(&raw, (const char *)png, (size_t)len);
         free(png);
-        return imcap_fail(err, IMCAP_E_NOMEM, "render: cannot encode a %dx%d PNG", im->width, im->height);
     }
-    imcap_buf_append(b, "data:image/png;base64,", 22);
-    buf_base64(b, png, (size_t)len);
-    free(png);
+    if (!raw.len) {
+        imcap_buf_free(&raw);
+        return imcap_fail(err, IMCAP_E_NOMEM, "render: cannot encode a %dx%d %s", im->width, im->height, mime);
+    }
+    imcap_buf_printf(b, "data:%s;base64,", mime);
+    buf_base64(b, (const unsigned char *)raw.s, raw.len);
+    imcap_buf_free(&raw);
     return IMCAP_OK;
 }
 
@@ -146,15 +166,15 @@ imcap_status imcap_render_html(const imcap_image *img, const imcap_result *r, co
      * the page shows something even with scripts off. */
     const imcap_hypothesis *h0 = &r->hyps[0];
     if (h0->n_tokens > 0) {
-        if ((s = imcap_render_word(&base, r, 0, 0, o, &ov, err)) || (s = buf_png_uri(&b, &ov, err))) goto fail;
+        if ((s = imcap_render_word(&base, r, 0, 0, o, &ov, err)) || (s = buf_image_uri(&b, &ov, o, err))) goto fail;
         imcap_image_free(&ov);
-    } else if ((s = buf_png_uri(&b, &base, err))) {
+    } else if ((s = buf_image_uri(&b, &base, o, err))) {
         goto fail;
     }
     imcap_buf_printf(&b, "\"></div>\n<div id=\"status\" aria-live=\"polite\"></div>\n");
     buf_legend(&b, o->colormap);
     imcap_buf_printf(&b, "<div><button class=\"w orig\" id=\"orig\" data-word=\"original\" data-p=\"\" data-img=\"");
-    if ((s = buf_png_uri(&b, &base, err))) goto fail;
+    if ((s = buf_image_uri(&b, &base, o, err))) goto fail;
     imcap_buf_printf(&b, "\">original image</button></div>\n");
     size_t L = (size_t)r->grid_h * r->grid_w;
     for (int h = 0; h < r->n_hyps; h++) {
@@ -174,7 +194,7 @@ imcap_status imcap_render_html(const imcap_image *img, const imcap_result *r, co
             imcap_buf_html(&b, w);
             imcap_buf_printf(&b, "\" title=\"p = %.3f\" data-img=\"", p);
             if ((s = imcap_render_overlay(&base, hy->attention + (size_t)k * L, r->grid_h, r->grid_w, o, &ov, err)) ||
-                (s = buf_png_uri(&b, &ov, err)))
+                (s = buf_image_uri(&b, &ov, o, err)))
                 goto fail;
             imcap_image_free(&ov);
             imcap_buf_printf(&b, "\">");

@@ -16,6 +16,7 @@ void imcap_render_options_default(imcap_render_options *o) {
     o->tile_side = 224;
     o->label_px = 15.0f;
     o->title_px = 20.0f;
+    o->html_jpeg_quality = 90;
 }
 
 imcap_status imcap_render_options_check(const imcap_render_options *o, imcap_error *err) {
@@ -31,6 +32,9 @@ imcap_status imcap_render_options_check(const imcap_render_options *o, imcap_err
         return imcap_fail(err, IMCAP_E_ARG, "render options: tile_side %d is not in [16, 4096]", o->tile_side);
     if (!(o->label_px >= 4.0f && o->label_px <= 200.0f) || !(o->title_px >= 4.0f && o->title_px <= 200.0f))
         return imcap_fail(err, IMCAP_E_ARG, "render options: text sizes must be in [4, 200] pixels");
+    if (o->html_jpeg_quality < 0 || o->html_jpeg_quality > 100)
+        return imcap_fail(err, IMCAP_E_ARG, "render options: html_jpeg_quality %d is not in [0, 100]",
+                          o->html_jpeg_quality);
     return IMCAP_OK;
 }
 
@@ -126,6 +130,12 @@ imcap_status imcap_render_word(const imcap_image *img, const imcap_result *r, in
     return imcap_render_overlay(img, r->hyps[h].attention + (size_t)k * L, r->grid_h, r->grid_w, o, out, err);
 }
 
+void imcap_render_overlay_suffix(int k, const char *word, char *out, size_t cap) {
+    char w[IMCAP_NAME_MAX + 1];
+    imcap_sanitize_name(word, "word", w, sizeof w);
+    snprintf(out, cap, "_%02d_%s.png", k, w);
+}
+
 /* outdir/<stem><suffix>, malloc'd. */
 static char *out_path(const char *dir, const char *stem, const char *suffix) {
     size_t n = strlen(dir) + strlen(stem) + strlen(suffix) + 2;
@@ -148,9 +158,8 @@ imcap_status imcap_render_write(const imcap_image *img, const imcap_result *r, c
         for (int k = 0; k < hy->n_tokens && !s; k++) {
             imcap_image ov;
             if ((s = imcap_render_word(&base, r, 0, k, o, &ov, err))) break;
-            char suffix[IMCAP_NAME_MAX + 32], word[IMCAP_NAME_MAX + 1];
-            imcap_sanitize_name(hy->words[k], "word", word, sizeof word);
-            snprintf(suffix, sizeof suffix, "_%02d_%s.png", k, word);
+            char suffix[IMCAP_NAME_MAX + 32];
+            imcap_render_overlay_suffix(k, hy->words[k], suffix, sizeof suffix);
             if (!(path = out_path(outdir, stem, suffix))) s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory");
             else s = imcap_png_write(path, ov.rgb, ov.width, ov.height, 3, err);
             free(path);

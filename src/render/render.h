@@ -63,6 +63,8 @@ typedef struct {
     int tile_side;           /* contact sheet: each tile fits in tile_side^2; default 224 */
     float label_px;          /* contact sheet: label text height in pixels; default 15 */
     float title_px;          /* contact sheet: caption text height; default 20 */
+    int html_jpeg_quality;   /* viewer: images inlined as JPEG of this quality
+                                (1..100; default 90), or as PNG when 0 */
 } imcap_render_options;
 
 void imcap_render_options_default(imcap_render_options *o);
@@ -137,7 +139,7 @@ void imcap_buf_html(imcap_buf *b, const char *s);
 
 /* The self-contained viewer page for one image (malloc'd, NUL-terminated,
  * *len without the NUL): every overlay of every hypothesis inlined as a
- * data: PNG, no script or style from the network. title is shown as the
+ * data: URI (JPEG or PNG, see html_jpeg_quality), nothing from the network. title is shown as the
  * heading (typically the image's file name; any bytes allowed). */
 imcap_status imcap_render_html(const imcap_image *img, const imcap_result *r, const char *title,
                                const imcap_render_options *o, char **html, size_t *len, imcap_error *err);
@@ -176,6 +178,11 @@ enum {
  * imcap_render_html. img is the decoded image at its own resolution. */
 imcap_status imcap_render_write(const imcap_image *img, const imcap_result *r, const char *outdir, const char *stem,
                                 const char *title, const imcap_render_options *o, int what, imcap_error *err);
+
+/* "_<NN>_<word>.png": what follows the stem in the name of overlay k
+ * (cap >= IMCAP_NAME_MAX + 32 always suffices). The sheet is
+ * "<stem>_sheet.png" and the viewer "<stem>.html". */
+void imcap_render_overlay_suffix(int k, const char *word, char *out, size_t cap);
 
 /* Checks that hypothesis h of r exists and has what rendering needs. */
 imcap_status imcap_render_check_result(const imcap_result *r, int h, imcap_error *err);

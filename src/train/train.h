@@ -7,6 +7,8 @@
 
 #include "model/network.h"
 #include "util/util.h"
+#include "data/cache.h"
+#include "data/dataset.h"
 
 /* One example: an image already resized to S x S (8-bit RGB) and its target
  * tokens y_1..y_T with the final <end> (no <start>). */
@@ -59,4 +61,74 @@ float imcap_lr_at(const imcap_adam_options *o, long step);
 /* Clips g to o->clip global norm (0: no clipping) and updates p, m, v in
  * place for step (1-based). Returns the norm before clipping. */
 double imcap_adam_step(const imcap_adam_options *o, long step, float *p, float *g, float *m, float *v, size_t n);
+
+/* ---- the training loop */
+
+typedef struct {
+    int epochs;            /* passes over the (image, caption) pairs */
+    long max_steps;        /* 0: epochs decide */
+    int batch;
+    int threads;           /* OpenMP workers; the result depends on it (sums are split per thread) */
+    imcap_adam_options adam;
+    float att_reg, dropout;
+    uint64_t seed;
+    long val_every;        /* steps between validations (0: once per epoch) */
+    int val_images;        /* val images captioned per validation (0: all) */
+    long ckpt_every;       /* steps between checkpoints (0: only at the end / on stop) */
+    long stop_after;       /* testing aid: act as if interrupted after this step (0: never) */
+    const char *out_path;  /* best model by validation score */
+    const char *ckpt_path; /* checkpoint, written atomically */
+    const char *command;   /* recorded in the model's metadata */
+} imcap_train_options;
+
+typedef struct {
+    long step, total_steps;
+    int epoch;
+    double loss, ce, reg, token_accuracy, grad_norm, examples_per_s, eta_s;
+    float lr;
+} imcap_train_progress;
+
+typedef struct {
+    long step;
+    int epoch;
+    double val_loss, bleu4, cider;
+    int have_objects;
+    double f1, pointing, mass, relations;
+    double score;          /* objects: (f1 + pointing) / 2; otherwise BLEU-4 */
+    int is_best;
+    int n_images;
+} imcap_val_report;
+
+typedef struct {
+    void (*on_progress)(void *ctx, const imcap_train_progress *p);
+    void (*on_validation)(void *ctx, const imcap_val_report *v);
+    void (*on_message)(void *ctx, const char *msg);
+    void *ctx;
+    volatile int *stop;    /* set from a signal handler: checkpoint and return */
+} imcap_train_callbacks;
+
+/* Optimiser state, saved in checkpoints with the weights. */
+typedef struct {
+    float *m, *v;          /* Adam moments, tab.total floats each */
+    long step;             /* steps done */
+    double best_score;     /* best validation score so far (-1: none) */
+    imcap_train_options opt; /* the options the run started with */
+} imcap_train_state;
+
+imcap_status imcap_train_state_init(imcap_train_state *st, const imcap_model *m);
+void imcap_train_state_free(imcap_train_state *st);
+
+/* Checkpoint: the model file, Adam moments, step, best score and options,
+ * in one file written atomically. The RNG needs no state: shuffles and
+ * dropout masks are pure functions of (seed, epoch / step, example). */
+imcap_status imcap_checkpoint_save(const char *path, const imcap_model *m, const imcap_train_state *st,
+                                   imcap_error *err);
+imcap_status imcap_checkpoint_load(const char *path, imcap_model **m, imcap_train_state *st, imcap_error *err);
+
+/* Trains m in place on the train (+ restval) split of ds, validating on the
+ * val split; images come from cache (one entry per ds image). st carries the
+ * optimiser state (fresh or from a checkpoint). Returns IMCAP_E_INTERRUPTED
+ * after writing a checkpoint when *cb->stop was set. */
+imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_dataset *ds,
+                             const imcap_image_cache *cache, const imcap_train_callbacks *cb, imcap_error *err);
 #endif

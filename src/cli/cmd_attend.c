@@ -1,0 +1,272 @@
+/* cmd_attend.c — `imcap attend`: attention overlays, a contact sheet and an
+ * offline HTML viewer per image. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "render/render.h"
+#include "util/util.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: imcap attend [--model M] [--beam K] [--colormap viridis|inferno|jet] [--alpha A]\n"
+            "                    [--max-side PX] [--tile PX] IMAGE... -o OUTDIR\n\n"
+            "Captions each IMAGE and writes into OUTDIR (created if missing):\n"
+            "  <stem>_<NN>_<word>.png  the image with the attention map of word NN (00, 01, ...,\n"
+            "                          the final <end> included) blended over it\n"
+            "  <stem>_sheet.png        contact sheet: the caption, the original and one\n"
+            "                          labelled tile (word, probability) per word\n"
+            "  <stem>.html             offline viewer: hover or click a word, arrow keys step;\n"
+            "                          with --beam K > 1 every hypothesis can be viewed\n"
+            "<stem> is the image's file name without its extension and <word> the word, both\n"
+            "reduced to letters, digits, '-', '_' and '.' (anything else becomes '_', runs\n"
+            "collapse, leading/trailing '_' '.' '-' are dropped, 48 bytes at most). When two\n"
+            "images would write the same file, the later stem gets -2, -3, ...\n"
+            "Maps are scaled to their maximum, upsampled bilinearly and coloured.\n\n"
+            "  --model M        model file (default: the shipped model)\n"
+            "  --beam K         beam width, 1 = greedy (default 3)\n"
+            "  --colormap NAME  viridis (default), inferno or jet\n"
+            "  --alpha A        weight of the colours in the blend, 0..1 (default 0.6)\n"
+            "  --max-side PX    overlays and viewer: scale the image down to at most PX on its\n"
+            "                   longer side, 0 = never (default 512)\n"
+            "  --tile PX        contact-sheet tile size (default 224)\n"
+            "  -o OUTDIR        output folder (required)\n\n"
+            "stdout: one line per image: PATH<TAB>caption<TAB>OUTDIR/<stem>.html\n"
+            "Errors go to stderr, one line per failed image; the others are still processed.\n"
+            "Exit: 0 all done, 1 some images failed, 2 usage error, 3 model not loadable or\n"
+            "OUTDIR not writable.\n");
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char *p = strdup(path);
+    if (!p) return -1;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            free(p);
+            return -1;
+        }
+        *s = '/';
+    }
+    int rc = (mkdir(p, 0777) != 0 && errno != EEXIST) ? -1 : 0;
+    free(p);
+    struct stat st;
+    if (rc == 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        errno = ENOTDIR;
+        rc = -1;
+    }
+    return rc;
+}
+
+typedef struct {
+    char **v;
+    int n, cap;
+} strset;
+
+static int strset_has(const strset *s, const char *x) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->v[i], x)) return 1;
+    return 0;
+}
+
+static void strset_add(strset *s, const char *x) {
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        char **g = realloc(s->v, sizeof *g * s->cap);
+        if (!g) abort();
+        s->v = g;
+    }
+    if (!(s->v[s->n++] = strdup(x))) abort();
+}
+
+static void strset_free(strset *s) {
+    for (int i = 0; i < s->n; i++) free(s->v[i]);
+    free(s->v);
+}
+
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+} file_id;
+
+/* The output names of one image with the given stem. */
+static int plan(const imcap_result *r, const char *stem, strset *names) {
+    char suffix[IMCAP_NAME_MAX + 32];
+    imcap_buf b = {0};
+    const imcap_hypothesis *h = &r->hyps[0];
+    for (int k = 0; k <= h->n_tokens + 1; k++) {
+        if (k < h->n_tokens) imcap_render_overlay_suffix(k, h->words[k], suffix, sizeof suffix);
+        else snprintf(suffix, sizeof suffix, "%s", k == h->n_tokens ? "_sheet.png" : ".html");
+        b.len = 0;
+        imcap_buf_printf(&b, "%s%s", stem, suffix);
+        strset_add(names, b.s);
+    }
+    imcap_buf_free(&b);
+    return 0;
+}
+
+/* A stem for this image whose files clash neither with files written
+ * earlier in this run nor with any input image. */
+static void choose_stem(const char *path, const imcap_result *r, const char *outdir, strset *written,
+                        const file_id *inputs, int n_inputs, char *stem, size_t cap) {
+    char base[IMCAP_NAME_MAX + 1];
+    imcap_render_stem(path, base, sizeof base);
+    for (int attempt = 1;; attempt++) {
+        if (attempt == 1) snprintf(stem, cap, "%s", base);
+        else snprintf(stem, cap, "%s-%d", base, attempt);
+        strset names = {0};
+        plan(r, stem, &names);
+        int clash = 0;
+        imcap_buf full = {0};
+        for (int i = 0; i < names.n && !clash; i++) {
+            if (strset_has(written, names.v[i])) clash = 1;
+            full.len = 0;
+            imcap_buf_printf(&full, "%s/%s", outdir, names.v[i]);
+            struct stat st;
+            if (!clash && stat(full.s, &st) == 0)
+                for (int j = 0; j < n_inputs; j++)
+                    if (inputs[j].dev == st.st_dev && inputs[j].ino == st.st_ino) clash = 1;
+        }
+        imcap_buf_free(&full);
+        if (!clash)
+            for (int i = 0; i < names.n; i++) strset_add(written, names.v[i]);
+        strset_free(&names);
+        if (!clash) return;
+    }
+}
+
+int run_attend(int argc, char **argv) {
+    const char *model_path = NULL, *outdir = NULL;
+    imcap_options opt;
+    imcap_options_default(&opt);
+    imcap_render_options ro;
+    imcap_render_options_default(&ro);
+    char **images = calloc((size_t)argc, sizeof *images);
+    int n = 0, only_images = 0;
+    if (!images) return EXIT_FATAL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (only_images || a[0] != '-' || !a[1]) {
+            images[n++] = argv[i];
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            free(images);
+            return EXIT_ALL_OK;
+        } else if (!strcmp(a, "--")) {
+            only_images = 1;
+            continue;
+        } else if (!strcmp(a, "--model") || !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--colormap")) {
+            if (!v) {
+                fprintf(stderr, "imcap attend: %s needs a value\n", a);
+                goto usage_error;
+            }
+            if (!strcmp(a, "--model")) model_path = v;
+            else if (!strcmp(a, "--colormap")) {
+                if (imcap_colormap_parse(v, &ro.colormap)) {
+                    fprintf(stderr, "imcap attend: --colormap: '%s' is not viridis, inferno or jet\n", v);
+                    goto usage_error;
+                }
+            } else outdir = v;
+            i++;
+        } else if (!strcmp(a, "--beam")) {
+            if (cli_parse_int(a, v, 1, 1000, &opt.beam)) goto usage_error;
+            i++;
+        } else if (!strcmp(a, "--max-side")) {
+            if (cli_parse_int(a, v, 0, IMCAP_MAX_SIDE, &ro.max_side)) goto usage_error;
+            i++;
+        } else if (!strcmp(a, "--tile")) {
+            if (cli_parse_int(a, v, 16, 4096, &ro.tile_side)) goto usage_error;
+            i++;
+        } else if (!strcmp(a, "--alpha")) {
+            double al;
+            if (cli_parse_float(a, v, 0.0, 1.0, &al)) goto usage_error;
+            ro.alpha = (float)al;
+            i++;
+        } else {
+            fprintf(stderr, "imcap attend: unknown option '%s'\n", a);
+            goto usage_error;
+        }
+    }
+    if (!outdir) {
+        fprintf(stderr, "imcap attend: -o OUTDIR is required\n");
+        goto usage_error;
+    }
+    if (n == 0) {
+        fprintf(stderr, "imcap attend: no images given\n");
+        goto usage_error;
+    }
+    if (make_dirs(outdir) != 0) {
+        fprintf(stderr, "imcap attend: %s: cannot create the output folder: %s\n", outdir, strerror(errno));
+        free(images);
+        return EXIT_FATAL;
+    }
+    cli_set_threads(0);
+    imcap_model *m = cli_load_model(model_path);
+    if (!m) {
+        free(images);
+        return EXIT_FATAL;
+    }
+    imcap_workspace *ws = imcap_workspace_new(m);
+    file_id *ids = calloc((size_t)n, sizeof *ids);
+    if (!ws || !ids) {
+        fprintf(stderr, "imcap attend: out of memory\n");
+        imcap_workspace_free(ws);
+        imcap_model_free(m);
+        free(ids);
+        free(images);
+        return EXIT_FATAL;
+    }
+    int n_ids = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(images[i], &st) == 0) ids[n_ids].dev = st.st_dev, ids[n_ids++].ino = st.st_ino;
+    }
+    strset written = {0};
+    int failures = 0;
+    for (int i = 0; i < n; i++) {
+        imcap_error err;
+        imcap_image img = {0};
+        imcap_result *r = NULL;
+        imcap_status s = imcap_image_load(images[i], &img, &err);
+        if (s) {
+            fprintf(stderr, "imcap attend: %s\n", err.msg);
+            failures++;
+            continue;
+        }
+        s = imcap_caption_image(m, ws, &img, &opt, &r, &err);
+        if (s) {
+            fprintf(stderr, "imcap attend: %s: %s\n", images[i], err.msg);
+        } else {
+            char stem[IMCAP_NAME_MAX + 16];
+            choose_stem(images[i], r, outdir, &written, ids, n_ids, stem, sizeof stem);
+            s = imcap_render_write(&img, r, outdir, stem, images[i], &ro, IMCAP_RENDER_ALL, &err);
+            if (s) fprintf(stderr, "imcap attend: %s: %s\n", images[i], err.msg);
+            else {
+                printf("%s\t%s\t%s%s%s.html\n", images[i], r->hyps[0].text, outdir,
+                       outdir[strlen(outdir) - 1] == '/' ? "" : "/", stem);
+                fflush(stdout);
+            }
+        }
+        if (s) failures++;
+        imcap_result_free(r);
+        imcap_image_free(&img);
+    }
+    strset_free(&written);
+    free(ids);
+    imcap_workspace_free(ws);
+    imcap_model_free(m);
+    free(images);
+    return failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+usage_error:
+    usage(stderr);
+    free(images);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,248 @@
+/* cmd_train.c — `imcap train`: progress on stderr, Ctrl-C checkpoints. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "data/cache.h"
+#include "data/dataset.h"
+#include "train/train.h"
+
+static volatile int stop_flag;
+static void on_sigint(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: imcap train --data D.json --images DIR (--config CFG.json | --init M | --resume CKPT)\n"
+            "                   -o OUT.safetensors [options]\n\n"
+            "Trains on the train (+restval) split of a Karpathy-format data set, validates on\n"
+            "the val split, and keeps the best model by validation score in OUT (object F1 and\n"
+            "pointing averaged on synthetic scenes, BLEU-4 otherwise).\n\n"
+            "  --epochs E         passes over the (image, caption) pairs (default 10)\n"
+            "  --max-steps N      stop after N steps instead\n"
+            "  --batch B          examples per step (default 32)\n"
+            "  --lr X             peak learning rate (default 1e-3), --warmup N steps (default 200)\n"
+            "  --min-lr-frac F    cosine decay to lr * F at the end (default 0.05)\n"
+            "  --weight-decay W   decoupled (AdamW) weight decay (default 0)\n"
+            "  --clip C           gradient-norm clipping (default 5, 0 = off)\n"
+            "  --att-reg L        lambda of sum_i (1 - sum_t alpha_ti)^2 per example (default 1)\n"
+            "  --dropout P        dropout before fc (default 0.5)\n"
+            "  --min-count N      vocabulary: words seen at least N times in train (default 1; with --config)\n"
+            "  --seed S           shuffles, dropout and --config initialisation (default 1)\n"
+            "  --threads N        worker threads (default: all cores); results depend on N\n"
+            "  --val-every N      steps between validations (default: once per epoch)\n"
+            "  --val-images N     val images captioned per validation (default 500, 0 = all)\n"
+            "  --ckpt CKPT        checkpoint file (default OUT.ckpt), --ckpt-every N steps (default 500)\n"
+            "  --cache FILE       preprocessed image cache (default OUT.cache)\n"
+            "  --resume CKPT      continue a run exactly where its checkpoint left it\n"
+            "  --quiet            no progress lines\n\n"
+            "Ctrl-C writes a checkpoint and exits 130; --resume continues as if never interrupted.\n");
+}
+
+typedef struct {
+    int tty, quiet;
+    double last_line;
+} progress_ctx;
+
+static void fmt_time(char *b, size_t n, double s) {
+    if (s < 0 || s > 1e7) s = 0;
+    long t = (long)s;
+    snprintf(b, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+static void on_progress(void *ctx, const imcap_train_progress *p) {
+    progress_ctx *c = ctx;
+    if (c->quiet) return;
+    char eta[32];
+    fmt_time(eta, sizeof eta, p->eta_s);
+    if (c->tty) {
+        int width = 24, fill = (int)(width * (double)p->step / (p->total_steps ? p->total_steps : 1));
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\r[%s] step %ld/%ld ep %d loss %.4f acc %.3f lr %.2e %.1f ex/s ETA %s  ", bar, p->step,
+                p->total_steps, p->epoch, p->loss, p->token_accuracy, p->lr, p->examples_per_s, eta);
+        fflush(stderr);
+    } else {
+        double now = (double)p->step;
+        if (p->step == p->total_steps || now - c->last_line >= 50) {
+            fprintf(stderr, "step %ld/%ld epoch %d loss %.4f ce %.4f reg %.4f acc %.3f |g| %.2f lr %.2e %.1f ex/s ETA %s\n",
+                    p->step, p->total_steps, p->epoch, p->loss, p->ce, p->reg, p->token_accuracy, p->grad_norm, p->lr,
+                    p->examples_per_s, eta);
+            c->last_line = now;
+        }
+    }
+}
+
+static void on_validation(void *ctx, const imcap_val_report *v) {
+    progress_ctx *c = ctx;
+    if (c->tty && !c->quiet) fprintf(stderr, "\n");
+    fprintf(stderr, "val step %ld: loss %.4f BLEU-4 %.4f CIDEr-D %.4f", v->step, v->val_loss, v->bleu4, v->cider);
+    if (v->have_objects)
+        fprintf(stderr, " F1 %.4f pointing %.4f mass %.4f relations %.4f", v->f1, v->pointing, v->mass, v->relations);
+    fprintf(stderr, " (%d images)%s\n", v->n_images, v->is_best ? " best: saved" : "");
+}
+
+static void on_message(void *ctx, const char *msg) {
+    (void)ctx;
+    fprintf(stderr, "imcap train: %s\n", msg);
+}
+
+static void cache_error(void *ctx, const char *msg) {
+    (void)ctx;
+    fprintf(stderr, "imcap train: skipped: %s\n", msg);
+}
+
+static void cache_progress(void *ctx, int done, int total) {
+    progress_ctx *c = ctx;
+    if (c->quiet) return;
+    if (c->tty) fprintf(stderr, "\rcaching images %d/%d", done, total);
+    else if (done == total || done % 8192 == 0) fprintf(stderr, "caching images %d/%d\n", done, total);
+    if (c->tty && done == total) fprintf(stderr, "\n");
+}
+
+int run_train(int argc, char **argv) {
+    const char *data = NULL, *images = NULL, *config = NULL, *init = NULL, *resume = NULL, *out = NULL;
+    const char *ckpt = NULL, *cache_path = NULL;
+    int min_count = 1, quiet = 0, threads = 0, seed = 1;
+    imcap_train_options o;
+    memset(&o, 0, sizeof o);
+    imcap_adam_options_default(&o.adam);
+    o.epochs = 10, o.batch = 32, o.att_reg = 1.0f, o.dropout = 0.5f, o.val_images = 500, o.ckpt_every = 500;
+    int epochs_set = 0, steps_set = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        int n;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
+        if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
+        if (!v) { fprintf(stderr, "imcap train: %s needs a value (or is unknown)\n", a); return EXIT_USAGE; }
+        i++;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--images")) images = v;
+        else if (!strcmp(a, "--config")) config = v;
+        else if (!strcmp(a, "--init")) init = v;
+        else if (!strcmp(a, "--resume")) resume = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+        else if (!strcmp(a, "--ckpt")) ckpt = v;
+        else if (!strcmp(a, "--cache")) cache_path = v;
+        else if (!strcmp(a, "--epochs")) { if (cli_parse_int(a, v, 1, 1000000, &o.epochs)) return EXIT_USAGE; epochs_set = 1; }
+        else if (!strcmp(a, "--max-steps")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.max_steps = n; steps_set = 1; }
+        else if (!strcmp(a, "--batch")) { if (cli_parse_int(a, v, 1, 4096, &o.batch)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--threads")) { if (cli_parse_int(a, v, 1, 64, &threads)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, v, 0, 2147483647, &seed)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--min-count")) { if (cli_parse_int(a, v, 1, 1000000, &min_count)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--val-every")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.val_every = n; }
+        else if (!strcmp(a, "--val-images")) { if (cli_parse_int(a, v, 0, 2000000000, &o.val_images)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--ckpt-every")) { if (cli_parse_int(a, v, 0, 2000000000, &n)) return EXIT_USAGE; o.ckpt_every = n; }
+        else if (!strcmp(a, "--stop-after")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.stop_after = n; }
+        else if (!strcmp(a, "--warmup")) { if (cli_parse_int(a, v, 0, 2000000000, &n)) return EXIT_USAGE; o.adam.warmup = n; }
+        else if (!strcmp(a, "--lr")) { if (cli_parse_float(a, v, 1e-8, 10, &d)) return EXIT_USAGE; o.adam.lr = (float)d; }
+        else if (!strcmp(a, "--min-lr-frac")) { if (cli_parse_float(a, v, 0, 1, &d)) return EXIT_USAGE; o.adam.min_lr_frac = (float)d; }
+        else if (!strcmp(a, "--weight-decay")) { if (cli_parse_float(a, v, 0, 1, &d)) return EXIT_USAGE; o.adam.weight_decay = (float)d; }
+        else if (!strcmp(a, "--clip")) { if (cli_parse_float(a, v, 0, 1e6, &d)) return EXIT_USAGE; o.adam.clip = (float)d; }
+        else if (!strcmp(a, "--att-reg")) { if (cli_parse_float(a, v, 0, 1e3, &d)) return EXIT_USAGE; o.att_reg = (float)d; }
+        else if (!strcmp(a, "--dropout")) { if (cli_parse_float(a, v, 0, 0.95, &d)) return EXIT_USAGE; o.dropout = (float)d; }
+        else { fprintf(stderr, "imcap train: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
+    }
+    if (!data || !images || !out || (!!config + !!init + !!resume) != 1) {
+        fprintf(stderr, "imcap train: --data, --images, -o and exactly one of --config, --init, --resume are required\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!threads) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    o.threads = threads;
+    o.seed = (uint64_t)seed;
+    char ckpt_buf[4096], cache_buf[4096], cmd[4096];
+    if (!ckpt) snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", out), ckpt = ckpt_buf;
+    if (!cache_path) snprintf(cache_buf, sizeof cache_buf, "%s.cache", out), cache_path = cache_buf;
+    size_t len = 0;
+    cmd[0] = 0;
+    for (int i = 0; i < argc && len < sizeof cmd - 2; i++)
+        len += (size_t)snprintf(cmd + len, sizeof cmd - len, "%s%s", i ? " " : "imcap ", argv[i]);
+
+    imcap_error err;
+    imcap_dataset ds;
+    if (imcap_dataset_load(data, images, &ds, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap train: %s\n", err.msg);
+        return EXIT_FATAL;
+    }
+    for (int i = 0; i < ds.n_warnings; i++) fprintf(stderr, "imcap train: %s\n", ds.warnings[i]);
+
+    imcap_model *m = NULL;
+    imcap_train_state st = {0};
+    int rc = EXIT_FATAL;
+    if (resume) {
+        if (imcap_checkpoint_load(resume, &m, &st, &err) != IMCAP_OK) { fprintf(stderr, "imcap train: %s\n", err.msg); goto done; }
+        if (epochs_set) st.opt.epochs = o.epochs;
+        if (steps_set) st.opt.max_steps = o.max_steps;
+        if (st.opt.threads != threads)
+            fprintf(stderr, "imcap train: note: the checkpoint was made with %d threads; resuming with %d gives a different"
+                            " (equally valid) run\n", st.opt.threads, threads);
+        st.opt.threads = threads;
+        st.opt.stop_after = o.stop_after;
+        fprintf(stderr, "imcap train: resuming %s at step %ld\n", resume, st.step);
+    } else {
+        if (init) {
+            if (!(m = cli_load_model(init))) goto done;
+        } else {
+            unsigned char *text;
+            size_t size;
+            imcap_config cfg;
+            imcap_vocab v;
+            if (imcap_read_file(config, &text, &size, &err) || imcap_config_parse((char *)text, config, &cfg, &err)) {
+                fprintf(stderr, "imcap train: %s\n", err.msg);
+                goto done;
+            }
+            free(text);
+            if (imcap_vocab_build(&ds, min_count, &v, &err) || imcap_model_create(&cfg, &v, &m, &err)) {
+                fprintf(stderr, "imcap train: %s\n", err.msg);
+                goto done;
+            }
+            imcap_vocab_free(&v);
+            imcap_model_init_random(m, (uint64_t)seed);
+        }
+        if (imcap_train_state_init(&st, m) != IMCAP_OK) { fprintf(stderr, "imcap train: out of memory\n"); goto done; }
+        st.opt = o;
+    }
+    st.opt.out_path = out, st.opt.ckpt_path = ckpt, st.opt.command = cmd;
+    cli_set_threads(threads);
+    progress_ctx pc = {isatty(2), quiet, -1e9};
+    imcap_cache_callbacks ccb = {cache_error, cache_progress, &pc};
+    imcap_image_cache cache;
+    int failed = 0;
+    if (imcap_cache_open(cache_path, &ds, m->cfg.image_size, &ccb, &cache, &failed, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap train: %s\n", err.msg);
+        goto done;
+    }
+    if (failed) fprintf(stderr, "imcap train: %d of %d images could not be read and are skipped\n", failed, ds.n);
+    fprintf(stderr, "imcap train: vocabulary %d, %lld parameters, %d threads\n", m->vocab.n, (long long)m->tab.total, threads);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    imcap_train_callbacks cb = {on_progress, on_validation, on_message, &pc, &stop_flag};
+    imcap_status s = imcap_train_run(m, &st, &ds, &cache, &cb, &err);
+    if (pc.tty && !quiet) fprintf(stderr, "\n");
+    imcap_cache_close(&cache);
+    if (s == IMCAP_E_INTERRUPTED) {
+        fprintf(stderr, "imcap train: %s\n", err.msg);
+        rc = 130;
+    } else if (s) {
+        fprintf(stderr, "imcap train: %s\n", err.msg);
+    } else {
+        fprintf(stderr, "imcap train: done at step %ld; best model in %s, checkpoint in %s\n", st.step, out, ckpt);
+        rc = EXIT_ALL_OK;
+    }
+done:
+    imcap_train_state_free(&st);
+    imcap_model_free(m);
+    imcap_dataset_free(&ds);
+    return rc;
+}

@@ -1,0 +1,351 @@
+/* trainer.c — the training loop: examples, shuffles, minibatches spread over
+ * the threads, Adam, validation, best model, checkpoints, interruption. */
+#include <math.h>
+#include <stdarg.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+
+#include "decode/decode.h"
+#include "eval/metrics.h"
+#include "eval/objects.h"
+#include "train.h"
+
+typedef struct {
+    int image;         /* index into ds / cache */
+    int *tokens;       /* y_1..y_T, <end> included */
+    int length;
+    uint64_t id;
+} example_ref;
+
+typedef struct {
+    example_ref *ex;
+    int n;
+} example_set;
+
+static void examples_free(example_set *s) {
+    for (int i = 0; i < s->n; i++) free(s->ex[i].tokens);
+    free(s->ex);
+    memset(s, 0, sizeof *s);
+}
+
+/* Every (image, caption) pair of the wanted splits whose image decoded.
+ * Captions longer than max_length - 1 words are cut so <end> still fits. */
+static imcap_status collect(const imcap_dataset *ds, const imcap_image_cache *cache, const imcap_vocab_index *ix,
+                            int train, int max_length, example_set *out) {
+    memset(out, 0, sizeof *out);
+    int cap = 0;
+    for (int i = 0; i < ds->n; i++) {
+        imcap_split sp = ds->images[i].split;
+        int want = train ? (sp == IMCAP_SPLIT_TRAIN || sp == IMCAP_SPLIT_RESTVAL) : sp == IMCAP_SPLIT_VAL;
+        if (!want || !cache->ok[i]) continue;
+        for (int j = 0; j < ds->images[i].n_sentences; j++) {
+            const imcap_sentence *se = &ds->images[i].sentences[j];
+            if (se->n_tokens == 0) continue;
+            if (out->n == cap) {
+                cap = cap ? 2 * cap : 1024;
+                example_ref *ne = realloc(out->ex, (size_t)cap * sizeof *ne);
+                if (!ne) return IMCAP_E_NOMEM;
+                out->ex = ne;
+            }
+            int T = se->n_tokens < max_length - 1 ? se->n_tokens : max_length - 1;
+            example_ref *e = &out->ex[out->n];
+            e->tokens = malloc((size_t)(T + 1) * sizeof(int));
+            if (!e->tokens) return IMCAP_E_NOMEM;
+            for (int t = 0; t < T; t++) e->tokens[t] = imcap_vocab_lookup(ix, se->tokens[t]);
+            e->tokens[T] = IMCAP_TOK_END;
+            e->length = T + 1;
+            e->image = i;
+            e->id = (uint64_t)out->n;
+            out->n++;
+        }
+    }
+    return IMCAP_OK;
+}
+
+/* The order of epoch e: a Fisher-Yates shuffle seeded by (seed, e). */
+static void epoch_order(int *perm, int n, uint64_t seed, int epoch) {
+    imcap_rng r;
+    imcap_rng_seed(&r, seed * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch + 1);
+    for (int i = 0; i < n; i++) perm[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(imcap_rng_next(&r) % (uint64_t)(i + 1));
+        int t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+}
+
+typedef struct {
+    int nthreads;
+    imcap_trainer_worker **w;
+    imcap_example *batch;
+} pool;
+
+/* Runs n examples split evenly over the workers; sums the gradients (in a
+ * fixed order, so a run is reproducible for a given thread count). */
+static void run_batch(pool *p, const imcap_model *m, int n, const imcap_loss_options *lo, int no_grad, float *grad_out,
+                      imcap_loss_stats *stats) {
+    double tokens = 0;
+    for (int i = 0; i < n; i++) tokens += p->batch[i].length;
+    imcap_loss_stats part[64];
+    memset(part, 0, sizeof part);
+    int T = p->nthreads;
+#pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num();
+        int lo_i = (int)((long)n * t / T), hi_i = (int)((long)n * (t + 1) / T);
+        float *g = imcap_worker_grads(p->w[t], NULL);
+        if (!no_grad) memset(g, 0, m->tab.total * sizeof(float));
+        if (hi_i > lo_i) imcap_worker_run(p->w[t], m, p->batch + lo_i, hi_i - lo_i, lo, tokens, n, no_grad, &part[t]);
+    }
+    for (int t = 0; t < T; t++) {
+        stats->ce_sum += part[t].ce_sum, stats->reg_sum += part[t].reg_sum;
+        stats->n_tokens += part[t].n_tokens, stats->n_examples += part[t].n_examples, stats->correct += part[t].correct;
+    }
+    if (no_grad) return;
+    size_t total = m->tab.total;
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (size_t k = 0; k < total; k++) {
+        float s = 0;
+        for (int t = 0; t < T; t++) s += imcap_worker_grads(p->w[t], NULL)[k];
+        grad_out[k] = s;
+    }
+}
+
+static void fill_batch(pool *p, const example_set *set, const int *idx, int n, const imcap_image_cache *cache) {
+    for (int i = 0; i < n; i++) {
+        const example_ref *e = &set->ex[idx[i]];
+        p->batch[i].rgb = imcap_cache_image(cache, e->image);
+        p->batch[i].tokens = e->tokens;
+        p->batch[i].length = e->length;
+        p->batch[i].id = e->id;
+    }
+}
+
+static void message(const imcap_train_callbacks *cb, const char *fmt, ...) IMCAP_PRINTF(2, 3);
+static void message(const imcap_train_callbacks *cb, const char *fmt, ...) {
+    if (!cb || !cb->on_message) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    cb->on_message(cb->ctx, buf);
+}
+
+/* Validation: teacher-forced loss over the val pairs, greedy captions of up
+ * to val_images val images scored with BLEU/CIDEr-D and, on synthetic
+ * scenes, the object and attention metrics. */
+static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset *ds, const imcap_image_cache *cache,
+                             const example_set *val, const imcap_train_options *o, imcap_val_report *rep,
+                             imcap_error *err) {
+    imcap_loss_options lo = {0};
+    imcap_loss_stats st = {0};
+    int B = o->batch;
+    int *idx = malloc((size_t)B * sizeof(int));
+    for (int start = 0; start < val->n; start += B) {
+        int n = val->n - start < B ? val->n - start : B;
+        for (int i = 0; i < n; i++) idx[i] = start + i;
+        fill_batch(p, val, idx, n, cache);
+        run_batch(p, m, n, &lo, 1, NULL, &st);
+    }
+    free(idx);
+    rep->val_loss = st.n_tokens ? st.ce_sum / st.n_tokens : 0;
+
+    int *imgs = malloc((size_t)ds->n * sizeof(int)), ni = 0;
+    for (int i = 0; i < ds->n; i++)
+        if (ds->images[i].split == IMCAP_SPLIT_VAL && cache->ok[i] && ds->images[i].n_sentences > 0 &&
+            (o->val_images <= 0 || ni < o->val_images))
+            imgs[ni++] = i;
+    rep->n_images = ni;
+    if (ni == 0) {
+        free(imgs);
+        return IMCAP_OK;
+    }
+    imcap_result **res = calloc((size_t)ni, sizeof *res);
+    imcap_options copt;
+    imcap_options_default(&copt);
+    copt.beam = 1;
+    int S = cache->S, failed = 0;
+#pragma omp parallel num_threads(p->nthreads) reduction(+ : failed)
+    {
+        imcap_workspace *ws = imcap_workspace_new(m);
+#pragma omp for schedule(dynamic, 4)
+        for (int k = 0; k < ni; k++) {
+            imcap_image img = {S, S, (unsigned char *)imcap_cache_image(cache, imgs[k])};
+            imcap_error e;
+            if (!ws || imcap_caption_image(m, ws, &img, &copt, &res[k], &e) != IMCAP_OK) failed++;
+        }
+        imcap_workspace_free(ws);
+    }
+    imcap_status s = IMCAP_OK;
+    imcap_eval_item *items = calloc((size_t)ni, sizeof *items);
+    imcap_words *refs_all = NULL;
+    int nrefs = 0;
+    for (int k = 0; k < ni; k++) nrefs += ds->images[imgs[k]].n_sentences;
+    refs_all = calloc((size_t)nrefs, sizeof *refs_all);
+    imcap_object_stats os = {0};
+    int have_objects = 0, r0 = 0, nitems = 0;
+    for (int k = 0; k < ni; k++) {
+        const imcap_data_image *di = &ds->images[imgs[k]];
+        if (!res[k]) continue;
+        const imcap_hypothesis *h = &res[k]->hyps[0];
+        int nw = h->n_tokens - (h->finished ? 1 : 0);
+        items[nitems].cand.n = nw;
+        items[nitems].cand.w = (const char *const *)h->words;
+        items[nitems].refs = refs_all + r0;
+        items[nitems].n_refs = di->n_sentences;
+        for (int j = 0; j < di->n_sentences; j++) {
+            refs_all[r0 + j].n = di->sentences[j].n_tokens;
+            refs_all[r0 + j].w = (const char *const *)di->sentences[j].tokens;
+        }
+        r0 += di->n_sentences;
+        nitems++;
+        if (di->objects_json) {
+            imcap_scene scene;
+            imcap_error e;
+            if (imcap_scene_from_json(di->objects_json, &scene, &e) == IMCAP_OK) {
+                have_objects = 1;
+                imcap_object_stats_add(&os, &scene, nw, (const char *const *)h->words, h->attention, res[k]->grid_h,
+                                       res[k]->grid_w);
+            }
+        }
+    }
+    if (nitems > 0) {
+        imcap_caption_scores sc;
+        if ((s = imcap_caption_scores_compute(items, nitems, &sc, err)) == IMCAP_OK) {
+            rep->bleu4 = sc.bleu.bleu[3];
+            rep->cider = sc.cider_d;
+        }
+    }
+    rep->have_objects = have_objects;
+    if (have_objects) {
+        imcap_object_summary sum;
+        imcap_object_stats_summary(&os, &sum);
+        rep->f1 = sum.f1, rep->pointing = sum.pointing, rep->mass = sum.mass, rep->relations = sum.relations;
+        rep->score = (sum.f1 + sum.pointing) / 2;
+    } else {
+        rep->score = rep->bleu4;
+    }
+    for (int k = 0; k < ni; k++) imcap_result_free(res[k]);
+    free(res), free(items), free(refs_all), free(imgs);
+    return s;
+}
+
+imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_dataset *ds,
+                             const imcap_image_cache *cache, const imcap_train_callbacks *cb, imcap_error *err) {
+    const imcap_train_options *o = &st->opt;
+    imcap_status s = IMCAP_OK;
+    if (o->batch < 1 || o->threads < 1 || o->threads > 64)
+        return imcap_fail(err, IMCAP_E_ARG, "batch (%d) and threads (%d) must be positive, threads at most 64", o->batch,
+                          o->threads);
+    if (cache->S != m->cfg.image_size)
+        return imcap_fail(err, IMCAP_E_ARG, "image cache is %dpx, the model wants %dpx", cache->S, m->cfg.image_size);
+    imcap_vocab_index *ix = imcap_vocab_index_new(&m->vocab);
+    example_set train = {0}, val = {0};
+    pool p = {0};
+    float *grad = NULL;
+    int *perm = NULL;
+    if (!ix || collect(ds, cache, ix, 1, m->cfg.max_length, &train) || collect(ds, cache, ix, 0, m->cfg.max_length, &val)) {
+        s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory collecting the examples");
+        goto done;
+    }
+    if (train.n < o->batch) {
+        s = imcap_fail(err, IMCAP_E_ARG, "%d training pairs (image, caption): fewer than one batch of %d", train.n, o->batch);
+        goto done;
+    }
+    long per_epoch = train.n / o->batch;
+    long total = o->max_steps > 0 ? o->max_steps : per_epoch * o->epochs;
+    imcap_adam_options adam = o->adam;
+    adam.total_steps = total;
+    message(cb, "%d training pairs, %d validation pairs, %ld steps per epoch, %ld steps", train.n, val.n, per_epoch, total);
+
+    p.nthreads = o->threads;
+    p.w = calloc((size_t)p.nthreads, sizeof *p.w);
+    p.batch = calloc((size_t)o->batch, sizeof *p.batch);
+    int per_thread = (o->batch + p.nthreads - 1) / p.nthreads;
+    for (int t = 0; p.w && t < p.nthreads; t++) p.w[t] = imcap_worker_new(m, per_thread);
+    grad = imcap_aligned_alloc(m->tab.total * sizeof(float));
+    perm = malloc((size_t)train.n * sizeof(int));
+    for (int t = 0; p.w && t < p.nthreads; t++)
+        if (!p.w[t]) p.w = NULL;
+    if (!p.w || !p.batch || !grad || !perm) {
+        s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for training buffers");
+        goto done;
+    }
+    /* OpenBLAS runs single-threaded inside our parallel regions */
+    openblas_set_num_threads(1);
+
+    int cur_epoch = -1;
+    double t0 = imcap_now(), last_t = t0;
+    long start_step = st->step;
+    imcap_train_progress pr = {0};
+    double ema_loss = -1;
+    while (st->step < total) {
+        long step = st->step;
+        int epoch = (int)(step / per_epoch);
+        if (epoch != cur_epoch) epoch_order(perm, train.n, o->seed, epoch), cur_epoch = epoch;
+        fill_batch(&p, &train, perm + (step % per_epoch) * o->batch, o->batch, cache);
+        imcap_loss_options lo = {o->att_reg, o->dropout, o->seed, step};
+        imcap_loss_stats ls = {0};
+        run_batch(&p, m, o->batch, &lo, 0, grad, &ls);
+        double norm = imcap_adam_step(&adam, step + 1, m->block, grad, st->m, st->v, m->tab.total);
+        st->step = step + 1;
+
+        double ce = ls.ce_sum / ls.n_tokens, reg = ls.reg_sum / ls.n_examples;
+        double loss = ce + o->att_reg * reg;
+        ema_loss = ema_loss < 0 ? loss : 0.95 * ema_loss + 0.05 * loss;
+        double now = imcap_now();
+        pr.step = st->step, pr.total_steps = total, pr.epoch = epoch;
+        pr.loss = ema_loss, pr.ce = ce, pr.reg = reg, pr.token_accuracy = (double)ls.correct / ls.n_tokens;
+        pr.grad_norm = norm, pr.lr = imcap_lr_at(&adam, step);
+        pr.examples_per_s = (double)(st->step - start_step) * o->batch / (now - t0);
+        pr.eta_s = (total - st->step) * o->batch / (pr.examples_per_s > 0 ? pr.examples_per_s : 1);
+        if (cb && cb->on_progress && (now - last_t > 0.25 || st->step == total)) {
+            cb->on_progress(cb->ctx, &pr);
+            last_t = now;
+        }
+        if (!isfinite(loss)) {
+            s = imcap_fail(err, IMCAP_E_ARG, "training diverged at step %ld (loss %g); lower --lr", st->step, loss);
+            goto done;
+        }
+        long ve = o->val_every > 0 ? o->val_every : per_epoch;
+        if (st->step % ve == 0 || st->step == total) {
+            imcap_val_report rep = {0};
+            rep.step = st->step, rep.epoch = epoch;
+            if ((s = validate(&p, m, ds, cache, &val, o, &rep, err))) goto done;
+            if (rep.n_images == 0 || rep.score > st->best_score) {
+                rep.is_best = 1;
+                st->best_score = rep.score;
+                char meta[512];
+                snprintf(meta, sizeof meta, "step %ld, val loss %.4f, BLEU-4 %.4f, CIDEr-D %.4f%s", st->step, rep.val_loss,
+                         rep.bleu4, rep.cider, rep.have_objects ? " (objects in val_metrics)" : "");
+                imcap_model_set_metadata(m, "imcap.train.val", meta);
+                if (rep.have_objects) {
+                    snprintf(meta, sizeof meta, "object F1 %.4f, pointing %.4f, mass %.4f, relations %.4f", rep.f1,
+                             rep.pointing, rep.mass, rep.relations);
+                    imcap_model_set_metadata(m, "imcap.train.val_objects", meta);
+                }
+                if (o->command) imcap_model_set_metadata(m, "imcap.train.command", o->command);
+                if ((s = imcap_model_save(m, o->out_path, err))) goto done;
+            }
+            if (cb && cb->on_validation) cb->on_validation(cb->ctx, &rep);
+        }
+        int stop = (cb && cb->stop && *cb->stop) || (o->stop_after > 0 && st->step == o->stop_after);
+        if ((o->ckpt_every > 0 && st->step % o->ckpt_every == 0) || stop || st->step == total) {
+            if ((s = imcap_checkpoint_save(o->ckpt_path, m, st, err))) goto done;
+        }
+        if (stop && st->step < total) {
+            s = imcap_fail(err, IMCAP_E_INTERRUPTED, "interrupted at step %ld; checkpoint written to %s", st->step,
+                           o->ckpt_path);
+            goto done;
+        }
+    }
+done:
+    for (int t = 0; p.w && t < p.nthreads; t++) imcap_worker_free(p.w[t]);
+    free(p.w), free(p.batch), free(grad), free(perm);
+    examples_free(&train), examples_free(&val);
+    imcap_vocab_index_free(ix);
+    return s;
+}

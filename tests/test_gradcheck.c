@@ -1,0 +1,463 @@
+/* test_gradcheck.c — finite-difference checks of the training gradient
+ * (issue 4, points 1 and 2).
+ *
+ * On tiny random models, the analytic gradient that imcap_worker_run leaves
+ * in the worker's gradient block is compared, for every tensor of the
+ * parameter table, with central differences of the loss
+ *   L = ce_sum / token_norm + att_reg * reg_sum / example_norm
+ * read from imcap_loss_stats, computed by perturbing m->block in place.
+ *
+ * Numerics (why these numbers):
+ * - The forward runs in float32; the loss itself is accumulated in double
+ *   from float logits, so L carries an absolute noise of roughly 1e-7 (float
+ *   rounding of O(1) logits). A central difference with step h turns that into
+ *   ~1e-7 / h of gradient noise, while its truncation error is h^2/6 * L'''.
+ *   We use h = 1e-2 and h/2 and Richardson-extrapolate, (4 D(h/2) - D(h)) / 3,
+ *   which cancels the h^2 term (truncation O(h^4) ~ 1e-8): the remaining
+ *   error is the ~2e-5 noise. h = 1e-2 is small next to the parameters
+ *   (O(0.1..1)) yet large enough that noise stays far below the tolerance.
+ * - The step actually taken is (float)(p + h) - p, not h: we divide by it.
+ * - Relative error |a - n| / max(1e-3, |a| + |n|): the 1e-3 floor keeps
+ *   entries whose true gradient is ~0 (e.g. full_att.bias, to which softmax
+ *   is invariant) from dividing noise by noise; 2e-5 of noise over the floor
+ *   is 2e-2 at worst, but typically gradients are 1e-2..1e-1 and the error is
+ *   1e-4 or less. TOL = 2e-2: float forward noise cannot reach it on
+ *   gradients above ~1e-3, while every real bug we can think of (a missing
+ *   term, a wrong factor, a transposed index) gives errors of order 1 — as
+ *   the negative controls below show.
+ * - ReLU and max-pool have kinks. For encoder tensors we re-run the encoder
+ *   at each perturbed point and compare the ReLU sign patterns and max-pool
+ *   winners with the unperturbed ones: an entry whose perturbation crosses a
+ *   kink is skipped. For every tensor, an entry whose two numeric estimates
+ *   D(h) and D(h/2) disagree by more than TOL is also skipped as unstable.
+ *   Skips are counted; the test asserts they stay rare (<= 10%) so the
+ *   check cannot pass by skipping.
+ * - Dropout masks are a function of (seed, step, example id, t), so with a
+ *   fixed seed/step the loss is a deterministic smooth function of the
+ *   parameters and finite differences are valid. imcap_worker_run applies
+ *   dropout only when gradients are requested (no_grad is evaluation mode),
+ *   so with dropout the loss is read from a gradient-mode run. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "model/network.h"
+#include "image/image.h"
+#include "train/train.h"
+#include "util/util.h"
+
+#define TOL 2e-2
+#define FLOOR 1e-3
+#define STEP 1e-2
+#define N_EX 3
+
+static const char *VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "red", "blue", "circle", "left", "of"};
+#define NV ((int)(sizeof VOCAB / sizeof VOCAB[0]))
+
+/* conv(3) -> relu -> maxpool -> conv(stride 2) -> relu -> coords: 12 -> 6 -> 3, D = 3 + 2, L = 9 */
+static const char *CFG_COORDS =
+    "{\"image_size\": 12, \"mean\": [0.485, 0.456, 0.406], \"std\": [0.229, 0.224, 0.225],"
+    " \"encoder\": [{\"type\": \"conv\", \"out\": 4, \"kernel\": 3, \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"},"
+    " {\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2},"
+    " {\"type\": \"conv\", \"out\": 3, \"kernel\": 3, \"stride\": 2, \"pad\": 1}, {\"type\": \"relu\"},"
+    " {\"type\": \"coords\"}],"
+    " \"embed_dim\": 4, \"hidden_dim\": 5, \"attention_dim\": 3, \"max_length\": 6}";
+/* two max-pools, no coords: 12 -> 6 -> 3, D = 4, L = 9; the features come out of a max-pool */
+static const char *CFG_POOLS =
+    "{\"image_size\": 12, \"mean\": [0.485, 0.456, 0.406], \"std\": [0.229, 0.224, 0.225],"
+    " \"encoder\": [{\"type\": \"conv\", \"out\": 4, \"kernel\": 3, \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"},"
+    " {\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2},"
+    " {\"type\": \"conv\", \"out\": 4, \"kernel\": 3, \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"},"
+    " {\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2}],"
+    " \"embed_dim\": 4, \"hidden_dim\": 5, \"attention_dim\": 3, \"max_length\": 6}";
+/* a 1x1 grid: 8 -> conv stride 2 -> 4 -> maxpool 4 -> 1, D = 3 + 2, L = 1 (alpha == 1) */
+static const char *CFG_GRID1 =
+    "{\"image_size\": 8, \"mean\": [0.485, 0.456, 0.406], \"std\": [0.229, 0.224, 0.225],"
+    " \"encoder\": [{\"type\": \"conv\", \"out\": 3, \"kernel\": 3, \"stride\": 2, \"pad\": 1}, {\"type\": \"relu\"},"
+    " {\"type\": \"maxpool\", \"kernel\": 4, \"stride\": 4}, {\"type\": \"coords\"}],"
+    " \"embed_dim\": 4, \"hidden_dim\": 5, \"attention_dim\": 3, \"max_length\": 6}";
+
+typedef struct {
+    imcap_model *m;
+    imcap_example ex[N_EX];
+    unsigned char *rgb[N_EX];
+    int tokens[N_EX][8];
+    imcap_loss_options opt;
+    double token_norm, example_norm;
+    imcap_trainer_worker *eval; /* the worker that evaluates L */
+    imcap_encoder_acts enc[N_EX]; /* for kink detection */
+    int *sig0, *sig;               /* encoder kink signatures */
+    size_t sig_len;
+} fixture;
+
+static imcap_model *make_model(const char *json, uint64_t seed) {
+    imcap_config cfg;
+    imcap_error err;
+    memset(&err, 0, sizeof err);
+    cr_assert_eq(imcap_config_parse(json, "test config", &cfg, &err), IMCAP_OK, "config: %s", err.msg);
+    imcap_vocab v = {NV, (char **)VOCAB};
+    imcap_model *m = NULL;
+    cr_assert_eq(imcap_model_create(&cfg, &v, &m, &err), IMCAP_OK, "create: %s", err.msg);
+    imcap_model_init_random(m, seed);
+    /* The init leaves biases at 0 (forget gate 1): shift every parameter a
+     * little so no tensor sits at a special point where a bug could hide
+     * (a bias term dropped from the forward is invisible at 0). */
+    imcap_rng r;
+    imcap_rng_seed(&r, seed ^ 0x5eedULL);
+    for (size_t k = 0; k < m->tab.total; k++) m->block[k] += (float)(0.1 * imcap_rng_normal(&r));
+    return m;
+}
+
+static void fixture_init(fixture *f, const char *json, float dropout, float att_reg, uint64_t seed) {
+    memset(f, 0, sizeof *f);
+    f->m = make_model(json, seed);
+    int S = f->m->cfg.image_size;
+    imcap_rng r;
+    imcap_rng_seed(&r, seed * 7 + 1);
+    /* lengths in no sorted order, so the worker's longest-first reordering is exercised */
+    const int lengths[N_EX] = {4, 2, 6};
+    long total = 0;
+    for (int e = 0; e < N_EX; e++) {
+        f->rgb[e] = malloc((size_t)S * S * 3);
+        cr_assert_not_null(f->rgb[e]);
+        for (int k = 0; k < S * S * 3; k++) f->rgb[e][k] = (unsigned char)imcap_rng_int(&r, 256);
+        for (int t = 0; t < lengths[e] - 1; t++) f->tokens[e][t] = 3 + imcap_rng_int(&r, NV - 3);
+        f->tokens[e][lengths[e] - 1] = IMCAP_TOK_END;
+        f->ex[e].rgb = f->rgb[e];
+        f->ex[e].tokens = f->tokens[e];
+        f->ex[e].length = lengths[e];
+        f->ex[e].id = 1000 + 17 * (uint64_t)e;
+        total += lengths[e];
+    }
+    f->opt.att_reg = att_reg;
+    f->opt.dropout = dropout;
+    f->opt.seed = seed;
+    f->opt.step = 3;
+    f->token_norm = (double)total;
+    f->example_norm = N_EX;
+    f->eval = imcap_worker_new(f->m, N_EX);
+    cr_assert_not_null(f->eval);
+
+    const imcap_config *c = &f->m->cfg;
+    for (int e = 0; e < N_EX; e++) {
+        cr_assert_eq(imcap_encoder_acts_init(&f->enc[e], c, 0), IMCAP_OK);
+        imcap_normalise(f->rgb[e], S, c->mean, c->std, f->enc[e].act[0]);
+    }
+    size_t per = 0;
+    for (int i = 0; i < c->n_layers; i++) {
+        const imcap_layer *l = &c->layers[i];
+        if (l->type == IMCAP_LAYER_RELU || l->type == IMCAP_LAYER_MAXPOOL) per += (size_t)l->out_c * l->out_h * l->out_w;
+    }
+    f->sig_len = per * N_EX;
+    f->sig0 = calloc(f->sig_len + 1, sizeof(int));
+    f->sig = calloc(f->sig_len + 1, sizeof(int));
+    cr_assert(f->sig0 && f->sig);
+}
+
+static void fixture_free(fixture *f) {
+    for (int e = 0; e < N_EX; e++) free(f->rgb[e]), imcap_encoder_acts_free(&f->enc[e]);
+    imcap_worker_free(f->eval);
+    imcap_model_free(f->m);
+    free(f->sig0), free(f->sig);
+}
+
+/* Which side of every ReLU kink each unit is on, and every max-pool's winners. */
+static void encoder_signature(fixture *f, int *sig) {
+    const imcap_config *c = &f->m->cfg;
+    size_t k = 0;
+    for (int e = 0; e < N_EX; e++) {
+        imcap_encoder_forward(c, &f->m->p, &f->enc[e]);
+        for (int i = 0; i < c->n_layers; i++) {
+            const imcap_layer *l = &c->layers[i];
+            size_t n = (size_t)l->out_c * l->out_h * l->out_w;
+            if (l->type == IMCAP_LAYER_RELU)
+                for (size_t j = 0; j < n; j++) sig[k++] = f->enc[e].act[i][j] > 0.0f;
+            else if (l->type == IMCAP_LAYER_MAXPOOL)
+                for (size_t j = 0; j < n; j++) sig[k++] = f->enc[e].argmax[i][j];
+        }
+    }
+}
+
+/* L at the current parameters. Dropout is applied by the worker only in
+ * gradient mode, so then the loss comes from a gradient-mode run (its
+ * gradient is discarded). */
+static double loss(fixture *f) {
+    imcap_loss_stats st;
+    memset(&st, 0, sizeof st);
+    int no_grad = f->opt.dropout == 0.0f;
+    if (!no_grad) memset(imcap_worker_grads(f->eval, NULL), 0, f->m->tab.total * sizeof(float));
+    imcap_worker_run(f->eval, f->m, f->ex, N_EX, &f->opt, f->token_norm, f->example_norm, no_grad, &st);
+    return st.ce_sum / f->token_norm + f->opt.att_reg * st.reg_sum / f->example_norm;
+}
+
+/* The analytic gradient, into a malloc'd copy. */
+static float *analytic(fixture *f, imcap_trainer_worker *w, const imcap_loss_options *opt, imcap_loss_stats *st) {
+    float *g = imcap_worker_grads(w, NULL);
+    memset(g, 0, f->m->tab.total * sizeof(float));
+    imcap_loss_stats local;
+    memset(&local, 0, sizeof local);
+    imcap_worker_run(w, f->m, f->ex, N_EX, opt, f->token_norm, f->example_norm, 0, st ? st : &local);
+    float *copy = malloc(f->m->tab.total * sizeof(float));
+    cr_assert_not_null(copy);
+    memcpy(copy, g, f->m->tab.total * sizeof(float));
+    return copy;
+}
+
+/* Central difference with step h at block[k]; *kink set if the encoder's
+ * pattern changed at either end. */
+static double central(fixture *f, size_t k, double h, int is_encoder, int *kink) {
+    float *b = f->m->block, p0 = b[k];
+    float up = (float)(p0 + h), dn = (float)(p0 - h);
+    b[k] = up;
+    double lp = loss(f);
+    if (is_encoder) {
+        encoder_signature(f, f->sig);
+        *kink |= memcmp(f->sig, f->sig0, f->sig_len * sizeof(int)) != 0;
+    }
+    b[k] = dn;
+    double lm = loss(f);
+    if (is_encoder) {
+        encoder_signature(f, f->sig);
+        *kink |= memcmp(f->sig, f->sig0, f->sig_len * sizeof(int)) != 0;
+    }
+    b[k] = p0;
+    return (lp - lm) / ((double)up - (double)dn);
+}
+
+static double rel_err(double a, double n) { return fabs(a - n) / fmax(FLOOR, fabs(a) + fabs(n)); }
+
+typedef struct {
+    int checked, skipped_kink, skipped_unstable;
+    double max_err, max_abs_grad;
+    size_t worst;
+} tensor_report;
+
+/* Checks tensor ti of the table: every entry when it has <= 64, else 24
+ * distinct random ones. */
+static tensor_report check_tensor(fixture *f, int ti, const float *grad, imcap_rng *r) {
+    const imcap_tensor_info *t = &f->m->tab.t[ti];
+    int is_encoder = strncmp(t->name, "encoder.", 8) == 0;
+    tensor_report rep;
+    memset(&rep, 0, sizeof rep);
+    size_t idx[64];
+    size_t n = t->count <= 64 ? t->count : 24;
+    for (size_t i = 0; i < n; i++) {
+        if (t->count <= 64) {
+            idx[i] = i;
+            continue;
+        }
+        int dup;
+        do {
+            idx[i] = (size_t)imcap_rng_int(r, (int)t->count);
+            dup = 0;
+            for (size_t j = 0; j < i; j++) dup |= idx[j] == idx[i];
+        } while (dup);
+    }
+    if (is_encoder) encoder_signature(f, f->sig0);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = t->offset + idx[i];
+        int kink = 0;
+        double d1 = central(f, k, STEP, is_encoder, &kink);
+        double d2 = central(f, k, STEP / 2, is_encoder, &kink);
+        if (kink) {
+            rep.skipped_kink++;
+            continue;
+        }
+        if (rel_err(d1, d2) > TOL) {
+            rep.skipped_unstable++;
+            continue;
+        }
+        double num = (4.0 * d2 - d1) / 3.0;
+        if (getenv("GC_DEBUG")) {
+            int kk = 0;
+            double hs[6] = {1.6e-1, 8e-2, 4e-2, 2e-2, 1e-2, 5e-3}, D[6];
+            for (int q = 0; q < 6; q++) D[q] = central(f, k, hs[q], 0, &kk);
+            fprintf(stderr, "DBG %s %zu a=% .3e", t->name, idx[i], grad[k]);
+            for (int q = 0; q < 6; q++) fprintf(stderr, " %.1e", fabs(D[q] - grad[k]));
+            fprintf(stderr, " |");
+            for (int q = 0; q < 5; q++) fprintf(stderr, " %.1e", fabs((4 * D[q + 1] - D[q]) / 3 - grad[k]));
+            fprintf(stderr, "\n");
+        }
+        double e = rel_err(grad[k], num);
+        rep.checked++;
+        if (fabs(grad[k]) > rep.max_abs_grad) rep.max_abs_grad = fabs(grad[k]);
+        if (e > rep.max_err || rep.checked == 1) rep.max_err = e, rep.worst = idx[i];
+    }
+    return rep;
+}
+
+/* Runs the check over every tensor; returns the number of tensors failing. */
+static int check_all(fixture *f, const float *grad, const char *label, int verbose) {
+    imcap_rng r;
+    imcap_rng_seed(&r, 99);
+    int failing = 0, checked = 0, skipped = 0;
+    double overall = 0;
+    for (int ti = 0; ti < f->m->tab.n; ti++) {
+        const imcap_tensor_info *t = &f->m->tab.t[ti];
+        tensor_report rep = check_tensor(f, ti, grad, &r);
+        checked += rep.checked;
+        skipped += rep.skipped_kink + rep.skipped_unstable;
+        if (rep.max_err > overall) overall = rep.max_err;
+        int bad = rep.max_err > TOL || rep.checked == 0;
+        failing += bad;
+        if (verbose || bad)
+            fprintf(stderr, "%s %-38s n=%-4zu checked %2d skip kink %d unstable %d  max|g| %.2e  max rel err %.2e%s\n",
+                    label, t->name, t->count, rep.checked, rep.skipped_kink, rep.skipped_unstable, rep.max_abs_grad,
+                    rep.max_err, bad ? "  <-- FAIL" : "");
+        if (bad && verbose)
+            fprintf(stderr, "    worst entry %zu: analytic %.6e\n", rep.worst, grad[t->offset + rep.worst]);
+    }
+    if (verbose)
+        fprintf(stderr, "%s: %d tensors, %d entries checked, %d skipped, max rel err %.2e (tol %.0e)\n", label,
+                f->m->tab.n, checked, skipped, overall, TOL);
+    /* the check must not pass by skipping */
+    if (verbose) cr_expect_leq(skipped * 10, checked + skipped, "%s: %d of %d entries skipped", label, skipped,
+                               checked + skipped);
+    return failing;
+}
+
+static void run_gradcheck(const char *json, float dropout, uint64_t seed, const char *label) {
+    fixture f;
+    fixture_init(&f, json, dropout, 0.3f, seed);
+    /* every tensor of the table the config implies is there, and checked below */
+    int expect = 19;
+    for (int i = 0; i < f.m->cfg.n_layers; i++) expect += 2 * (f.m->cfg.layers[i].type == IMCAP_LAYER_CONV);
+    cr_assert_eq(f.m->tab.n, expect);
+
+    imcap_loss_stats st;
+    memset(&st, 0, sizeof st);
+    float *g = analytic(&f, f.eval, &f.opt, &st);
+    cr_assert_eq(st.n_tokens, (long)f.token_norm);
+    cr_assert_eq(st.n_examples, N_EX);
+    double l_grad = st.ce_sum / f.token_norm + f.opt.att_reg * st.reg_sum / f.example_norm;
+    /* the loss FD differentiates is the loss the gradient belongs to */
+    cr_assert_eq(loss(&f), l_grad, "%s: loss %.9g vs gradient-run loss %.9g", label, loss(&f), l_grad);
+    if (dropout > 0) {
+        /* and dropout really acts (else the dropout variant would be vacuous) */
+        imcap_loss_stats ev;
+        memset(&ev, 0, sizeof ev);
+        imcap_worker_run(f.eval, f.m, f.ex, N_EX, &f.opt, f.token_norm, f.example_norm, 1, &ev);
+        cr_assert_neq(ev.ce_sum, st.ce_sum, "%s: dropout changed nothing", label);
+    }
+    int failing = check_all(&f, g, label, 1);
+    cr_expect_eq(failing, 0, "%s: %d tensors fail the gradient check", label, failing);
+    free(g);
+    fixture_free(&f);
+}
+
+Test(gradcheck, coords_no_dropout) { run_gradcheck(CFG_COORDS, 0.0f, 11, "coords/p=0"); }
+Test(gradcheck, coords_dropout) { run_gradcheck(CFG_COORDS, 0.3f, 12, "coords/p=0.3"); }
+Test(gradcheck, two_pools_no_coords) { run_gradcheck(CFG_POOLS, 0.3f, 13, "pools/p=0.3"); }
+Test(gradcheck, grid_1x1) { run_gradcheck(CFG_GRID1, 0.3f, 14, "1x1/p=0.3"); }
+
+/* The checker must be able to fail: corrupted gradients are reported. */
+Test(gradcheck, negative_controls) {
+    fixture f;
+    fixture_init(&f, CFG_COORDS, 0.3f, 0.3f, 21);
+    float *g = analytic(&f, f.eval, &f.opt, NULL);
+    imcap_rng r;
+    imcap_rng_seed(&r, 5);
+
+    /* 1. one entry of fc.weight with its sign flipped */
+    int fc = imcap_param_table_find(&f.m->tab, "decoder.fc.weight");
+    cr_assert_geq(fc, 0);
+    float *bad = malloc(f.m->tab.total * sizeof(float));
+    memcpy(bad, g, f.m->tab.total * sizeof(float));
+    size_t k = f.m->tab.t[fc].offset + 7;
+    cr_assert_gt(fabsf(g[k]), 1e-3f, "pick an entry with a visible gradient");
+    bad[k] = -bad[k];
+    tensor_report rep = check_tensor(&f, fc, bad, &r);
+    cr_expect_gt(rep.max_err, TOL, "a sign flip went unnoticed (err %.2e)", rep.max_err);
+    rep = check_tensor(&f, fc, g, &r);
+    cr_expect_leq(rep.max_err, TOL, "the uncorrupted tensor passes");
+
+    /* 2. a 10% scale error over a whole tensor (the lstm's weight_hh):
+     * |0.1 g| / (2.1 |g|) = 4.8e-2 > TOL wherever |g| is above the floor */
+    int hh = imcap_param_table_find(&f.m->tab, "decoder.lstm.weight_hh");
+    cr_assert_geq(hh, 0);
+    memcpy(bad, g, f.m->tab.total * sizeof(float));
+    for (size_t j = 0; j < f.m->tab.t[hh].count; j++) bad[f.m->tab.t[hh].offset + j] *= 1.1f;
+    rep = check_tensor(&f, hh, bad, &r);
+    cr_expect_gt(rep.max_err, TOL, "a 10%% scale error went unnoticed (err %.2e)", rep.max_err);
+
+    /* 3. a plausible bug: the regulariser's gradient left out. The attention
+     * tensors must then fail, which also shows att_reg matters here. */
+    imcap_loss_options noreg = f.opt;
+    noreg.att_reg = 0.0f;
+    float *g_noreg = analytic(&f, f.eval, &noreg, NULL);
+    int fa = imcap_param_table_find(&f.m->tab, "decoder.attention.full_att.weight");
+    cr_assert_geq(fa, 0);
+    rep = check_tensor(&f, fa, g_noreg, &r);
+    cr_expect_gt(rep.max_err, TOL, "missing regulariser gradient went unnoticed (err %.2e)", rep.max_err);
+
+    /* 4. another: the gradient computed without dropout while the loss has it */
+    imcap_loss_options nodrop = f.opt;
+    nodrop.dropout = 0.0f;
+    float *g_nodrop = analytic(&f, f.eval, &nodrop, NULL);
+    int fcb = imcap_param_table_find(&f.m->tab, "decoder.fc.weight");
+    rep = check_tensor(&f, fcb, g_nodrop, &r);
+    cr_expect_gt(rep.max_err, TOL, "ignoring the dropout masks went unnoticed (err %.2e)", rep.max_err);
+
+    /* 5. the whole-model checker counts failing tensors */
+    memcpy(bad, g, f.m->tab.total * sizeof(float));
+    int e0 = imcap_param_table_find(&f.m->tab, "encoder.0.weight");
+    cr_assert_geq(e0, 0);
+    for (size_t j = 0; j < f.m->tab.t[e0].count; j++) bad[f.m->tab.t[e0].offset + j] *= -1.0f;
+    cr_expect_eq(check_all(&f, bad, "negative control", 0), 1);
+
+    free(bad), free(g), free(g_noreg), free(g_nodrop);
+    fixture_free(&f);
+}
+
+/* How the examples are split over workers (threads) must not change the
+ * gradient beyond float rounding: 3 in one call vs 2 + 1 in two workers,
+ * the two blocks summed. Both use the global token_norm and example_norm.
+ * 1e-5 relative to the tensor's largest entry: the only difference is the
+ * order of float additions (batched GEMM over 3 rows vs 2 and 1, then one
+ * more addition), ~1e-7 relative per operation over a few dozen terms. */
+static void split_check(const char *json, float dropout, uint64_t seed) {
+    fixture f;
+    fixture_init(&f, json, dropout, 0.3f, seed);
+    size_t n = f.m->tab.total;
+    imcap_loss_stats s_all, s_a, s_b;
+    memset(&s_all, 0, sizeof s_all), memset(&s_a, 0, sizeof s_a), memset(&s_b, 0, sizeof s_b);
+    float *g_all = analytic(&f, f.eval, &f.opt, &s_all);
+    /* the same worker again: bit-identical (no state leaks between runs) */
+    float *g_again = analytic(&f, f.eval, &f.opt, NULL);
+    cr_expect_eq(memcmp(g_all, g_again, n * sizeof(float)), 0, "a second run of the same worker differs");
+
+    imcap_trainer_worker *wa = imcap_worker_new(f.m, 2), *wb = imcap_worker_new(f.m, 2);
+    cr_assert(wa && wb);
+    float *ga = imcap_worker_grads(wa, NULL), *gb = imcap_worker_grads(wb, NULL);
+    memset(ga, 0, n * sizeof(float)), memset(gb, 0, n * sizeof(float));
+    imcap_worker_run(wa, f.m, f.ex, 2, &f.opt, f.token_norm, f.example_norm, 0, &s_a);
+    imcap_worker_run(wb, f.m, f.ex + 2, 1, &f.opt, f.token_norm, f.example_norm, 0, &s_b);
+    cr_expect_eq(s_a.n_tokens + s_b.n_tokens, s_all.n_tokens);
+    cr_expect_float_eq(s_a.ce_sum + s_b.ce_sum, s_all.ce_sum, 1e-9 * s_all.ce_sum);
+    cr_expect_float_eq(s_a.reg_sum + s_b.reg_sum, s_all.reg_sum, 1e-9 * s_all.reg_sum + 1e-12);
+    double worst = 0;
+    for (int ti = 0; ti < f.m->tab.n; ti++) {
+        const imcap_tensor_info *t = &f.m->tab.t[ti];
+        double mx = 0, diff = 0;
+        for (size_t j = t->offset; j < t->offset + t->count; j++) {
+            mx = fmax(mx, fabs(g_all[j]));
+            diff = fmax(diff, fabs((double)g_all[j] - ((double)ga[j] + (double)gb[j])));
+        }
+        double rel = diff / fmax(mx, 1e-30);
+        if (mx == 0) rel = diff > 0;
+        if (rel > worst) worst = rel;
+        cr_expect_leq(rel, 1e-5, "%s: split 2+1 changes the gradient by %.2e relative", t->name, rel);
+    }
+    fprintf(stderr, "split 2+1 vs 3 (dropout %.1f): max relative difference %.2e\n", dropout, worst);
+    imcap_worker_free(wa), imcap_worker_free(wb);
+    free(g_all), free(g_again);
+    fixture_free(&f);
+}
+
+Test(gradcheck, split_over_workers) {
+    split_check(CFG_COORDS, 0.0f, 31);
+    split_check(CFG_POOLS, 0.3f, 32);
+}
