@@ -7,36 +7,43 @@
  *   L = ce_sum / token_norm + att_reg * reg_sum / example_norm
  * read from imcap_loss_stats, computed by perturbing m->block in place.
  *
- * Numerics (why these numbers):
- * - The forward runs in float32; the loss itself is accumulated in double
- *   from float logits, so L carries an absolute noise of roughly 1e-7 (float
- *   rounding of O(1) logits). A central difference with step h turns that into
- *   ~1e-7 / h of gradient noise, while its truncation error is h^2/6 * L'''.
- *   We use h = 1e-2 and h/2 and Richardson-extrapolate, (4 D(h/2) - D(h)) / 3,
- *   which cancels the h^2 term (truncation O(h^4) ~ 1e-8): the remaining
- *   error is the ~2e-5 noise. h = 1e-2 is small next to the parameters
- *   (O(0.1..1)) yet large enough that noise stays far below the tolerance.
- * - The step actually taken is (float)(p + h) - p, not h: we divide by it.
- * - Relative error |a - n| / max(1e-3, |a| + |n|): the 1e-3 floor keeps
- *   entries whose true gradient is ~0 (e.g. full_att.bias, to which softmax
- *   is invariant) from dividing noise by noise; 2e-5 of noise over the floor
- *   is 2e-2 at worst, but typically gradients are 1e-2..1e-1 and the error is
- *   1e-4 or less. TOL = 2e-2: float forward noise cannot reach it on
- *   gradients above ~1e-3, while every real bug we can think of (a missing
- *   term, a wrong factor, a transposed index) gives errors of order 1 — as
- *   the negative controls below show.
- * - ReLU and max-pool have kinks. For encoder tensors we re-run the encoder
- *   at each perturbed point and compare the ReLU sign patterns and max-pool
- *   winners with the unperturbed ones: an entry whose perturbation crosses a
- *   kink is skipped. For every tensor, an entry whose two numeric estimates
- *   D(h) and D(h/2) disagree by more than TOL is also skipped as unstable.
- *   Skips are counted; the test asserts they stay rare (<= 10%) so the
- *   check cannot pass by skipping.
+ * Numerics (why these numbers; measured on these models):
+ * - The forward runs in float32 (the loss is summed in double from float
+ *   logits), so L ~ 2 carries a rounding noise of up to NOISE_L = 1e-7
+ *   (measured: |analytic - numeric| * h stays below 1e-7 at every step size
+ *   used). A central difference D(h) thus has noise ~1e-7 / h and a
+ *   truncation error h^2 / 6 * L'''. We Richardson-extrapolate,
+ *   (4 D(h/2) - D(h)) / 3 = L' + O(h^4), which lets h be large: STEP = 4e-2
+ *   (parameters are O(0.1..1); the truncation left is < 1e-4 relative even
+ *   on the most curved entries, and the noise ~3e-6). We divide by the step
+ *   actually taken, (float)(p + h) - (float)(p - h).
+ * - Relative error |a - n| / max(floor, |a| + |n|) with floor =
+ *   max(1e-3, 2 NOISE_L / (TOL h)): below the floor FD noise would dominate
+ *   (entries whose true gradient is ~0, e.g. full_att.bias, to which softmax
+ *   is invariant), so such entries are held to an absolute error of
+ *   TOL * floor, of which noise can use at most half.
+ * - TOL = 1e-2. Measured worst errors are ~3e-3 (~1e-3 at STEP, the larger
+ *   ones at small h on the first conv), so float noise stays well under it,
+ *   while real bugs (a missing term, a wrong factor, a transposed index, a
+ *   mask ignored) give errors of order 1e-1..1: see the negative controls,
+ *   which assert the checker reports each of them.
+ * - ReLU and max-pool have kinks; everything after the encoder is smooth
+ *   (tanh, sigmoid, softmax, fixed dropout masks). For encoder tensors the
+ *   step is halved from STEP (down to MIN_STEP at most) until the encoder's
+ *   pattern (every ReLU's sign and every max-pool's winner, over the three
+ *   images) is the same at p - h and at p + h as at p. The encoder is
+ *   piecewise affine in any one parameter, and a max of affine functions
+ *   with the same winner at both ends of an interval has it throughout, so
+ *   then no kink lies in [p - h, p + h]. Entries with a kink closer than
+ *   MIN_STEP are skipped and counted; the test asserts at most 20% of all
+ *   entries are skipped and every tensor has enough checked entries (half of
+ *   a small tensor, WANT of a large one), so it cannot pass by skipping.
  * - Dropout masks are a function of (seed, step, example id, t), so with a
- *   fixed seed/step the loss is a deterministic smooth function of the
+ *   fixed seed and step the loss is a deterministic smooth function of the
  *   parameters and finite differences are valid. imcap_worker_run applies
  *   dropout only when gradients are requested (no_grad is evaluation mode),
- *   so with dropout the loss is read from a gradient-mode run. */
+ *   so with dropout the loss is read from a gradient-mode run (checked to be
+ *   the loss the gradient belongs to, and to differ from the no_grad one). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,9 +56,13 @@
 #include "train/train.h"
 #include "util/util.h"
 
-#define TOL 2e-2
+#define TOL 1e-2
 #define FLOOR 1e-3
-#define STEP 1e-2
+#define NOISE_L 1e-7
+#define STEP 4e-2
+#define MIN_STEP 1e-3
+#define SMALL 64
+#define WANT 20
 #define N_EX 3
 
 static const char *VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "red", "blue", "circle", "left", "of"};
@@ -206,86 +217,83 @@ static float *analytic(fixture *f, imcap_trainer_worker *w, const imcap_loss_opt
     return copy;
 }
 
-/* Central difference with step h at block[k]; *kink set if the encoder's
- * pattern changed at either end. */
-static double central(fixture *f, size_t k, double h, int is_encoder, int *kink) {
+/* Whether moving block[k] within p0 +- h crosses a ReLU or max-pool kink. The
+ * encoder is piecewise affine in any one parameter (a conv is affine in its
+ * weights and its input, ReLU and max-pool select among affine pieces; the
+ * winner of a max of affine functions at both ends of an interval wins
+ * throughout), so an unchanged pattern at p0 - h and p0 + h means no kink
+ * anywhere in between. */
+static int crosses_kink(fixture *f, size_t k, double h) {
+    float *b = f->m->block, p0 = b[k];
+    int kink = 0;
+    for (int s = -1; s <= 1 && !kink; s += 2) {
+        b[k] = (float)(p0 + s * h);
+        encoder_signature(f, f->sig);
+        kink = memcmp(f->sig, f->sig0, f->sig_len * sizeof(int)) != 0;
+    }
+    b[k] = p0;
+    return kink;
+}
+
+/* Central difference with step h at block[k]. */
+static double central(fixture *f, size_t k, double h) {
     float *b = f->m->block, p0 = b[k];
     float up = (float)(p0 + h), dn = (float)(p0 - h);
     b[k] = up;
     double lp = loss(f);
-    if (is_encoder) {
-        encoder_signature(f, f->sig);
-        *kink |= memcmp(f->sig, f->sig0, f->sig_len * sizeof(int)) != 0;
-    }
     b[k] = dn;
     double lm = loss(f);
-    if (is_encoder) {
-        encoder_signature(f, f->sig);
-        *kink |= memcmp(f->sig, f->sig0, f->sig_len * sizeof(int)) != 0;
-    }
     b[k] = p0;
     return (lp - lm) / ((double)up - (double)dn);
 }
 
-static double rel_err(double a, double n) { return fabs(a - n) / fmax(FLOOR, fabs(a) + fabs(n)); }
+/* The FD estimate's own noise is ~NOISE_L / h, so the floor of the relative
+ * error grows as h shrinks: at the floor, noise uses at most half of TOL. */
+static double floor_at(double h) { return fmax(FLOOR, 2.0 * NOISE_L / (TOL * h)); }
+
+static double rel_err(double a, double n, double floor) { return fabs(a - n) / fmax(floor, fabs(a) + fabs(n)); }
 
 typedef struct {
-    int checked, skipped_kink, skipped_unstable;
-    double max_err, max_abs_grad;
+    int checked, skipped;  /* skipped: a kink within MIN_STEP */
+    double max_err, max_abs_grad, min_step;
     size_t worst;
 } tensor_report;
 
-/* Checks tensor ti of the table: every entry when it has <= 64, else 24
- * distinct random ones. */
+/* Checks tensor ti: every entry of a tensor of <= SMALL entries, else random
+ * distinct entries until WANT are checked (at most 3 * WANT tried). */
 static tensor_report check_tensor(fixture *f, int ti, const float *grad, imcap_rng *r) {
     const imcap_tensor_info *t = &f->m->tab.t[ti];
-    int is_encoder = strncmp(t->name, "encoder.", 8) == 0;
+    int is_encoder = strncmp(t->name, "encoder.", 8) == 0, all = t->count <= SMALL;
     tensor_report rep;
     memset(&rep, 0, sizeof rep);
-    size_t idx[64];
-    size_t n = t->count <= 64 ? t->count : 24;
-    for (size_t i = 0; i < n; i++) {
-        if (t->count <= 64) {
-            idx[i] = i;
-            continue;
-        }
-        int dup;
-        do {
-            idx[i] = (size_t)imcap_rng_int(r, (int)t->count);
-            dup = 0;
-            for (size_t j = 0; j < i; j++) dup |= idx[j] == idx[i];
-        } while (dup);
-    }
+    rep.min_step = STEP;
+    unsigned char *seen = calloc(t->count, 1);
+    cr_assert_not_null(seen);
     if (is_encoder) encoder_signature(f, f->sig0);
-    for (size_t i = 0; i < n; i++) {
-        size_t k = t->offset + idx[i];
-        int kink = 0;
-        double d1 = central(f, k, STEP, is_encoder, &kink);
-        double d2 = central(f, k, STEP / 2, is_encoder, &kink);
-        if (kink) {
-            rep.skipped_kink++;
+    size_t tries = all ? t->count : 3 * WANT;
+    for (size_t i = 0; i < tries && (all || rep.checked < WANT); i++) {
+        size_t j = i;
+        if (!all) {
+            do j = (size_t)imcap_rng_int(r, (int)t->count);
+            while (seen[j]);
+            seen[j] = 1;
+        }
+        size_t k = t->offset + j;
+        double h = STEP;
+        while (is_encoder && h >= MIN_STEP && crosses_kink(f, k, h)) h /= 2;
+        if (h < MIN_STEP) {
+            rep.skipped++;
             continue;
         }
-        if (rel_err(d1, d2) > TOL) {
-            rep.skipped_unstable++;
-            continue;
-        }
-        double num = (4.0 * d2 - d1) / 3.0;
-        if (getenv("GC_DEBUG")) {
-            int kk = 0;
-            double hs[6] = {1.6e-1, 8e-2, 4e-2, 2e-2, 1e-2, 5e-3}, D[6];
-            for (int q = 0; q < 6; q++) D[q] = central(f, k, hs[q], 0, &kk);
-            fprintf(stderr, "DBG %s %zu a=% .3e", t->name, idx[i], grad[k]);
-            for (int q = 0; q < 6; q++) fprintf(stderr, " %.1e", fabs(D[q] - grad[k]));
-            fprintf(stderr, " |");
-            for (int q = 0; q < 5; q++) fprintf(stderr, " %.1e", fabs((4 * D[q + 1] - D[q]) / 3 - grad[k]));
-            fprintf(stderr, "\n");
-        }
-        double e = rel_err(grad[k], num);
+        /* Richardson: D(h) = L' + c h^2 + O(h^4), so (4 D(h/2) - D(h)) / 3 = L' + O(h^4) */
+        double num = (4.0 * central(f, k, h / 2) - central(f, k, h)) / 3.0;
+        double e = rel_err(grad[k], num, floor_at(h));
         rep.checked++;
-        if (fabs(grad[k]) > rep.max_abs_grad) rep.max_abs_grad = fabs(grad[k]);
-        if (e > rep.max_err || rep.checked == 1) rep.max_err = e, rep.worst = idx[i];
+        rep.min_step = fmin(rep.min_step, h);
+        rep.max_abs_grad = fmax(rep.max_abs_grad, fabs(grad[k]));
+        if (e > rep.max_err || rep.checked == 1) rep.max_err = e, rep.worst = j;
     }
+    free(seen);
     return rep;
 }
 
@@ -299,23 +307,26 @@ static int check_all(fixture *f, const float *grad, const char *label, int verbo
         const imcap_tensor_info *t = &f->m->tab.t[ti];
         tensor_report rep = check_tensor(f, ti, grad, &r);
         checked += rep.checked;
-        skipped += rep.skipped_kink + rep.skipped_unstable;
-        if (rep.max_err > overall) overall = rep.max_err;
-        int bad = rep.max_err > TOL || rep.checked == 0;
+        skipped += rep.skipped;
+        overall = fmax(overall, rep.max_err);
+        /* a tensor passes only if enough of it was actually checked */
+        int enough = rep.checked >= (t->count <= SMALL ? ((int)t->count + 1) / 2 : WANT);
+        int bad = rep.max_err > TOL || !enough;
         failing += bad;
         if (verbose || bad)
-            fprintf(stderr, "%s %-38s n=%-4zu checked %2d skip kink %d unstable %d  max|g| %.2e  max rel err %.2e%s\n",
-                    label, t->name, t->count, rep.checked, rep.skipped_kink, rep.skipped_unstable, rep.max_abs_grad,
-                    rep.max_err, bad ? "  <-- FAIL" : "");
-        if (bad && verbose)
+            fprintf(stderr, "%-13s %-38s n=%-4zu checked %2d skipped %2d  min h %.2e  max|g| %.2e  max rel err %.2e%s\n",
+                    label, t->name, t->count, rep.checked, rep.skipped, rep.min_step, rep.max_abs_grad, rep.max_err,
+                    bad ? (enough ? "  <-- FAIL" : "  <-- too few checked") : "");
+        if (bad && verbose && rep.checked)
             fprintf(stderr, "    worst entry %zu: analytic %.6e\n", rep.worst, grad[t->offset + rep.worst]);
     }
-    if (verbose)
-        fprintf(stderr, "%s: %d tensors, %d entries checked, %d skipped, max rel err %.2e (tol %.0e)\n", label,
-                f->m->tab.n, checked, skipped, overall, TOL);
-    /* the check must not pass by skipping */
-    if (verbose) cr_expect_leq(skipped * 10, checked + skipped, "%s: %d of %d entries skipped", label, skipped,
-                               checked + skipped);
+    if (verbose) {
+        fprintf(stderr, "%s: %d tensors, %d entries checked, %d skipped (kinks), max rel err %.2e (tol %.0e)\n",
+                label, f->m->tab.n, checked, skipped, overall, TOL);
+        /* the check must not pass by skipping */
+        cr_expect_leq(skipped * 5, checked + skipped, "%s: %d of %d entries skipped", label, skipped,
+                      checked + skipped);
+    }
     return failing;
 }
 
@@ -350,8 +361,11 @@ static void run_gradcheck(const char *json, float dropout, uint64_t seed, const 
 
 Test(gradcheck, coords_no_dropout) { run_gradcheck(CFG_COORDS, 0.0f, 11, "coords/p=0"); }
 Test(gradcheck, coords_dropout) { run_gradcheck(CFG_COORDS, 0.3f, 12, "coords/p=0.3"); }
-Test(gradcheck, two_pools_no_coords) { run_gradcheck(CFG_POOLS, 0.3f, 13, "pools/p=0.3"); }
-Test(gradcheck, grid_1x1) { run_gradcheck(CFG_GRID1, 0.3f, 14, "1x1/p=0.3"); }
+Test(gradcheck, two_pools_no_dropout) { run_gradcheck(CFG_POOLS, 0.0f, 13, "pools/p=0"); }
+Test(gradcheck, two_pools_dropout) { run_gradcheck(CFG_POOLS, 0.3f, 14, "pools/p=0.3"); }
+/* L = 1: alpha == 1, so the attention tensors' gradients are exactly 0 */
+Test(gradcheck, grid_1x1_no_dropout) { run_gradcheck(CFG_GRID1, 0.0f, 15, "1x1/p=0"); }
+Test(gradcheck, grid_1x1_dropout) { run_gradcheck(CFG_GRID1, 0.3f, 16, "1x1/p=0.3"); }
 
 /* The checker must be able to fail: corrupted gradients are reported. */
 Test(gradcheck, negative_controls) {
@@ -413,45 +427,66 @@ Test(gradcheck, negative_controls) {
 }
 
 /* How the examples are split over workers (threads) must not change the
- * gradient beyond float rounding: 3 in one call vs 2 + 1 in two workers,
- * the two blocks summed. Both use the global token_norm and example_norm.
- * 1e-5 relative to the tensor's largest entry: the only difference is the
- * order of float additions (batched GEMM over 3 rows vs 2 and 1, then one
- * more addition), ~1e-7 relative per operation over a few dozen terms. */
+ * gradient beyond float rounding: 3 in one call vs 2 + 1 in two workers
+ * (both ways round: {0,1}+{2} and {0}+{1,2}), the blocks summed. All runs use
+ * the global token_norm and example_norm. Tolerance 1e-5 relative to the
+ * tensor's largest entry: the only difference is the order of float
+ * operations (GEMM over 3 rows vs 2, GEMV for 1 row, one more addition),
+ * ~6e-8 relative per operation over a few dozen terms; measured ~1e-7.
+ * full_att.bias is analytically 0 (softmax ignores a shift of every score):
+ * what it holds is the rounding residue of terms as large as the other
+ * attention gradients, so it is checked to be ~0 (<= 1e-5 of the block's
+ * largest entry) instead; other scales are floored at 1e-3 of that entry.
+ * The loss sums differ by the rounding of float logits: 1e-7 relative. */
 static void split_check(const char *json, float dropout, uint64_t seed) {
     fixture f;
     fixture_init(&f, json, dropout, 0.3f, seed);
     size_t n = f.m->tab.total;
-    imcap_loss_stats s_all, s_a, s_b;
-    memset(&s_all, 0, sizeof s_all), memset(&s_a, 0, sizeof s_a), memset(&s_b, 0, sizeof s_b);
+    imcap_loss_stats s_all;
+    memset(&s_all, 0, sizeof s_all);
     float *g_all = analytic(&f, f.eval, &f.opt, &s_all);
     /* the same worker again: bit-identical (no state leaks between runs) */
     float *g_again = analytic(&f, f.eval, &f.opt, NULL);
     cr_expect_eq(memcmp(g_all, g_again, n * sizeof(float)), 0, "a second run of the same worker differs");
+    double block_max = 0;
+    for (size_t j = 0; j < n; j++) block_max = fmax(block_max, fabs(g_all[j]));
 
     imcap_trainer_worker *wa = imcap_worker_new(f.m, 2), *wb = imcap_worker_new(f.m, 2);
     cr_assert(wa && wb);
     float *ga = imcap_worker_grads(wa, NULL), *gb = imcap_worker_grads(wb, NULL);
-    memset(ga, 0, n * sizeof(float)), memset(gb, 0, n * sizeof(float));
-    imcap_worker_run(wa, f.m, f.ex, 2, &f.opt, f.token_norm, f.example_norm, 0, &s_a);
-    imcap_worker_run(wb, f.m, f.ex + 2, 1, &f.opt, f.token_norm, f.example_norm, 0, &s_b);
-    cr_expect_eq(s_a.n_tokens + s_b.n_tokens, s_all.n_tokens);
-    cr_expect_float_eq(s_a.ce_sum + s_b.ce_sum, s_all.ce_sum, 1e-9 * s_all.ce_sum);
-    cr_expect_float_eq(s_a.reg_sum + s_b.reg_sum, s_all.reg_sum, 1e-9 * s_all.reg_sum + 1e-12);
     double worst = 0;
-    for (int ti = 0; ti < f.m->tab.n; ti++) {
-        const imcap_tensor_info *t = &f.m->tab.t[ti];
-        double mx = 0, diff = 0;
-        for (size_t j = t->offset; j < t->offset + t->count; j++) {
-            mx = fmax(mx, fabs(g_all[j]));
-            diff = fmax(diff, fabs((double)g_all[j] - ((double)ga[j] + (double)gb[j])));
+    for (int first = 1; first <= 2; first++) {
+        imcap_loss_stats s_a, s_b;
+        memset(&s_a, 0, sizeof s_a), memset(&s_b, 0, sizeof s_b);
+        memset(ga, 0, n * sizeof(float)), memset(gb, 0, n * sizeof(float));
+        imcap_worker_run(wa, f.m, f.ex, first, &f.opt, f.token_norm, f.example_norm, 0, &s_a);
+        imcap_worker_run(wb, f.m, f.ex + first, N_EX - first, &f.opt, f.token_norm, f.example_norm, 0, &s_b);
+        cr_expect_eq(s_a.n_tokens + s_b.n_tokens, s_all.n_tokens);
+        cr_expect_eq(s_a.n_examples + s_b.n_examples, s_all.n_examples);
+        cr_expect_float_eq(s_a.ce_sum + s_b.ce_sum, s_all.ce_sum, 1e-7 * s_all.ce_sum);
+        cr_expect_float_eq(s_a.reg_sum + s_b.reg_sum, s_all.reg_sum, 1e-7 * s_all.reg_sum + 1e-12);
+        for (int ti = 0; ti < f.m->tab.n; ti++) {
+            const imcap_tensor_info *t = &f.m->tab.t[ti];
+            double mx = 0, diff = 0;
+            for (size_t j = t->offset; j < t->offset + t->count; j++) {
+                mx = fmax(mx, fabs(g_all[j]));
+                diff = fmax(diff, fabs((double)g_all[j] - ((double)ga[j] + (double)gb[j])));
+            }
+            if (!strcmp(t->name, "decoder.attention.full_att.bias")) {
+                /* analytically 0: both results must be rounding residue only */
+                double sum = (double)ga[t->offset] + (double)gb[t->offset];
+                cr_expect_leq(fabs(g_all[t->offset]), 1e-5 * block_max, "full_att.bias gradient %.3e is not ~0",
+                              g_all[t->offset]);
+                cr_expect_leq(fabs(sum), 1e-5 * block_max, "full_att.bias gradient %.3e is not ~0", sum);
+                continue;
+            }
+            double rel = diff / fmax(mx, 1e-3 * block_max);
+            worst = fmax(worst, rel);
+            cr_expect_leq(rel, 1e-5, "%s: split %d+%d changes the gradient by %.2e relative", t->name, first,
+                          N_EX - first, rel);
         }
-        double rel = diff / fmax(mx, 1e-30);
-        if (mx == 0) rel = diff > 0;
-        if (rel > worst) worst = rel;
-        cr_expect_leq(rel, 1e-5, "%s: split 2+1 changes the gradient by %.2e relative", t->name, rel);
     }
-    fprintf(stderr, "split 2+1 vs 3 (dropout %.1f): max relative difference %.2e\n", dropout, worst);
+    fprintf(stderr, "split 2+1 and 1+2 vs 3 (dropout %.1f): max relative difference %.2e\n", dropout, worst);
     imcap_worker_free(wa), imcap_worker_free(wb);
     free(g_all), free(g_again);
     fixture_free(&f);

@@ -602,19 +602,29 @@ Test(softmax, small_and_large) {
 Test(softmax, log_softmax_small_and_large) {
     /* log_softmax(1,2,3) = (1,2,3) - ln(1 + e + e^2) ... with the shift by the
      * max: (-2, -1, 0) - ln(1 + e^-1 + e^-2) = (-2, -1, 0) - 0.4076059644 */
-    float in[3] = {1, 2, 3}, big[3] = {1000, 1001, 1002}, out[3];
+    float in[3] = {1, 2, 3}, out[3];
     double want[3] = {-2.4076059644443806, -1.4076059644443806, -0.4076059644443806};
     imcap_log_softmax_forward(out, in, 3);
     expect_vec(out, want, 3, 1e-6, "log_softmax");
-    imcap_log_softmax_forward(out, big, 3);
-    expect_vec(out, want, 3, 1e-6, "log_softmax large");
     /* (0, -1000): exp(-1000) underflows, the result must still be finite:
      * (-log(1 + e^-1000), -1000 - log(1 + e^-1000)) = (0, -1000) */
     float far[2] = {0, -1000};
     imcap_log_softmax_forward(out, far, 2);
     double wfar[2] = {0, -1000};
     expect_vec(out, wfar, 2, 1e-6, "log_softmax far apart");
-    /* two equal values near float's max exponent: (-ln 2, -ln 2) */
+}
+
+Test(softmax, log_softmax_keeps_precision_for_large_logits) {
+    /* Max-subtracted means (x_i - m) - log(sum exp(x_j - m)): x_i - m is
+     * exact in float, so the result for (1000, 1001, 1002) is the same
+     * (-2, -1, 0) - 0.4076059644 as for (1, 2, 3), to a float ulp of the
+     * result. Computing x_i - (m + log s) instead rounds m + log s to the
+     * ulp of 1000 (6e-5) and loses ~1e-5; at 3e38 it loses everything:
+     * two equal logits must give (-ln 2, -ln 2), not (0, 0). */
+    float big[3] = {1000, 1001, 1002}, out[3];
+    double want[3] = {-2.4076059644443806, -1.4076059644443806, -0.4076059644443806};
+    imcap_log_softmax_forward(out, big, 3);
+    expect_vec(out, want, 3, 1e-6, "log_softmax large");
     float eq[2] = {3e38f, 3e38f};
     imcap_log_softmax_forward(out, eq, 2);
     double weq[2] = {-log(2.0), -log(2.0)};

@@ -42,6 +42,10 @@ static void usage(FILE *f) {
 
 /* mkdir -p */
 static int make_dirs(const char *path) {
+    if (!*path) {
+        errno = ENOENT;
+        return -1;
+    }
     char *p = strdup(path);
     if (!p) return -1;
     for (char *s = p + 1; *s; s++) {

@@ -27,8 +27,8 @@ static void usage(FILE *f) {
             "toolkit computes them, and ROUGE-L. Captions and references are both tokenised\n"
             "with the model format's tokeniser (the toolkit uses the PTB tokenizer; the two\n"
             "agree on plain lower-case words). When the data set's images carry \"objects\"\n"
-            "(synthetic scenes) it also reports object precision / recall / F1, and with a\n"
-            "model, attention pointing accuracy and attention mass; and relation accuracy.\n\n"
+            "(synthetic scenes) it also reports object precision / recall / F1 and relation\n"
+            "accuracy and, when a model runs, attention pointing accuracy and attention mass.\n\n"
             "With --model (or the default model), every image of the split is captioned.\n"
             "With --results, the captions come from R.json in the COCO results format\n"
             "[{\"image_id\": ..., \"caption\": \"...\"}, ...], image_id being the image's\n"
@@ -50,6 +50,11 @@ static void usage(FILE *f) {
             "caption, no result, no reference), 2 usage error, 3 data set, results file or\n"
             "model not loadable, or an output not writable.\n");
 }
+
+/* Past this many, messages about results that do not fit the split are only
+ * counted: a results file for the wrong split would otherwise print one line
+ * per image. Failed images are always named. */
+#define MAX_REPORTED 20
 
 /* One image of the split and what became of it. */
 typedef struct {
@@ -225,11 +230,13 @@ static int read_results(const char *path, entry *ents, int n, const char *split,
         int i = lookup(ids, n, key);
         if (i < 0) i = lookup(names, n, key);
         if (i < 0) {
-            fprintf(stderr, "imcap eval: %s: result [%d]: image_id %s is not an image of split %s; ignored\n",
-                    path, k, key, split);
+            if (rep->n_unknown_ids < MAX_REPORTED)
+                fprintf(stderr, "imcap eval: %s: result [%d]: image_id %s is not an image of split %s; ignored\n",
+                        path, k, key, split);
             rep->n_unknown_ids++;
         } else if (ents[i].has_caption) {
-            fprintf(stderr, "imcap eval: %s: result [%d]: a second caption for image %s; ignored (the first counts)\n",
+            if (rep->n_duplicates < MAX_REPORTED)
+                fprintf(stderr, "imcap eval: %s: result [%d]: a second caption for image %s; ignored (the first counts)\n",
                     path, k, key);
             rep->n_duplicates++;
         } else if (set_caption(&ents[i], cap->valuestring) != 0) {
@@ -242,6 +249,10 @@ static int read_results(const char *path, entry *ents, int n, const char *split,
         }
         k++;
     }
+    if (rep->n_unknown_ids > MAX_REPORTED)
+        fprintf(stderr, "imcap eval: %s: %d results in all for images not in split %s\n", path, rep->n_unknown_ids, split);
+    if (rep->n_duplicates > MAX_REPORTED)
+        fprintf(stderr, "imcap eval: %s: %d duplicate results in all\n", path, rep->n_duplicates);
     free(ids);
     free(names);
     cJSON_Delete(root);
@@ -342,10 +353,14 @@ int run_eval(int argc, char **argv) {
         if (status) goto done;
         for (int i = 0; i < n; i++)
             if (!ents[i].has_caption) {
-                fprintf(stderr, "imcap eval: %s: no result for image %s (%s)\n", results_path, ents[i].im->id,
-                        ents[i].im->filename);
+                if (rep.n_no_result < MAX_REPORTED)
+                    fprintf(stderr, "imcap eval: %s: no result for image %s (%s)\n", results_path, ents[i].im->id,
+                            ents[i].im->filename);
                 rep.n_no_result++;
             }
+        if (rep.n_no_result > MAX_REPORTED)
+            fprintf(stderr, "imcap eval: %s: %d images of split %s in all have no result\n", results_path,
+                    rep.n_no_result, split_name);
     } else {
         cli_set_threads(threads);
         m = cli_load_model(model_path);
@@ -354,6 +369,7 @@ int run_eval(int argc, char **argv) {
         rep.model_path = model_path;
         rep.beam = opt.beam;
         rep.have_attention = 1;
+        fprintf(stderr, "imcap eval: captioning %d images of split %s (beam %d)\n", n, split_name, opt.beam);
 #pragma omp parallel
         {
             imcap_workspace *ws = imcap_workspace_new(m);

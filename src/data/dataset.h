@@ -42,7 +42,8 @@ const char *imcap_split_name(imcap_split s);
 
 /* Spec tokenisation: maximal runs of Unicode letters, digits and apostrophes
  * (' and U+2019 both written '), lower-cased with simple case mapping.
- * Returns the number of tokens; *tokens is a malloc'd array of malloc'd strings. */
+ * Returns the number of tokens; *tokens is a malloc'd array of malloc'd strings
+ * (NULL when there are none). Returns -1 (and *tokens NULL) when out of memory. */
 int imcap_tokenize(const char *text, char ***tokens);
 void imcap_tokens_free(char **tokens, int n);
 

@@ -15,7 +15,8 @@
  * a random order; a pair is joined by a relation that holds for every member
  * of both (synth.c's rule; among those that hold, the one with the widest
  * clearance), or by "and" when none does (possible only with counts). With
- * an odd number of noun phrases one stands alone, first or last. */
+ * an odd number of noun phrases one stands alone, first or last (last when
+ * the clauses have a verb). */
 #include <string.h>
 
 #include "data/synth.h"
@@ -134,7 +135,9 @@ static void make_candidate(const plan *p, imcap_rng *r, int minimal, candidate *
     }
     if (k % 2) {
         int lone = perm[k - 1];
-        if (k > 1 && imcap_rng_uniform(r) < 0.5) {
+        /* first or last; last when clauses have a verb, or "X and Y is
+         * left of Z" would read as a plural subject with a singular verb */
+        if (k > 1 && imcap_rng_uniform(r) < 0.5 && !verb) {
             memmove(cl[1], cl[0], sizeof(cl[0]) * ncl);
             cl[0][0] = lone, cl[0][1] = -1;
         } else {

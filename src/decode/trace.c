@@ -49,7 +49,7 @@ imcap_status imcap_caption_trace(const imcap_model *m, const imcap_image *img, c
         if (t) imcap_buf_append(&b, ",\n", 2);
         floats(&b, h->attention + (size_t)t * L, L);
     }
-    imcap_buf_append(&b, "],\n\"annotations\": [", 20);
+    imcap_buf_append(&b, "],\n\"annotations\": [", 19);
     for (int i = 0; i < L; i++) {
         if (i) imcap_buf_append(&b, ",\n", 2);
         floats(&b, ws->init.a + (size_t)i * c->D, c->D);

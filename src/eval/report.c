@@ -114,6 +114,7 @@ char *imcap_eval_report_table(const imcap_eval_report *r) {
     if (r->n_no_refs) imcap_buf_printf(&b, ", %d without references", r->n_no_refs);
     if (r->n_unknown_ids) imcap_buf_printf(&b, ", %d results for unknown images", r->n_unknown_ids);
     if (r->n_duplicates) imcap_buf_printf(&b, ", %d duplicate results ignored", r->n_duplicates);
+    if (r->n_refused) imcap_buf_printf(&b, ", %d data set entries refused", r->n_refused);
     LIT(&b, "\n");
     if (r->have_scores) {
         const imcap_caption_scores *s = &r->scores;

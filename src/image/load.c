@@ -367,6 +367,43 @@ static imcap_status tga_check(const unsigned char *d, size_t n, const char *name
     return IMCAP_OK;
 }
 
+/* JPEG: walks every marker segment, through the entropy-coded data of each
+ * scan (progressive files define Huffman tables between scans), to refuse a
+ * Huffman table declaring more than 256 codes: stb 2.27 does not check that
+ * and writes past its code tables (found with an instrumented stb). */
+static imcap_status jpeg_check(const unsigned char *d, size_t n, const char *name, imcap_error *err) {
+    size_t off = 2;
+    while (off + 4 <= n) {
+        if (d[off] != 0xFF) {
+            off++; /* entropy-coded data: stuffed 0xFF 0x00 and RSTn are skipped below */
+            continue;
+        }
+        unsigned m = d[off + 1];
+        if (m == 0xFF) { off++; continue; }
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { off += 2; continue; }
+        if (m == 0xD9) return IMCAP_OK;
+        size_t len = (size_t)d[off + 2] << 8 | d[off + 3];
+        if (len < 2) return IMCAP_OK; /* stb reports it */
+        if (m == 0xC4) {
+            /* Mirrors stb's loop, which builds each table before checking
+             * the segment length, and reads zeros past the end. */
+            long rem = (long)len - 2;
+            size_t p = off + 4;
+            while (rem > 0 && p + 17 <= n) {
+                unsigned codes = 0;
+                for (int i = 1; i <= 16; i++) codes += d[p + i];
+                if (codes > 256)
+                    return imcap_fail(err, IMCAP_E_IMAGE,
+                                      "%s: corrupt JPEG: a Huffman table declares %u codes (at most 256)", name, codes);
+                rem -= 17 + (long)codes;
+                p += 17 + codes;
+            }
+        }
+        off += 2 + len;
+    }
+    return IMCAP_OK;
+}
+
 static const char *format_of(const unsigned char *d, size_t n) {
     if (n >= 3 && memcmp(d, "\xFF\xD8\xFF", 3) == 0) return "JPEG";
     if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
@@ -402,6 +439,10 @@ imcap_status imcap_image_load_memory(const void *data, size_t size, const char *
         return imcap_fail(err, IMCAP_E_IMAGE, "%s: file too large to decode (%zu bytes)", name, size);
     if (fmt && strcmp(fmt, "PNG") == 0) {
         imcap_status st = png_check(d, size, name, err);
+        if (st) return st;
+    }
+    if (fmt && strcmp(fmt, "JPEG") == 0) { /* before stbi_info, which parses the tables too */
+        imcap_status st = jpeg_check(d, size, name, err);
         if (st) return st;
     }
 

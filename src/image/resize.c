@@ -54,10 +54,7 @@ static imcap_status coeffs_build(int in, int out, coeffs *c, imcap_error *err) {
     double scale = (double)(float)in / out;
     double filterscale = scale < 1.0 ? 1.0 : scale;
     double support = 1.0 * filterscale;
-    double ks = ceil(support) * 2 + 1;
-    if (ks > (double)(SIZE_MAX / sizeof(double) / (size_t)out) || ks > INT32_MAX)
-        return imcap_fail(err, IMCAP_E_NOMEM, "resize: %d -> %d needs too many filter coefficients", in, out);
-    c->ksize = (int)ks;
+    c->ksize = (int)ceil(support) * 2 + 1; /* <= 2 * IMCAP_MAX_SIDE + 1 */
     size_t ksize = (size_t)c->ksize;
     double *w = malloc(ksize * sizeof *w);
     c->k = calloc((size_t)out * ksize, sizeof *c->k);
@@ -140,8 +137,12 @@ imcap_status imcap_resize_rgb8(const unsigned char *src, int sw, int sh, unsigne
     if (!src || !dst) return imcap_fail(err, IMCAP_E_ARG, "resize: %s pixel buffer is NULL", src ? "destination" : "source");
     if (sw < 1 || sh < 1 || dw < 1 || dh < 1)
         return imcap_fail(err, IMCAP_E_ARG, "resize: invalid size %dx%d -> %dx%d (sides must be >= 1)", sw, sh, dw, dh);
-    if ((size_t)sw > SIZE_MAX / 3 / (size_t)sh || (size_t)dw > SIZE_MAX / 3 / (size_t)dh)
-        return imcap_fail(err, IMCAP_E_ARG, "resize: %dx%d -> %dx%d overflows the address space", sw, sh, dw, dh);
+    /* The same limits as decoded images: nothing larger can reach here from a
+     * file, and they keep every size computation far from overflow. */
+    if (sw > IMCAP_MAX_SIDE || sh > IMCAP_MAX_SIDE || dw > IMCAP_MAX_SIDE || dh > IMCAP_MAX_SIDE ||
+        (long long)sw * sh > IMCAP_MAX_PIXELS || (long long)dw * dh > IMCAP_MAX_PIXELS)
+        return imcap_fail(err, IMCAP_E_ARG, "resize: %dx%d -> %dx%d exceeds the image limits (%d per side, %lld pixels)",
+                          sw, sh, dw, dh, IMCAP_MAX_SIDE, (long long)IMCAP_MAX_PIXELS);
     int need_h = dw != sw, need_v = dh != sh;
     if (!need_h && !need_v) {
         memmove(dst, src, (size_t)sw * (size_t)sh * 3);

@@ -14,6 +14,9 @@
 #include "image/image.h"
 #include "render/render.h"
 
+/* Longer side of the viewer's images at least (enlarged when smaller). */
+#define VIEW_MIN_SIDE 384
+
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static void buf_base64(imcap_buf *b, const unsigned char *d, size_t n) {
@@ -144,11 +147,13 @@ imcap_status imcap_render_html(const imcap_image *img, const imcap_result *r, co
     if (s) return s;
     imcap_image base = {0}, ov = {0};
     imcap_buf b = {0};
-    if ((s = imcap_render_fit(img, o->max_side, o->max_side, 0, &base, err))) return s;
-    /* Small images (the synthetic scenes are 64 px) are shown enlarged. */
-    int side = base.width > base.height ? base.width : base.height;
-    double zoom = side < 384 ? 384.0 / side : 1.0;
-    int dw = (int)lround(base.width * zoom), dh = (int)lround(base.height * zoom);
+    /* Small images (the synthetic scenes are 64 px) are enlarged before the
+     * maps go over them, so the heat maps stay smooth on screen. */
+    int side = img->width > img->height ? img->width : img->height;
+    int fit = o->max_side > 0 && o->max_side < side ? o->max_side : side;
+    if (fit < VIEW_MIN_SIDE) fit = VIEW_MIN_SIDE;
+    if ((s = imcap_render_fit(img, fit, fit, fit > side, &base, err))) return s;
+    int dw = base.width, dh = base.height;
 
     imcap_buf_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole test suite twice: in an optimised build (build/) and in an
+# AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/).
+# Installs the packages the suite needs first (Debian 12).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh --deps-only --test-deps
+
+[ -f build/build.ninja ] || meson setup build --buildtype=release >/dev/null
+ninja -C build >/dev/null
+meson test -C build --print-errorlogs --num-processes 1
+
+[ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined \
+  -Db_lundef=false >/dev/null
+ninja -C build-asan >/dev/null
+# leak checks on; abort on the first UB report so a test cannot pass over it
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-asan --print-errorlogs --num-processes 1 --timeout-multiplier 4
