@@ -366,6 +366,98 @@ Test(reference, random_input_tensor_through_the_workspace) {
     cr_expect(st.ambiguous * 4 <= st.cases, "%d of %d cases were near ties", st.ambiguous, st.cases);
 }
 
+/* Exact ties. With fc.weight = fc.bias = 0 every logit is 0, every token
+ * has log-probability -ln V, and every decision is a tie that the spec's
+ * rules settle: candidates by the lower parent_rank * V + token, the final
+ * ranking by the earlier finished. Both engines see bit-identical tied
+ * scores here, so the tokens are compared without the near-tie escape.
+ * Hand-derived results for V = 11, max_length T = 8:
+ *   beam 1: argmax ties go to id 0: [0]*8, unfinished, score -8 ln 11.
+ *   beam 2: step 1 keeps tokens 0, 1 of the only parent; every later step
+ *           keeps tokens 0, 1 of parent 0; leftovers [0]*8 then [0]*7+[1],
+ *           tied: the first-joined (rank 0) ranks first.
+ *   beam 3: step 1 keeps 0, 1, 2: [<end>] finishes (score -ln 11), width 2,
+ *           then as beam 2: ranking [<end>], [0]*8, [0]*7+[1].
+ * With V = 5 and beam 10 (width above V), two <end>s finish in the same
+ * step with equal scores: step 1 keeps all 5 tokens ([<end>] finishes,
+ * width 9, live [0] [1] [3] [4]); step 2 keeps parent 0's 5 tokens and
+ * parent 1's tokens 0, 1, 2, 3, so [0 <end>] and [1 <end>] finish tied and
+ * must rank in that order. */
+Test(reference, exact_ties_follow_the_spec) {
+    static const variant flat[] = {
+        {"tiny_config.json", "tiny_words.txt", 7, 1.0f, 1.0f, 1.0f, 0.0f, "flat logits, V=11"},
+        {"tiny_config.json", "tiny_words1.txt", 8, 1.0f, 1.0f, 1.0f, 0.0f, "flat logits, V=5"},
+    };
+    for (int fi = 0; fi < 2; fi++) {
+        imcap_model *m = make_model(&flat[fi]);
+        int V = m->vocab.n;
+        memset(m->p.fc_w, 0, (size_t)V * m->cfg.hidden_dim * sizeof(float));
+        memset(m->p.fc_b, 0, (size_t)V * sizeof(float));
+        ref_model rm;
+        char why[256];
+        cr_assert_eq(ref_model_init(&rm, m, why, sizeof why), 0, "%s", why);
+        imcap_image img = rand_image(rm.S, rm.S, 4242);
+        float *input = malloc((size_t)3 * rm.S * rm.S * sizeof(float));
+        imcap_error err;
+        cr_assert_eq(imcap_image_to_input(&img, &m->cfg, input, &err), IMCAP_OK, "%s", err.msg);
+        ref_prep pp;
+        run_reference(&rm, input, &pp);
+        static const int beams[] = {1, 2, 3, 5, 10};
+        for (size_t bi = 0; bi < sizeof beams / sizeof beams[0]; bi++) {
+            int k = beams[bi];
+            imcap_options opt;
+            imcap_options_default(&opt);
+            opt.beam = k;
+            imcap_result *res;
+            cr_assert_eq(imcap_caption_image(m, NULL, &img, &opt, &res, &err), IMCAP_OK, "%s", err.msg);
+            ref_result ref;
+            ref_beam(&pp, k, 0, &ref);
+            char what[128];
+            snprintf(what, sizeof what, "[%s, beam %d]", flat[fi].label, k);
+            compare(m, res, &ref, &rm, what);
+            const int T = rm.max_length;
+            const double lnV = log((double)V);
+            if (V == 11 && k <= 3) {
+                int base = k == 3; /* beam 3: [<end>] first */
+                cr_expect_eq(res->n_hyps, k == 1 ? 1 : 2 + base, "%s: n_hyps %d", what, res->n_hyps);
+                if (base) {
+                    cr_expect_eq(res->hyps[0].n_tokens, 1, "%s: [<end>] first", what);
+                    cr_expect_eq(res->hyps[0].tokens[0], IMCAP_TOK_END, "%s: [<end>] first", what);
+                    cr_expect(fabs(res->hyps[0].score + lnV) < 1e-5, "%s: score %g, expected -ln 11", what,
+                              res->hyps[0].score);
+                }
+                for (int j = base; j < res->n_hyps; j++) {
+                    const imcap_hypothesis *h = &res->hyps[j];
+                    cr_expect_eq(h->n_tokens, T, "%s hyp %d: %d tokens", what, j, h->n_tokens);
+                    cr_expect_eq(h->finished, 0, "%s hyp %d finished", what, j);
+                    for (int t = 0; t < h->n_tokens; t++)
+                        cr_expect_eq(h->tokens[t], (j > base && t == T - 1) ? 1 : 0, "%s hyp %d token %d = %d", what,
+                                     j, t, h->tokens[t]);
+                    cr_expect(fabs(h->score + T * lnV) < 1e-4, "%s: score %g, expected -%d ln 11", what, h->score, T);
+                }
+            }
+            if (V == 5 && k == 10) {
+                cr_assert(res->n_hyps >= 3, "%s: %d hypotheses", what, res->n_hyps);
+                int want[3][2] = {{IMCAP_TOK_END, -1}, {0, IMCAP_TOK_END}, {1, IMCAP_TOK_END}};
+                for (int j = 0; j < 3; j++) {
+                    const imcap_hypothesis *h = &res->hyps[j];
+                    int n = want[j][1] < 0 ? 1 : 2;
+                    cr_expect_eq(h->n_tokens, n, "%s hyp %d: %d tokens, expected %d", what, j, h->n_tokens, n);
+                    for (int t = 0; t < n && t < h->n_tokens; t++)
+                        cr_expect_eq(h->tokens[t], want[j][t], "%s hyp %d token %d = %d, expected %d", what, j, t,
+                                     h->tokens[t], want[j][t]);
+                }
+            }
+            ref_result_free(&ref);
+            imcap_result_free(res);
+        }
+        ref_prep_free(&pp);
+        free(input);
+        imcap_image_free(&img);
+        imcap_model_free(m);
+    }
+}
+
 /* ------------------------------------------------------------ trace file */
 
 static double jnum(const cJSON *a, int i) {

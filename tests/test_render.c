@@ -277,8 +277,10 @@ Test(overlay, alpha_extremes_and_scale_invariance) {
      * = 0.05 / 0.3 -> entry floor(0.1667 * 256) = 42. */
     const float *t = imcap_colormap_table(IMCAP_CMAP_VIRIDIS);
     expect_blend(px(&s1, 17, 3), px(&img, 17, 3), t + 3 * 42, 0.6f, 1, "cell at 1/6 of the max");
+    imcap_image_free(&a0);
     o.alpha = 1.5f;
     cr_expect_eq(imcap_render_overlay(&img, map, 2, 3, &o, &a0, &err), IMCAP_E_ARG);
+    cr_expect_null(a0.rgb);
     cr_expect(strstr(err.msg, "alpha") != NULL, "%s", err.msg);
     imcap_image_free(&a1), imcap_image_free(&s1), imcap_image_free(&s10), imcap_image_free(&img);
     imcap_image_free(&a0);
@@ -405,8 +407,9 @@ Test(sheet, original_and_one_labelled_tile_per_word) {
         if (p > pos) pos = p;
         imcap_image_free(&ov);
     }
-    cr_expect_eq(imcap_render_sheet(&img, r, 1, NULL, &o, &sheet, &err), IMCAP_E_ARG, "no hypothesis 1");
     imcap_image_free(&sheet);
+    cr_expect_eq(imcap_render_sheet(&img, r, 1, NULL, &o, &sheet, &err), IMCAP_E_ARG, "no hypothesis 1");
+    cr_expect_null(sheet.rgb);
     imcap_image_free(&tile0);
     imcap_image_free(&img);
     imcap_result_free(r);

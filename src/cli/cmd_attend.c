@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "render/render.h"
@@ -207,7 +208,7 @@ int run_attend(int argc, char **argv) {
         fprintf(stderr, "imcap attend: no images given\n");
         goto usage_error;
     }
-    if (make_dirs(outdir) != 0) {
+    if (make_dirs(outdir) != 0 || access(outdir, W_OK | X_OK) != 0) {
         fprintf(stderr, "imcap attend: %s: cannot create the output folder: %s\n", outdir, strerror(errno));
         free(images);
         return EXIT_FATAL;

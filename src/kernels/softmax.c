@@ -23,8 +23,9 @@ void imcap_log_softmax_forward(float *out, const float *in, int n) {
     for (int i = 1; i < n; i++) m = in[i] > m ? in[i] : m;
     double s = 0; /* the normaliser in double: V can be tens of thousands */
     for (int i = 0; i < n; i++) s += exp((double)(in[i] - m));
-    float lse = m + (float)log(s);
-    for (int i = 0; i < n; i++) out[i] = in[i] - lse;
+    /* (x - max) - log(sum): as PyTorch, and exact for large logits */
+    float ls = (float)log(s);
+    for (int i = 0; i < n; i++) out[i] = (in[i] - m) - ls;
 }
 
 void imcap_log_softmax_backward(float *din, const float *dout, const float *out, int n) {

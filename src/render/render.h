@@ -14,7 +14,8 @@
  *      image, clamped at the borders (smooth, not blocky);
  *   3. each value t goes through the colour map (matplotlib's lookup:
  *      entry floor(t * 256), clamped to 0..255);
- *   4. pixel = round((1 - alpha) * image + alpha * colour).
+ *   4. pixel = round((1 - alpha) * image + alpha * 255 * entry), per
+ *      channel, with the table entry in [0, 1] (not pre-rounded to 8 bits).
  */
 #ifndef IMCAP_RENDER_H
 #define IMCAP_RENDER_H
@@ -59,7 +60,8 @@ typedef struct {
     float alpha;             /* weight of the colour in the blend, [0, 1]; default 0.6 */
     int max_side;            /* overlays and the viewer: the image is scaled down
                                 so that its longer side is at most this (0: never);
-                                default 512 */
+                                default 512. The viewer also enlarges images whose
+                                longer side is under 384 px to 384. */
     int tile_side;           /* contact sheet: each tile fits in tile_side^2; default 224 */
     float label_px;          /* contact sheet: label text height in pixels; default 15 */
     float title_px;          /* contact sheet: caption text height; default 20 */

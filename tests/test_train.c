@@ -1,0 +1,188 @@
+/* test_train.c — training end to end: a tiny data set in the Flickr8k
+ * Karpathy layout (built here), loss going down, checkpoints, and resuming
+ * an interrupted run giving exactly the weights of an uninterrupted one. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/image.h"
+#include "testutil.h"
+#include "train/train.h"
+
+/* A Flickr8k-shaped data set: "filename" only (no "filepath"), "imgid",
+ * five "sentences" with "tokens" and "raw", splits train/val/test. The
+ * pictures: a red or blue square on the left or right of a grey field, so the
+ * captions are learnable in a few dozen steps. */
+static void make_flickr_fixture(const char *dir, int n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/Flicker8k_Dataset", dir);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+    cr_assert_eq(system(cmd), 0);
+    FILE *f;
+    snprintf(path, sizeof path, "%s/dataset_flickr8k.json", dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"dataset\": \"flickr8k\", \"images\": [\n");
+    unsigned char px[24 * 24 * 3];
+    for (int i = 0; i < n; i++) {
+        int red = i % 2, left = (i / 2) % 2;
+        for (int y = 0; y < 24; y++)
+            for (int x = 0; x < 24; x++) {
+                unsigned char *p = px + (y * 24 + x) * 3;
+                int in = y >= 8 && y < 16 && (left ? (x >= 2 && x < 10) : (x >= 14 && x < 22));
+                p[0] = in ? (red ? 220 : 20) : (unsigned char)(110 + (x * 7 + y * 3 + i) % 20);
+                p[1] = in ? 30 : p[0];
+                p[2] = in ? (red ? 20 : 220) : p[0];
+            }
+        char name[64];
+        snprintf(name, sizeof name, "%d_image.jpg.png", 1000 + i);
+        snprintf(path, sizeof path, "%s/Flicker8k_Dataset/%s", dir, name);
+        imcap_error err;
+        cr_assert_eq(imcap_png_write(path, px, 24, 24, 3, &err), IMCAP_OK, "%s", err.msg);
+        const char *split = i < n - 4 ? "train" : (i < n - 2 ? "val" : "test");
+        const char *colour = red ? "red" : "blue", *side = left ? "left" : "right";
+        fprintf(f, "%s{\"filename\": \"%s\", \"imgid\": %d, \"split\": \"%s\", \"sentids\": [0,1,2,3,4], \"sentences\": [",
+                i ? ",\n" : "", name, i, split);
+        for (int s = 0; s < 5; s++)
+            fprintf(f, "%s{\"tokens\": [\"a\", \"%s\", \"square\", \"on\", \"the\", \"%s\"], \"raw\": \"A %s square on the %s%s\", \"imgid\": %d, \"sentid\": %d}",
+                    s ? ", " : "", colour, side, colour, side, s % 2 ? "." : "", i, i * 5 + s);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "\n]}\n");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    f = fopen(path, "w");
+    fprintf(f, "{\"image_size\": 16, \"mean\": [0.5, 0.5, 0.5], \"std\": [0.25, 0.25, 0.25], \"encoder\": ["
+               "{\"type\": \"conv\", \"out\": 8, \"kernel\": 3, \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"},"
+               "{\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2}, {\"type\": \"conv\", \"out\": 8, \"kernel\": 3,"
+               " \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"}, {\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2},"
+               " {\"type\": \"coords\"}], \"embed_dim\": 16, \"hidden_dim\": 32, \"attention_dim\": 16, \"max_length\": 10}\n");
+    fclose(f);
+}
+
+static char *train_cmd(const char *dir, const char *extra) {
+    static char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --data '%s/dataset_flickr8k.json' --images '%s/Flicker8k_Dataset' --config '%s/config.json' "
+             "--batch 8 --lr 5e-3 --warmup 5 --threads 2 --seed 3 --val-every 10 --quiet %s",
+             tu_exe(), dir, dir, dir, extra);
+    return cmd;
+}
+
+/* Loss falls, the best model and the checkpoint exist and load, and the
+ * model then captions a training image with the right colour. */
+Test(train, flickr_layout_end_to_end) {
+    const char *dir = tu_tmpdir("train_e2e");
+    make_flickr_fixture(dir, 24);
+    char extra[4200], *out = NULL, *err = NULL;
+    snprintf(extra, sizeof extra, "--max-steps 60 -o '%s/m.safetensors'", dir);
+    int rc = tu_run(train_cmd(dir, extra), &out, &err);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err);
+    /* the progress lines show the loss; first and last are compared */
+    double first = -1, last = -1;
+    for (char *l = strstr(err, "loss "); l; l = strstr(l + 1, " loss ")) {
+        double v = atof(strstr(l, "loss ") + 5);
+        if (first < 0) first = v;
+        last = v;
+    }
+    cr_assert(first > 0 && last > 0 && last < 0.6 * first, "loss did not fall: %g -> %g\n%s", first, last, err);
+    free(out), free(err);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    imcap_model *m;
+    imcap_error e;
+    cr_assert_eq(imcap_model_load(path, &m, &e), IMCAP_OK, "%s", e.msg);
+    cr_assert_not_null(imcap_model_metadata(m, "imcap.train.command"));
+    imcap_result *r;
+    imcap_options opt;
+    imcap_options_default(&opt);
+    snprintf(path, sizeof path, "%s/Flicker8k_Dataset/1001_image.jpg.png", dir); /* i = 1: red, right */
+    cr_assert_eq(imcap_caption_file(m, NULL, path, &opt, &r, &e), IMCAP_OK, "%s", e.msg);
+    cr_expect(strstr(r->hyps[0].text, "red") != NULL, "caption of a red square: '%s'", r->hyps[0].text);
+    imcap_result_free(r);
+    imcap_model_free(m);
+}
+
+static void load_ckpt(const char *path, imcap_model **m, imcap_train_state *st) {
+    imcap_error e;
+    cr_assert_eq(imcap_checkpoint_load(path, m, st, &e), IMCAP_OK, "%s", e.msg);
+}
+
+/* Interrupted at step 7 and resumed: the final weights and Adam moments are
+ * bit-identical to an uninterrupted run of 16 steps. */
+Test(train, resume_is_exact) {
+    const char *dir = tu_tmpdir("train_resume");
+    make_flickr_fixture(dir, 24);
+    char extra[4200], *err = NULL;
+    snprintf(extra, sizeof extra, "--max-steps 16 --dropout 0.3 -o '%s/a.safetensors'", dir);
+    int rc = tu_run(train_cmd(dir, extra), NULL, &err);
+    cr_assert_eq(rc, 0, "%s", err);
+    free(err);
+    snprintf(extra, sizeof extra, "--max-steps 16 --dropout 0.3 --stop-after 7 -o '%s/b.safetensors'", dir);
+    rc = tu_run(train_cmd(dir, extra), NULL, &err);
+    cr_assert_eq(rc, 130, "an interrupted run exits 130: %d %s", rc, err);
+    free(err);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --data '%s/dataset_flickr8k.json' --images '%s/Flicker8k_Dataset' --resume '%s/b.safetensors.ckpt'"
+             " --threads 2 --quiet -o '%s/b.safetensors'", tu_exe(), dir, dir, dir, dir);
+    rc = tu_run(cmd, NULL, &err);
+    cr_assert_eq(rc, 0, "resume: %s", err);
+    free(err);
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/a.safetensors.ckpt", dir);
+    snprintf(pb, sizeof pb, "%s/b.safetensors.ckpt", dir);
+    imcap_model *ma, *mb;
+    imcap_train_state sa, sb;
+    load_ckpt(pa, &ma, &sa);
+    load_ckpt(pb, &mb, &sb);
+    cr_assert_eq(sa.step, 16);
+    cr_assert_eq(sb.step, 16);
+    size_t n = ma->tab.total;
+    cr_assert_eq(n, mb->tab.total);
+    cr_assert(memcmp(ma->block, mb->block, n * sizeof(float)) == 0, "weights differ after resume");
+    cr_assert(memcmp(sa.m, sb.m, n * sizeof(float)) == 0, "Adam m differs after resume");
+    cr_assert(memcmp(sa.v, sb.v, n * sizeof(float)) == 0, "Adam v differs after resume");
+    /* and the run did train: the weights moved from the step-7 checkpoint's */
+    imcap_train_state_free(&sa), imcap_train_state_free(&sb);
+    imcap_model_free(ma), imcap_model_free(mb);
+}
+
+/* Missing images are reported, counted and skipped; bad options exit 2. */
+Test(train, missing_images_and_usage) {
+    const char *dir = tu_tmpdir("train_missing");
+    make_flickr_fixture(dir, 24);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/Flicker8k_Dataset/1003_image.jpg.png", dir);
+    cr_assert_eq(remove(path), 0);
+    char extra[4200], *err = NULL;
+    snprintf(extra, sizeof extra, "--max-steps 3 -o '%s/m.safetensors'", dir);
+    int rc = tu_run(train_cmd(dir, extra), NULL, &err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(err, "1003_image.jpg.png") != NULL, "the missing image is named: %s", err);
+    cr_assert(strstr(err, "1 of 24 images could not be read") != NULL, "%s", err);
+    free(err);
+    rc = tu_run(train_cmd(dir, "--max-steps 3"), NULL, &err); /* no -o */
+    cr_assert_eq(rc, 2, "%s", err);
+    free(err);
+    snprintf(extra, sizeof extra, "--batch 0 -o '%s/m.safetensors'", dir);
+    rc = tu_run(train_cmd(dir, extra), NULL, &err);
+    cr_assert_eq(rc, 2, "%s", err);
+    free(err);
+}
+
+/* A checkpoint that is not one is refused by name. */
+Test(train, bad_checkpoint) {
+    const char *dir = tu_tmpdir("train_badckpt");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/x.ckpt", dir);
+    tu_write(path, "IMCAPCK1\xff\xff", 10);
+    imcap_model *m;
+    imcap_train_state st;
+    imcap_error e;
+    cr_assert_neq(imcap_checkpoint_load(path, &m, &st, &e), IMCAP_OK);
+    cr_assert(strstr(e.msg, "x.ckpt") != NULL, "%s", e.msg);
+}
