@@ -193,9 +193,36 @@ void imcap_buf_free(imcap_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
+static int utf8_len(const unsigned char *p) {
+    if (p[0] < 0x80) return 1;
+    int n = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (!n) return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    uint32_t c = p[0] & (0x7f >> n);
+    for (int i = 1; i < n; i++) c = (c << 6) | (p[i] & 0x3f);
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+    return n;
+}
+
+/* JSON must be UTF-8: bytes that are not (file names can hold anything)
+ * become U+FFFD. */
 void imcap_buf_json_string(imcap_buf *b, const char *s) {
     imcap_buf_append(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int n = utf8_len(p);
+        if (n == 0) {
+            imcap_buf_append(b, "\xef\xbf\xbd", 3);
+            p++;
+            continue;
+        }
+        if (n > 1) {
+            imcap_buf_append(b, (const char *)p, (size_t)n);
+            p += n;
+            continue;
+        }
         switch (*p) {
         case '"': imcap_buf_append(b, "\\\"", 2); break;
         case '\\': imcap_buf_append(b, "\\\\", 2); break;
@@ -203,9 +230,10 @@ void imcap_buf_json_string(imcap_buf *b, const char *s) {
         case '\r': imcap_buf_append(b, "\\r", 2); break;
         case '\t': imcap_buf_append(b, "\\t", 2); break;
         default:
-            if (*p < 0x20) imcap_buf_printf(b, "\\u%04x", *p);
+            if (*p < 0x20 || *p == 0x7f) imcap_buf_printf(b, "\\u%04x", *p);
             else imcap_buf_append(b, (const char *)p, 1);
         }
+        p++;
     }
     imcap_buf_append(b, "\"", 1);
 }
