@@ -448,7 +448,7 @@ static int work_sgemm(void *vctx, int tid) {
 typedef struct {
     imcap_model *m; /* a private copy: Adam changes it */
     int T;
-    imcap_trainer_worker *w[64];
+    imcap_worker_pool pool;
     imcap_example ex[TRAIN_BATCH];
     unsigned char *rgb;
     int *tokens;
@@ -458,50 +458,19 @@ typedef struct {
     long step;
 } train_ctx;
 
-/* The trainer's run_batch (src/train/trainer.c), copied: the batch split
- * evenly over T workers, each with its own gradient block, then the blocks
- * summed in a fixed order. */
-static void run_batch(train_ctx *p, int n, float *grad_out, imcap_loss_stats *stats) {
-    const imcap_model *m = p->m;
-    double tokens = 0;
-    for (int i = 0; i < n; i++) tokens += p->ex[i].length;
-    imcap_loss_stats part[64];
-    memset(part, 0, sizeof part);
-    int T = p->T;
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num();
-        int lo_i = (int)((long)n * t / T), hi_i = (int)((long)n * (t + 1) / T);
-        float *g = imcap_worker_grads(p->w[t], NULL);
-        memset(g, 0, m->tab.total * sizeof(float));
-        if (hi_i > lo_i) imcap_worker_run(p->w[t], m, p->ex + lo_i, hi_i - lo_i, &p->lo, tokens, n, 0, &part[t]);
-    }
-    for (int t = 0; t < T; t++) {
-        stats->ce_sum += part[t].ce_sum, stats->reg_sum += part[t].reg_sum;
-        stats->n_tokens += part[t].n_tokens, stats->n_examples += part[t].n_examples, stats->correct += part[t].correct;
-    }
-    size_t total = m->tab.total;
-#pragma omp parallel for num_threads(T) schedule(static)
-    for (size_t k = 0; k < total; k++) {
-        float s = 0;
-        for (int t = 0; t < T; t++) s += imcap_worker_grads(p->w[t], NULL)[k];
-        grad_out[k] = s;
-    }
-}
-
 static int work_train(void *vctx, int tid) {
     (void)tid;
     train_ctx *c = vctx;
     imcap_loss_stats st = {0};
     c->lo.step = c->step;
-    run_batch(c, TRAIN_BATCH, c->grad, &st);
+    imcap_pool_run(&c->pool, c->m, c->ex, TRAIN_BATCH, &c->lo, 0, c->grad, &st);
     imcap_adam_step(&c->adam, c->step + 1, c->m->block, c->grad, c->am, c->av, c->m->tab.total);
     c->step++;
     return !(st.n_tokens == (long)TRAIN_BATCH * TRAIN_LENGTH && isfinite(st.ce_sum));
 }
 
 static void train_ctx_free(train_ctx *c) {
-    for (int t = 0; t < 64; t++) imcap_worker_free(c->w[t]);
+    imcap_pool_free(&c->pool);
     free(c->rgb), free(c->tokens), free(c->grad), free(c->am), free(c->av);
     imcap_model_free(c->m);
     memset(c, 0, sizeof *c);
@@ -520,9 +489,7 @@ static int train_ctx_init(train_ctx *c, const imcap_model *src, int T, imcap_err
     c->grad = imcap_aligned_alloc(m->tab.total * sizeof(float));
     c->am = imcap_aligned_alloc(m->tab.total * sizeof(float));
     c->av = imcap_aligned_alloc(m->tab.total * sizeof(float));
-    int per_thread = (TRAIN_BATCH + T - 1) / T; /* as imcap_train_run sizes its workers */
-    int ok = c->rgb && c->tokens && c->grad && c->am && c->av;
-    for (int t = 0; ok && t < T; t++) ok = (c->w[t] = imcap_worker_new(m, per_thread)) != NULL;
+    int ok = c->rgb && c->tokens && c->grad && c->am && c->av && imcap_pool_init(&c->pool, m, T, TRAIN_BATCH) == IMCAP_OK;
     if (!ok) {
         train_ctx_free(c);
         imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the training buffers");

@@ -1,72 +1,14 @@
 /* vocab_build.c — the vocabulary from the training captions, and a word -> id
- * index over any vocabulary. Both use one open-addressing hash table of
- * strings (FNV-1a, linear probing, kept at most half full). */
+ * index over any vocabulary, both over util/strtab.h. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dataset.h"
+#include "util/strtab.h"
 #include "util/util.h"
 
 static const char *specials[4] = {"<pad>", "<start>", "<end>", "<unk>"};
-
-typedef struct {
-    const char *key; /* NULL: empty slot */
-    long value;
-} slot;
-
-typedef struct {
-    slot *s;
-    size_t cap, n; /* cap is a power of two */
-} strtab;
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h ^ (h >> 29);
-}
-
-static int tab_init(strtab *t, size_t want) {
-    size_t cap = 64;
-    while (cap < 2 * want) cap *= 2;
-    t->s = calloc(cap, sizeof *t->s);
-    t->cap = cap;
-    t->n = 0;
-    return t->s ? 0 : -1;
-}
-
-static slot *tab_find(const strtab *t, const char *key) {
-    size_t m = t->cap - 1, i = (size_t)hash_str(key) & m;
-    while (t->s[i].key && strcmp(t->s[i].key, key) != 0) i = (i + 1) & m;
-    return &t->s[i];
-}
-
-static int tab_grow(strtab *t) {
-    strtab nt;
-    if (tab_init(&nt, t->cap) != 0) return -1;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->s[i].key) *tab_find(&nt, t->s[i].key) = t->s[i];
-    nt.n = t->n;
-    free(t->s);
-    *t = nt;
-    return 0;
-}
-
-/* The slot for key, inserted with value 0 when new; NULL when out of memory.
- * The key is borrowed: it must outlive the table. */
-static slot *tab_upsert(strtab *t, const char *key) {
-    if (2 * (t->n + 1) > t->cap && tab_grow(t) != 0) return NULL;
-    slot *s = tab_find(t, key);
-    if (!s->key) {
-        s->key = key;
-        s->value = 0;
-        t->n++;
-    }
-    return s;
-}
 
 typedef struct {
     const char *word;
@@ -82,14 +24,14 @@ static int by_count_then_bytes(const void *a, const void *b) {
 imcap_status imcap_vocab_build(const imcap_dataset *ds, int min_count, imcap_vocab *v, imcap_error *err) {
     memset(v, 0, sizeof *v);
     if (min_count < 1) min_count = 1;
-    strtab t;
-    if (tab_init(&t, 1024) != 0) return imcap_fail(err, IMCAP_E_NOMEM, "building the vocabulary: out of memory");
+    imcap_strtab t;
+    if (imcap_strtab_init(&t, 1024) != 0) return imcap_fail(err, IMCAP_E_NOMEM, "building the vocabulary: out of memory");
     for (int i = 0; i < ds->n; i++) {
         const imcap_data_image *im = &ds->images[i];
         if (im->split != IMCAP_SPLIT_TRAIN && im->split != IMCAP_SPLIT_RESTVAL) continue;
         for (int k = 0; k < im->n_sentences; k++)
             for (int j = 0; j < im->sentences[k].n_tokens; j++) {
-                slot *s = tab_upsert(&t, im->sentences[k].tokens[j]);
+                imcap_strtab_slot *s = imcap_strtab_upsert(&t, im->sentences[k].tokens[j]);
                 if (!s) { free(t.s); return imcap_fail(err, IMCAP_E_NOMEM, "building the vocabulary: out of memory"); }
                 s->value++;
             }
@@ -118,7 +60,7 @@ imcap_status imcap_vocab_build(const imcap_dataset *ds, int min_count, imcap_voc
 }
 
 struct imcap_vocab_index {
-    strtab t;
+    imcap_strtab t;
     char **words; /* copies, so the index does not depend on the vocabulary's lifetime */
     int n;
 };
@@ -126,14 +68,14 @@ struct imcap_vocab_index {
 imcap_vocab_index *imcap_vocab_index_new(const imcap_vocab *v) {
     imcap_vocab_index *ix = calloc(1, sizeof *ix);
     if (!ix) return NULL;
-    if (tab_init(&ix->t, (size_t)v->n) != 0) { free(ix); return NULL; }
+    if (imcap_strtab_init(&ix->t, (size_t)v->n) != 0) { free(ix); return NULL; }
     ix->words = calloc((size_t)(v->n ? v->n : 1), sizeof *ix->words);
     if (!ix->words) { imcap_vocab_index_free(ix); return NULL; }
     for (int i = 0; i < v->n; i++) {
         ix->words[i] = strdup(v->words[i]);
         if (!ix->words[i]) { imcap_vocab_index_free(ix); return NULL; }
         ix->n = i + 1;
-        slot *s = tab_upsert(&ix->t, ix->words[i]);
+        imcap_strtab_slot *s = imcap_strtab_upsert(&ix->t, ix->words[i]);
         if (!s) { imcap_vocab_index_free(ix); return NULL; }
         /* a word listed twice keeps its first id, as a linear search would */
         if (s->value == 0) s->value = i + 1;
@@ -143,7 +85,7 @@ imcap_vocab_index *imcap_vocab_index_new(const imcap_vocab *v) {
 
 int imcap_vocab_lookup(const imcap_vocab_index *ix, const char *word) {
     if (!ix || !word) return IMCAP_TOK_UNK;
-    const slot *s = tab_find(&ix->t, word);
+    const imcap_strtab_slot *s = imcap_strtab_find(&ix->t, word);
     return s->key ? (int)(s->value - 1) : IMCAP_TOK_UNK;
 }
 

@@ -6,61 +6,17 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "util/strtab.h"
 #include "util/util.h"
 
 /* ---------------------------------------------------------------- words */
 
-typedef struct {
-    const char *key; /* borrowed from the items */
-    uint32_t id;
-} word_slot;
-
-typedef struct {
-    word_slot *s;
-    size_t cap, n;
-} word_tab;
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h ^ (h >> 29);
-}
-
-static int word_tab_init(word_tab *t, size_t want) {
-    size_t cap = 64;
-    while (cap < 2 * want) cap *= 2;
-    t->s = calloc(cap, sizeof *t->s);
-    t->cap = cap;
-    t->n = 0;
-    return t->s ? 0 : -1;
-}
-
-static word_slot *word_find(const word_tab *t, const char *key) {
-    size_t m = t->cap - 1, i = (size_t)hash_str(key) & m;
-    while (t->s[i].key && strcmp(t->s[i].key, key) != 0) i = (i + 1) & m;
-    return &t->s[i];
-}
-
-/* The word's id (>= 1), 0 when out of memory. */
-static uint32_t word_id(word_tab *t, const char *w) {
-    if (2 * (t->n + 1) > t->cap) {
-        word_tab nt;
-        if (word_tab_init(&nt, t->cap) != 0) return 0;
-        for (size_t i = 0; i < t->cap; i++)
-            if (t->s[i].key) *word_find(&nt, t->s[i].key) = t->s[i];
-        nt.n = t->n;
-        free(t->s);
-        *t = nt;
-    }
-    word_slot *s = word_find(t, w);
-    if (!s->key) {
-        s->key = w;
-        s->id = (uint32_t)++t->n;
-    }
-    return s->id;
+/* The word's id (>= 1, in order of first appearance), 0 when out of memory. */
+static uint32_t word_id(imcap_strtab *t, const char *w) {
+    imcap_strtab_slot *s = imcap_strtab_upsert(t, w);
+    if (!s) return 0;
+    if (s->value == 0) s->value = (long)t->n;
+    return (uint32_t)s->value;
 }
 
 /* ---------------------------------------------------------------- n-gram lists */
@@ -165,13 +121,13 @@ imcap_status imcap_cook(const imcap_eval_item *items, int n, int max_n, imcap_co
             if (items[i].refs[k].n > longest) longest = items[i].refs[k].n;
         }
     }
-    word_tab t;
+    imcap_strtab t;
     uint32_t *ids = malloc(((size_t)longest + 1) * sizeof *ids);
     c->cand = calloc((size_t)n, sizeof *c->cand);
     c->refs = calloc((size_t)n, sizeof *c->refs);
     c->n_refs = calloc((size_t)n, sizeof *c->n_refs);
     t.s = NULL;
-    if (!ids || !c->cand || !c->refs || !c->n_refs || word_tab_init(&t, 1024) != 0) goto oom;
+    if (!ids || !c->cand || !c->refs || !c->n_refs || imcap_strtab_init(&t, 1024) != 0) goto oom;
     for (int i = 0; i < n; i++) {
         c->n_items = i + 1;
         for (int k = -1; k < items[i].n_refs; k++) {

@@ -48,6 +48,21 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
                       const imcap_loss_options *opt, double token_norm, double example_norm, int no_grad,
                       imcap_loss_stats *stats);
 
+/* ---- a batch spread over threads: examples split evenly, one worker per
+ * thread, gradient blocks summed in a fixed order (so a run is reproducible
+ * for a given thread count) */
+typedef struct {
+    int nthreads;
+    imcap_trainer_worker **w;
+} imcap_worker_pool;
+
+imcap_status imcap_pool_init(imcap_worker_pool *p, const imcap_model *m, int threads, int batch);
+void imcap_pool_free(imcap_worker_pool *p);
+/* Loss normalised by the batch's tokens and examples; grad_out (tab.total
+ * floats) receives the summed gradient unless no_grad. */
+void imcap_pool_run(imcap_worker_pool *p, const imcap_model *m, const imcap_example *ex, int n,
+                    const imcap_loss_options *lo, int no_grad, float *grad_out, imcap_loss_stats *stats);
+
 /* ---- Adam with decoupled weight decay, warm-up, decay, clipping */
 
 typedef struct {

@@ -2,7 +2,6 @@
  * the threads, Adam, validation, best model, checkpoints, interruption. */
 #include <math.h>
 #include <stdarg.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
@@ -77,40 +76,13 @@ static void epoch_order(int *perm, int n, uint64_t seed, int epoch) {
 }
 
 typedef struct {
-    int nthreads;
-    imcap_trainer_worker **w;
+    imcap_worker_pool pool;
     imcap_example *batch;
 } pool;
 
-/* Runs n examples split evenly over the workers; sums the gradients (in a
- * fixed order, so a run is reproducible for a given thread count). */
 static void run_batch(pool *p, const imcap_model *m, int n, const imcap_loss_options *lo, int no_grad, float *grad_out,
                       imcap_loss_stats *stats) {
-    double tokens = 0;
-    for (int i = 0; i < n; i++) tokens += p->batch[i].length;
-    imcap_loss_stats part[64];
-    memset(part, 0, sizeof part);
-    int T = p->nthreads;
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num();
-        int lo_i = (int)((long)n * t / T), hi_i = (int)((long)n * (t + 1) / T);
-        float *g = imcap_worker_grads(p->w[t], NULL);
-        if (!no_grad) memset(g, 0, m->tab.total * sizeof(float));
-        if (hi_i > lo_i) imcap_worker_run(p->w[t], m, p->batch + lo_i, hi_i - lo_i, lo, tokens, n, no_grad, &part[t]);
-    }
-    for (int t = 0; t < T; t++) {
-        stats->ce_sum += part[t].ce_sum, stats->reg_sum += part[t].reg_sum;
-        stats->n_tokens += part[t].n_tokens, stats->n_examples += part[t].n_examples, stats->correct += part[t].correct;
-    }
-    if (no_grad) return;
-    size_t total = m->tab.total;
-#pragma omp parallel for num_threads(T) schedule(static)
-    for (size_t k = 0; k < total; k++) {
-        float s = 0;
-        for (int t = 0; t < T; t++) s += imcap_worker_grads(p->w[t], NULL)[k];
-        grad_out[k] = s;
-    }
+    imcap_pool_run(&p->pool, m, p->batch, n, lo, no_grad, grad_out, stats);
 }
 
 static void fill_batch(pool *p, const example_set *set, const int *idx, int n, const imcap_image_cache *cache) {
@@ -168,7 +140,7 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
     imcap_options_default(&copt);
     copt.beam = 1;
     int S = cache->S, failed = 0;
-#pragma omp parallel num_threads(p->nthreads) reduction(+ : failed)
+#pragma omp parallel num_threads(p->pool.nthreads) reduction(+ : failed)
     {
         imcap_workspace *ws = imcap_workspace_new(m);
 #pragma omp for schedule(dynamic, 4)
@@ -261,16 +233,10 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     adam.total_steps = total;
     message(cb, "%d training pairs, %d validation pairs, %ld steps per epoch, %ld steps", train.n, val.n, per_epoch, total);
 
-    p.nthreads = o->threads;
-    p.w = calloc((size_t)p.nthreads, sizeof *p.w);
     p.batch = calloc((size_t)o->batch, sizeof *p.batch);
-    int per_thread = (o->batch + p.nthreads - 1) / p.nthreads;
-    for (int t = 0; p.w && t < p.nthreads; t++) p.w[t] = imcap_worker_new(m, per_thread);
     grad = imcap_aligned_alloc(m->tab.total * sizeof(float));
     perm = malloc((size_t)train.n * sizeof(int));
-    for (int t = 0; p.w && t < p.nthreads; t++)
-        if (!p.w[t]) p.w = NULL;
-    if (!p.w || !p.batch || !grad || !perm) {
+    if (!p.batch || !grad || !perm || imcap_pool_init(&p.pool, m, o->threads, o->batch) != IMCAP_OK) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for training buffers");
         goto done;
     }
@@ -343,8 +309,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         }
     }
 done:
-    for (int t = 0; p.w && t < p.nthreads; t++) imcap_worker_free(p.w[t]);
-    free(p.w), free(p.batch), free(grad), free(perm);
+    imcap_pool_free(&p.pool);
+    free(p.batch), free(grad), free(perm);
     examples_free(&train), examples_free(&val);
     imcap_vocab_index_free(ix);
     return s;

@@ -1,0 +1,927 @@
+/* batch_walk.c — input discovery, order, shards and record formats for
+ * `imcap batch` and `imcap merge` (see batch_walk.h for the rules). */
+#include "cli/batch_walk.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "imcap.h"
+#include "render/gallery.h"
+#include "render/render.h"
+
+#define LIT(b, s) imcap_buf_append((b), s, sizeof s - 1)
+
+int bw_fileid_of(const char *path, bw_fileid *id) {
+    struct stat st;
+    if (stat(path, &st) != 0) return -1;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    return 0;
+}
+
+static int id_in(const bw_fileid *v, size_t n, dev_t dev, ino_t ino) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i].dev == dev && v[i].ino == ino) return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ visited set */
+
+/* Open addressing over (dev, ino); a corpus may hold many thousands of
+ * folders, so a linear list would make the walk quadratic. */
+typedef struct {
+    bw_fileid *v;
+    unsigned char *used;
+    size_t n, cap;
+} idset;
+
+static uint64_t id_hash(dev_t d, ino_t i) {
+    uint64_t h = (uint64_t)d * 0x9e3779b97f4a7c15ULL ^ (uint64_t)i;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 33);
+}
+
+/* 1 added, 0 already there, -1 out of memory. */
+static int idset_add(idset *s, dev_t dev, ino_t ino) {
+    if (2 * (s->n + 1) > s->cap) {
+        size_t nc = s->cap ? 2 * s->cap : 64;
+        bw_fileid *nv = calloc(nc, sizeof *nv);
+        unsigned char *nu = calloc(nc, 1);
+        if (!nv || !nu) {
+            free(nv), free(nu);
+            return -1;
+        }
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->used[i]) continue;
+            size_t j = id_hash(s->v[i].dev, s->v[i].ino) & (nc - 1);
+            while (nu[j]) j = (j + 1) & (nc - 1);
+            nu[j] = 1, nv[j] = s->v[i];
+        }
+        free(s->v), free(s->used);
+        s->v = nv, s->used = nu, s->cap = nc;
+    }
+    size_t j = id_hash(dev, ino) & (s->cap - 1);
+    while (s->used[j]) {
+        if (s->v[j].dev == dev && s->v[j].ino == ino) return 0;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->used[j] = 1;
+    s->v[j].dev = dev, s->v[j].ino = ino;
+    s->n++;
+    return 1;
+}
+
+static void idset_free(idset *s) {
+    free(s->v);
+    free(s->used);
+}
+
+/* ------------------------------------------------------------ the walk */
+
+static int list_add(bw_list *l, const char *path, const char *error) {
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 256;
+        bw_item *nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        l->v = nv, l->cap = nc;
+    }
+    bw_item *it = &l->v[l->n];
+    it->path = strdup(path);
+    it->error = error ? strdup(error) : NULL;
+    if (!it->path || (error && !it->error)) {
+        free(it->path), free(it->error);
+        return -1;
+    }
+    l->n++;
+    return 0;
+}
+
+static int add_error(bw_list *l, const char *path, const char *what, int e) {
+    imcap_buf b = {0};
+    imcap_buf_printf(&b, "%s: %s: %s", path, what, strerror(e));
+    int rc = b.s ? list_add(l, path, b.s) : -1;
+    imcap_buf_free(&b);
+    return rc;
+}
+
+static int has_image_ext(const char *name) {
+    static const char *ext[] = {"jpg", "jpeg", "jpe", "png", "gif", "bmp", "tga", "psd", "pnm", "ppm", "pgm", "pbm"};
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name) return 0;
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (!strcasecmp(dot + 1, ext[i])) return 1;
+    return 0;
+}
+
+/* 1 when the file's first bytes are an image format, 0 otherwise (also
+ * when it cannot be read). */
+static int sniff_file(const char *path) {
+    int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    unsigned char head[64];
+    ssize_t n, got = 0;
+    while (got < (ssize_t)sizeof head && (n = read(fd, head + got, sizeof head - (size_t)got)) > 0) got += n;
+    close(fd);
+    return got > 0 && imcap_image_sniff(head, (size_t)got);
+}
+
+static char *join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    if (a && dir[a - 1] != '/') p[a++] = '/';
+    memcpy(p + a, name, b + 1);
+    return p;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+typedef struct {
+    bw_walk *w;
+    bw_list *out;
+    idset visited;
+} walker;
+
+static void note_forbidden(walker *k, const char *path, const struct stat *st) {
+    if (!k->w->forbidden && id_in(k->w->forbid, k->w->n_forbid, st->st_dev, st->st_ino))
+        k->w->forbidden = strdup(path);
+}
+
+static int walk_dir(walker *k, const char *dir) {
+    k->w->n_dirs++;
+    DIR *d = opendir(dir);
+    if (!d) return add_error(k->out, dir, "cannot open folder", errno);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    errno = 0;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) { rc = -1; break; }
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name))) { rc = -1; break; }
+        n++;
+        errno = 0;
+    }
+    int read_errno = errno;
+    closedir(d);
+    if (rc == 0 && read_errno) rc = add_error(k->out, dir, "cannot read folder", read_errno);
+    /* Sorted entries make the walk itself deterministic: which of two links
+     * to one folder is followed depends on the order they are met in. */
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *child = join(dir, names[i]);
+        if (!child) { rc = -1; break; }
+        int hidden = names[i][0] == '.';
+        struct stat st;
+        if (stat(child, &st) != 0) {
+            /* A dangling link or a file gone meanwhile: reported when its
+             * name says it is an image, otherwise not ours. */
+            if (!hidden && has_image_ext(names[i])) rc = list_add(k->out, child, NULL);
+            else k->w->n_skipped_files++;
+        } else if (S_ISDIR(st.st_mode)) {
+            if (!k->w->recursive) k->w->n_skipped_subdirs++;
+            else if (id_in(k->w->skip_dirs, k->w->n_skip_dirs, st.st_dev, st.st_ino)) k->w->n_output_dirs++;
+            else {
+                int added = idset_add(&k->visited, st.st_dev, st.st_ino);
+                if (added < 0) rc = -1;
+                else if (added == 0) k->w->n_repeated_dirs++;
+                else rc = walk_dir(k, child);
+            }
+        } else if (S_ISREG(st.st_mode)) {
+            if (sniff_file(child) || (!hidden && has_image_ext(names[i]))) {
+                note_forbidden(k, child, &st);
+                rc = list_add(k->out, child, NULL);
+            } else {
+                k->w->n_skipped_files++;
+            }
+        } else {
+            k->w->n_skipped_files++;
+        }
+        free(child);
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+int bw_collect(char *const *args, int nargs, bw_walk *w, bw_list *out) {
+    walker k = {w, out, {0}};
+    int rc = 0;
+    for (int a = 0; a < nargs && rc == 0; a++) {
+        const char *p = args[a];
+        struct stat st;
+        if (stat(p, &st) != 0) {
+            rc = add_error(out, p, "cannot access", errno);
+        } else if (S_ISDIR(st.st_mode)) {
+            int added = idset_add(&k.visited, st.st_dev, st.st_ino);
+            if (added < 0) rc = -1;
+            else if (added == 0) w->n_repeated_dirs++;
+            else rc = walk_dir(&k, p);
+        } else {
+            /* Named explicitly: always an input, a failed record if it is
+             * not an image. */
+            note_forbidden(&k, p, &st);
+            rc = list_add(out, p, NULL);
+        }
+    }
+    idset_free(&k.visited);
+    return rc;
+}
+
+void bw_walk_free(bw_walk *w) {
+    free(w->forbidden);
+    w->forbidden = NULL;
+}
+
+static int cmp_item(const void *a, const void *b) {
+    return strcmp(((const bw_item *)a)->path, ((const bw_item *)b)->path);
+}
+
+void bw_sort_unique(bw_list *l) {
+    if (l->n < 2) return;
+    /* qsort is not stable, so among equal paths the one kept is whichever
+     * lands first; equal paths name one file, so their items are equal too
+     * except in the rare case of a path both walked and named (same file). */
+    qsort(l->v, l->n, sizeof *l->v, cmp_item);
+    size_t j = 1;
+    for (size_t i = 1; i < l->n; i++) {
+        if (!strcmp(l->v[i].path, l->v[j - 1].path)) {
+            free(l->v[i].path);
+            free(l->v[i].error);
+        } else {
+            l->v[j++] = l->v[i];
+        }
+    }
+    l->n = j;
+}
+
+void bw_list_free(bw_list *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->v[i].path), free(l->v[i].error);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+size_t bw_find(const bw_list *l, const char *path) {
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(l->v[mid].path, path);
+        if (c == 0) return mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return (size_t)-1;
+}
+
+uint64_t bw_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+int bw_parse_shard(const char *s, int *index, int *count) {
+    if (!s) return -1;
+    char *end;
+    errno = 0;
+    long i = strtol(s, &end, 10);
+    if (errno || end == s || *end != '/' || !isdigit((unsigned char)end[1])) return -1;
+    const char *q = end + 1;
+    long n = strtol(q, &end, 10);
+    if (errno || end == q || *end || n < 1 || n > 1000000 || i < 1 || i > n) return -1;
+    *index = (int)i;
+    *count = (int)n;
+    return 0;
+}
+
+void bw_shard(bw_list *l, int index, int count) {
+    size_t j = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (bw_hash(l->v[i].path) % (uint64_t)count == (uint64_t)(index - 1)) {
+            l->v[j++] = l->v[i];
+        } else {
+            free(l->v[i].path);
+            free(l->v[i].error);
+        }
+    }
+    l->n = j;
+}
+
+void bw_stem(const char *path, char out[BW_STEM_MAX]) {
+    char base[IMCAP_NAME_MAX + 1];
+    imcap_render_stem(path, base, sizeof base);
+    snprintf(out, BW_STEM_MAX, "%s-%012llx", base, (unsigned long long)(bw_hash(path) & 0xFFFFFFFFFFFFULL));
+}
+
+int bw_make_dirs(const char *path) {
+    if (!*path) {
+        errno = ENOENT;
+        return -1;
+    }
+    char *p = strdup(path);
+    if (!p) return -1;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            free(p);
+            return -1;
+        }
+        *s = '/';
+    }
+    int rc = (mkdir(p, 0777) != 0 && errno != EEXIST) ? -1 : 0;
+    free(p);
+    struct stat st;
+    if (rc == 0 && stat(path, &st) != 0) rc = -1;
+    else if (rc == 0 && !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        rc = -1;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ formats */
+
+int bw_format_parse(const char *s, bw_format *f) {
+    if (!s) return -1;
+    if (!strcmp(s, "jsonl")) *f = BW_JSONL;
+    else if (!strcmp(s, "csv")) *f = BW_CSV;
+    else if (!strcmp(s, "tsv")) *f = BW_TSV;
+    else return -1;
+    return 0;
+}
+
+const char *bw_format_name(bw_format f) { return f == BW_CSV ? "csv" : f == BW_TSV ? "tsv" : "jsonl"; }
+
+static const char *const header_csv = "path,caption,score,width,height,ms,error\n";
+static const char *const header_csv_nt = "path,caption,score,width,height,error\n";
+static const char *const header_tsv = "path\tcaption\tscore\twidth\theight\tms\terror\n";
+static const char *const header_tsv_nt = "path\tcaption\tscore\twidth\theight\terror\n";
+
+void bw_write_header(imcap_buf *b, bw_format f, int timing) {
+    const char *h = NULL;
+    if (f == BW_CSV) h = timing ? header_csv : header_csv_nt;
+    else if (f == BW_TSV) h = timing ? header_tsv : header_tsv_nt;
+    if (h) imcap_buf_append(b, h, strlen(h));
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. Overlong
+ * forms, surrogates and code points past U+10FFFF are not valid. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+static void json_string(imcap_buf *b, const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t left = strlen(s);
+    LIT(b, "\"");
+    while (left) {
+        unsigned c = *p;
+        size_t k = 1;
+        if (c == '"') LIT(b, "\\\"");
+        else if (c == '\\') LIT(b, "\\\\");
+        else if (c == '\n') LIT(b, "\\n");
+        else if (c == '\r') LIT(b, "\\r");
+        else if (c == '\t') LIT(b, "\\t");
+        else if (c < 0x20) imcap_buf_printf(b, "\\u%04x", c);
+        else if (c < 0x80) imcap_buf_append(b, (const char *)p, 1);
+        else if ((k = utf8_len(p, left)) > 0) imcap_buf_append(b, (const char *)p, k);
+        else {
+            imcap_buf_printf(b, "\\udc%02x", c);
+            k = 1;
+        }
+        p += k, left -= k;
+    }
+    LIT(b, "\"");
+}
+
+static void csv_field(imcap_buf *b, const char *s) {
+    if (!s) return;
+    if (!strpbrk(s, ",\"\r\n")) {
+        imcap_buf_append(b, s, strlen(s));
+        return;
+    }
+    LIT(b, "\"");
+    for (const char *p = s; *p; p++) {
+        if (*p == '"') LIT(b, "\"\"");
+        else imcap_buf_append(b, p, 1);
+    }
+    LIT(b, "\"");
+}
+
+static void tsv_field(imcap_buf *b, const char *s) {
+    if (!s) return;
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+        case '\\': LIT(b, "\\\\"); break;
+        case '\t': LIT(b, "\\t"); break;
+        case '\n': LIT(b, "\\n"); break;
+        case '\r': LIT(b, "\\r"); break;
+        default: imcap_buf_append(b, p, 1);
+        }
+    }
+}
+
+void bw_write_record(imcap_buf *b, bw_format f, int timing, const bw_record *r) {
+    if (f == BW_JSONL) {
+        LIT(b, "{\"path\": ");
+        json_string(b, r->path);
+        if (r->caption) {
+            LIT(b, ", \"caption\": ");
+            json_string(b, r->caption);
+        }
+        if (r->has_score) imcap_buf_printf(b, ", \"score\": %.9g", r->score);
+        if (r->words) {
+            LIT(b, ", \"words\": [");
+            for (int t = 0; t < r->n_words; t++) {
+                if (t) LIT(b, ", ");
+                json_string(b, r->words[t] ? r->words[t] : "");
+            }
+            LIT(b, "], \"logprobs\": [");
+            for (int t = 0; t < r->n_words; t++) {
+                if (t) LIT(b, ", ");
+                imcap_buf_float(b, r->logprobs[t]);
+            }
+            LIT(b, "]");
+        }
+        if (r->width > 0) imcap_buf_printf(b, ", \"width\": %d, \"height\": %d", r->width, r->height);
+        if (timing && r->has_ms) imcap_buf_printf(b, ", \"ms\": %.2f", r->ms);
+        if (r->error) {
+            LIT(b, ", \"error\": ");
+            json_string(b, r->error);
+        }
+        LIT(b, "}\n");
+        return;
+    }
+    void (*field)(imcap_buf *, const char *) = f == BW_CSV ? csv_field : tsv_field;
+    const char *sep = f == BW_CSV ? "," : "\t";
+    field(b, r->path);
+    imcap_buf_append(b, sep, 1);
+    field(b, r->caption);
+    imcap_buf_append(b, sep, 1);
+    if (r->has_score) imcap_buf_printf(b, "%.9g", r->score);
+    imcap_buf_append(b, sep, 1);
+    if (r->width > 0) imcap_buf_printf(b, "%d%s%d", r->width, sep, r->height);
+    else imcap_buf_append(b, sep, 1);
+    imcap_buf_append(b, sep, 1);
+    if (timing) {
+        if (r->has_ms) imcap_buf_printf(b, "%.2f", r->ms);
+        imcap_buf_append(b, sep, 1);
+    }
+    field(b, r->error);
+    LIT(b, "\n");
+}
+
+/* ------------------------------------------------------------ parsing */
+
+void bw_parsed_free(bw_parsed *p) {
+    free(p->path), free(p->caption), free(p->score), free(p->error);
+    memset(p, 0, sizeof *p);
+}
+
+typedef struct {
+    const char *p, *end;
+} jcur;
+
+static void jws(jcur *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+static void put_utf8(imcap_buf *b, unsigned cp) {
+    char u[4];
+    size_t n;
+    if (cp < 0x80) u[0] = (char)cp, n = 1;
+    else if (cp < 0x800) u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+    else if (cp < 0x10000)
+        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+    else
+        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+    imcap_buf_append(b, u, n);
+}
+
+static int hex4(const char *p, const char *end, unsigned *v) {
+    if (end - p < 4) return -1;
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = p[i], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return -1;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return 0;
+}
+
+/* A JSON string at j->p into *out (malloc'd) when out is not NULL. Lone
+ * surrogates U+DC80..U+DCFF become the byte they carry (see
+ * bw_write_record); other lone surrogates become U+FFFD. */
+static int jstring(jcur *j, char **out) {
+    if (j->p >= j->end || *j->p != '"') return -1;
+    j->p++;
+    imcap_buf b = {0};
+    LIT(&b, ""); /* so b.s is never NULL for an empty string */
+    while (j->p < j->end && *j->p != '"') {
+        unsigned char c = (unsigned char)*j->p;
+        if (c < 0x20) goto bad;
+        if (c != '\\') {
+            imcap_buf_append(&b, j->p++, 1);
+            continue;
+        }
+        if (++j->p >= j->end) goto bad;
+        char e = *j->p++;
+        unsigned u, u2;
+        switch (e) {
+        case '"': LIT(&b, "\""); break;
+        case '\\': LIT(&b, "\\"); break;
+        case '/': LIT(&b, "/"); break;
+        case 'b': LIT(&b, "\b"); break;
+        case 'f': LIT(&b, "\f"); break;
+        case 'n': LIT(&b, "\n"); break;
+        case 'r': LIT(&b, "\r"); break;
+        case 't': LIT(&b, "\t"); break;
+        case 'u':
+            if (hex4(j->p, j->end, &u)) goto bad;
+            j->p += 4;
+            if (u >= 0xD800 && u <= 0xDBFF && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u' &&
+                !hex4(j->p + 2, j->end, &u2) && u2 >= 0xDC00 && u2 <= 0xDFFF) {
+                j->p += 6;
+                put_utf8(&b, 0x10000 + ((u - 0xD800) << 10) + (u2 - 0xDC00));
+            } else if (u >= 0xDC80 && u <= 0xDCFF) {
+                char raw = (char)(u - 0xDC00);
+                imcap_buf_append(&b, &raw, 1);
+            } else if (u >= 0xD800 && u <= 0xDFFF) {
+                put_utf8(&b, 0xFFFD);
+            } else if (u == 0) {
+                goto bad; /* C strings cannot hold it, and we never write it */
+            } else {
+                put_utf8(&b, u);
+            }
+            break;
+        default: goto bad;
+        }
+    }
+    if (j->p >= j->end) goto bad;
+    j->p++;
+    if (out) *out = b.s;
+    else imcap_buf_free(&b);
+    return 0;
+bad:
+    imcap_buf_free(&b);
+    return -1;
+}
+
+static int jvalue(jcur *j, int depth);
+
+static int jnumber(jcur *j, const char **start, size_t *len) {
+    const char *s = j->p;
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (j->p >= j->end || !isdigit((unsigned char)*j->p)) return -1;
+    while (j->p < j->end && (isdigit((unsigned char)*j->p) || strchr(".eE+-", *j->p))) j->p++;
+    if (start) *start = s, *len = (size_t)(j->p - s);
+    return 0;
+}
+
+static int jliteral(jcur *j, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n)) return -1;
+    j->p += n;
+    return 0;
+}
+
+static int jvalue(jcur *j, int depth) {
+    if (depth > 16) return -1;
+    jws(j);
+    if (j->p >= j->end) return -1;
+    switch (*j->p) {
+    case '"': return jstring(j, NULL);
+    case 'n': return jliteral(j, "null");
+    case 't': return jliteral(j, "true");
+    case 'f': return jliteral(j, "false");
+    case '[':
+    case '{': {
+        char close = *j->p == '[' ? ']' : '}';
+        int obj = close == '}';
+        j->p++;
+        jws(j);
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            return 0;
+        }
+        for (;;) {
+            if (obj) {
+                jws(j);
+                if (jstring(j, NULL)) return -1;
+                jws(j);
+                if (j->p >= j->end || *j->p++ != ':') return -1;
+            }
+            if (jvalue(j, depth + 1)) return -1;
+            jws(j);
+            if (j->p >= j->end) return -1;
+            if (*j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (*j->p++ != close) return -1;
+            return 0;
+        }
+    }
+    default: return jnumber(j, NULL, NULL);
+    }
+}
+
+/* A string or null into *out (NULL for null). */
+static int jstring_or_null(jcur *j, char **out) {
+    jws(j);
+    if (j->p < j->end && *j->p == 'n') return jliteral(j, "null");
+    return jstring(j, out);
+}
+
+static int parse_jsonl(const char *rec, size_t n, bw_parsed *p, const char **why) {
+    jcur j = {rec, rec + n};
+    *why = "not a JSON object";
+    jws(&j);
+    if (j.p >= j.end || *j.p++ != '{') return -1;
+    jws(&j);
+    if (j.p < j.end && *j.p == '}') j.p++;
+    else
+        for (;;) {
+            char *key = NULL;
+            jws(&j);
+            if (jstring(&j, &key)) return -1;
+            jws(&j);
+            if (j.p >= j.end || *j.p++ != ':') {
+                free(key);
+                return -1;
+            }
+            int rc = 0;
+            char **dst = !strcmp(key, "path") ? &p->path : !strcmp(key, "caption") ? &p->caption
+                         : !strcmp(key, "error") ? &p->error : NULL;
+            if (dst) {
+                free(*dst), *dst = NULL;
+                rc = jstring_or_null(&j, dst);
+            } else if (!strcmp(key, "score")) {
+                jws(&j);
+                const char *s;
+                size_t len;
+                if (j.p < j.end && *j.p == 'n') rc = jliteral(&j, "null");
+                else if (!(rc = jnumber(&j, &s, &len))) {
+                    free(p->score);
+                    p->score = strndup(s, len);
+                }
+            } else if (!strcmp(key, "width") || !strcmp(key, "height")) {
+                jws(&j);
+                const char *s;
+                size_t len;
+                if (!(rc = jnumber(&j, &s, &len))) *(key[0] == 'w' ? &p->width : &p->height) = atoi(s);
+            } else {
+                if (!strcmp(key, "ms")) p->has_ms = 1;
+                rc = jvalue(&j, 1);
+            }
+            free(key);
+            if (rc) return -1;
+            jws(&j);
+            if (j.p >= j.end) return -1;
+            if (*j.p == ',') {
+                j.p++;
+                continue;
+            }
+            if (*j.p++ != '}') return -1;
+            break;
+        }
+    jws(&j);
+    if (j.p != j.end) return -1;
+    *why = "no \"path\"";
+    return p->path ? 0 : -1;
+}
+
+/* Splits a csv/tsv record (without its newline) into fields, unquoting or
+ * unescaping each. Returns the field count or -1. */
+static int split_fields(bw_format f, const char *rec, size_t n, char **fields, int max) {
+    int k = 0;
+    size_t i = 0;
+    for (;;) {
+        if (k == max) return -1;
+        imcap_buf b = {0};
+        LIT(&b, "");
+        if (f == BW_CSV && i < n && rec[i] == '"') {
+            i++;
+            for (;;) {
+                if (i >= n) {
+                    imcap_buf_free(&b);
+                    return -1;
+                }
+                if (rec[i] == '"') {
+                    if (i + 1 < n && rec[i + 1] == '"') {
+                        LIT(&b, "\"");
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    break;
+                }
+                imcap_buf_append(&b, rec + i++, 1);
+            }
+            if (i < n && rec[i] != ',') {
+                imcap_buf_free(&b);
+                return -1;
+            }
+        } else {
+            char sep = f == BW_CSV ? ',' : '\t';
+            while (i < n && rec[i] != sep) {
+                char c = rec[i++];
+                if (f == BW_CSV && c == '"') {
+                    imcap_buf_free(&b);
+                    return -1;
+                }
+                if (f == BW_TSV && c == '\\' && i < n) {
+                    char e = rec[i++];
+                    c = e == 't' ? '\t' : e == 'n' ? '\n' : e == 'r' ? '\r' : e;
+                }
+                imcap_buf_append(&b, &c, 1);
+            }
+        }
+        fields[k++] = b.s;
+        if (i >= n) return k;
+        i++; /* the separator */
+    }
+}
+
+int bw_parse_record(bw_format f, int timing, const char *rec, size_t n, bw_parsed *p, char *msg, size_t msg_cap) {
+    memset(p, 0, sizeof *p);
+    if (n && rec[n - 1] == '\n') n--;
+    if (f == BW_JSONL) {
+        const char *why;
+        if (parse_jsonl(rec, n, p, &why) == 0) return 0;
+        snprintf(msg, msg_cap, "%s", why);
+        bw_parsed_free(p);
+        return -1;
+    }
+    char *v[8] = {0};
+    int want = timing ? 7 : 6;
+    int k = split_fields(f, rec, n, v, 8);
+    if (k != want) {
+        for (int i = 0; i < 8; i++) free(v[i]);
+        snprintf(msg, msg_cap, "%d fields instead of %d", k < 0 ? 0 : k, want);
+        return -1;
+    }
+    int has_score = *v[2] != 0;
+    p->path = v[0];
+    p->caption = has_score || *v[1] ? v[1] : NULL;
+    p->score = has_score ? v[2] : NULL;
+    p->width = atoi(v[3]);
+    p->height = atoi(v[4]);
+    p->has_ms = timing && *v[5];
+    p->error = *v[want - 1] ? v[want - 1] : NULL;
+    if (!p->caption) free(v[1]);
+    if (!p->score) free(v[2]);
+    free(v[3]), free(v[4]);
+    if (timing) free(v[5]);
+    if (!p->error) free(v[want - 1]);
+    return 0;
+}
+
+int bw_reader_open(bw_reader *r, const char *path) {
+    memset(r, 0, sizeof *r);
+    r->name = strdup(path);
+    r->f = fopen(path, "rb");
+    if (!r->f || !r->name) {
+        snprintf(r->msg, sizeof r->msg, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int c = getc(r->f);
+    if (c == EOF) return 0; /* empty: nothing in it yet */
+    if (c == '{') {
+        ungetc(c, r->f);
+        r->known = 1, r->fmt = BW_JSONL, r->timing = 1;
+        r->line = 1;
+        return 0;
+    }
+    ungetc(c, r->f);
+    ssize_t n = getline(&r->line_buf, &r->line_cap, r->f);
+    if (n <= 0) {
+        snprintf(r->msg, sizeof r->msg, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    const char *heads[4] = {header_csv, header_csv_nt, header_tsv, header_tsv_nt};
+    for (int i = 0; i < 4; i++) {
+        size_t hl = strlen(heads[i]);
+        if ((size_t)n == hl && !memcmp(r->line_buf, heads[i], hl)) {
+            r->known = 1, r->fmt = i < 2 ? BW_CSV : BW_TSV, r->timing = !(i & 1);
+            r->end = n;
+            r->line = 2;
+            return 0;
+        }
+        /* a header cut short by an interruption: nothing recorded yet */
+        if (r->line_buf[n - 1] != '\n' && (size_t)n < hl && !memcmp(r->line_buf, heads[i], (size_t)n)) return 0;
+    }
+    snprintf(r->msg, sizeof r->msg,
+             "%s: not an imcap batch output: the first line is neither a JSON record nor a csv/tsv header", path);
+    return -1;
+}
+
+int bw_reader_next(bw_reader *r, bw_parsed *p) {
+    if (p) memset(p, 0, sizeof *p);
+    if (!r->known) return 0;
+    r->rec.len = 0;
+    r->off = r->end;
+    long long first = r->line;
+    int quotes = 0;
+    for (;;) {
+        errno = 0;
+        ssize_t n = getline(&r->line_buf, &r->line_cap, r->f);
+        if (n <= 0) {
+            if (ferror(r->f)) {
+                snprintf(r->msg, sizeof r->msg, "%s: read error: %s", r->name, strerror(errno));
+                return -1;
+            }
+            return r->rec.len ? 2 : 0;
+        }
+        imcap_buf_append(&r->rec, r->line_buf, (size_t)n);
+        r->line++;
+        if (r->line_buf[n - 1] != '\n') return 2;
+        if (r->fmt != BW_CSV) break;
+        /* A quoted CSV field may hold newlines: the record ends at a newline
+         * with the quotes balanced. */
+        for (ssize_t i = 0; i < n; i++) quotes ^= r->line_buf[i] == '"';
+        if (!quotes) break;
+    }
+    r->end = r->off + (long long)r->rec.len;
+    if (p) {
+        char why[256];
+        if (bw_parse_record(r->fmt, r->timing, r->rec.s, r->rec.len, p, why, sizeof why)) {
+            snprintf(r->msg, sizeof r->msg, "%s:%lld: malformed %s record: %s", r->name, first, bw_format_name(r->fmt),
+                     why);
+            return -1;
+        }
+    }
+    return 1;
+}
+
+void bw_reader_close(bw_reader *r) {
+    if (r->f) fclose(r->f);
+    free(r->name);
+    free(r->line_buf);
+    imcap_buf_free(&r->rec);
+    memset(r, 0, sizeof *r);
+}
+
+/* ------------------------------------------------------------ gallery */
+
+static int exists_in(const char *dir, const char *stem, const char *suffix) {
+    imcap_buf b = {0};
+    imcap_buf_printf(&b, "%s%s%s%s", dir, *dir && dir[strlen(dir) - 1] != '/' ? "/" : "", stem, suffix);
+    int ok = access(b.s, R_OK) == 0;
+    imcap_buf_free(&b);
+    return ok;
+}
+
+imcap_status bw_gallery_add(struct imcap_gallery *g, const char *dir, const bw_parsed *p, imcap_error *err) {
+    char stem[BW_STEM_MAX];
+    bw_stem(p->path, stem);
+    imcap_gallery_item it = {
+        .path = p->path,
+        .stem = stem,
+        .caption = p->caption,
+        .score = p->score,
+        .width = p->width,
+        .height = p->height,
+        .error = p->error,
+        .has_thumb = exists_in(dir, stem, IMCAP_GALLERY_THUMB_SUFFIX),
+        .has_viewer = exists_in(dir, stem, ".html"),
+    };
+    return imcap_gallery_add(g, &it, err);
+}

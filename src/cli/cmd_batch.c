@@ -1,0 +1,508 @@
+/* cmd_batch.c — `imcap batch`: caption folders of images into one record
+ * per image, in sorted path order, resumable and shardable.
+ *
+ * Output with -o OUT: records are appended to OUT.partial and flushed one
+ * by one; when every input has a record, OUT.partial becomes OUT (renamed
+ * as it is when it holds this run's records only, in order; rewritten in
+ * path order when --resume brought records of an earlier run). So OUT only
+ * ever appears complete, and a run stopped in any way leaves complete
+ * records in OUT.partial (at most the record being written when the
+ * process was killed is cut short; --resume drops that tail).
+ *
+ * Parallelism: OpenMP threads take images in sorted order from a window of
+ * WINDOW inputs (one imcap_workspace each, OpenBLAS on one thread), and a
+ * reorder buffer writes each record as soon as all earlier ones of the
+ * window are written. Memory holds the sorted path list and one window of
+ * records, whatever the number of images. */
+#include <errno.h>
+#include <fcntl.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli/batch_walk.h"
+#include "render/gallery.h"
+#include "render/render.h"
+#include "util/util.h"
+
+#define WINDOW 64
+#define PLAIN_PROGRESS_SECONDS 10.0
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: imcap batch [-o OUT] [--format jsonl|csv|tsv] [--recursive] [--threads N]\n"
+            "                   [--resume] [--shard I/N] [--overlays DIR] [--html DIR]\n"
+            "                   [--model M] [--beam K] [--max-length T] [--no-timing] [--quiet]\n"
+            "                   DIR|FILE...\n\n"
+            "Captions every image under the DIRs (by content: JPEG, PNG, GIF, BMP, PSD, PNM;\n"
+            "and files with an image extension, .tga included) and every FILE, in sorted\n"
+            "path order (bytes), one record per image.\n\n"
+            "  -o OUT             output file (default: stdout). Written as OUT.partial, record\n"
+            "                     by record, and renamed to OUT when every image has its record\n"
+            "  --format F         jsonl (default; csv/tsv when OUT ends in .csv/.tsv), csv, tsv\n"
+            "  -r, --recursive    walk subfolders too (each folder once: symlink loops are safe)\n"
+            "  --threads N        worker threads (default: all cores)\n"
+            "  --resume           continue an interrupted run: keep the records in OUT and\n"
+            "                     OUT.partial, caption only the images without one (and retry\n"
+            "                     the failed ones), then write OUT in sorted order\n"
+            "  --shard I/N        only the inputs with fnv1a64(path) %% N == I-1 (1 <= I <= N);\n"
+            "                     join the N outputs with `imcap merge`\n"
+            "  --overlays DIR     per image: one attention overlay PNG per word and a contact sheet\n"
+            "  --html DIR         DIR/index.html, an offline gallery (thumbnails, captions), each\n"
+            "                     image linked to its attention viewer DIR/<stem>.html\n"
+            "  --model M          model file (default: the shipped model)\n"
+            "  --beam K           beam width, 1 = greedy (default 3)\n"
+            "  --max-length T     stop after T tokens (default: the model's max_length)\n"
+            "  --no-timing        leave out the ms field, so two runs give identical bytes\n"
+            "  -q, --quiet        no progress or summary on stderr (errors still appear)\n\n"
+            "Records: path, caption, score (sum of log-probs), width, height (of the image),\n"
+            "ms (decoding + captioning + rendering) and error (for a failed image);\n"
+            "jsonl also has words and logprobs (every emitted token, the final <end> included).\n"
+            "csv: RFC 4180 quoting; tsv: \\\\, \\t, \\n, \\r escaped; both with a header line.\n"
+            "Rendered files are named <stem>-<12 hex digits of the path's hash>.\n\n"
+            "Ctrl-C (SIGINT) or SIGTERM: stop taking images, write every finished record,\n"
+            "exit 130 (143 for SIGTERM); rerun with --resume to finish.\n"
+            "Exit: 0 all captioned, 1 some images failed, 2 usage error, 3 fatal (model not\n"
+            "loadable, output not writable), 130/143 interrupted.\n");
+}
+
+/* ------------------------------------------------------------ signals */
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) { g_stop = sig; }
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    /* A second Ctrl-C kills at once: the records written so far stay. */
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ------------------------------------------------------------ state */
+
+typedef struct {
+    /* options */
+    const char *out_path; /* NULL: stdout */
+    bw_format fmt;
+    int timing, quiet, resume;
+    const char *overlays, *html;
+    const imcap_model *m;
+    imcap_options opt;
+    imcap_render_options ro;
+
+    /* inputs */
+    bw_list items;
+    size_t *todo; /* indices into items of the images to caption now */
+    size_t n_todo;
+
+    /* output */
+    FILE *out;
+    char *partial;
+    int partial_fd;
+    long long out_off; /* resume: where the next record lands in OUT.partial */
+    /* resume: where each input's record is (src 0 none, 1 OUT, 2 OUT.partial) */
+    long long *rec_off;
+    uint32_t *rec_len;
+    unsigned char *rec_src;
+    unsigned char *rec_failed;
+    int rewrite; /* OUT is rewritten from the index at the end */
+    imcap_gallery *gallery; /* fed as records are written (when !rewrite) */
+
+    /* progress */
+    size_t written, failed;
+    double t0, last_report;
+    int tty;
+    long stop_after;
+    int fatal;
+    char fatal_msg[1200];
+} batch;
+
+typedef struct {
+    int done;
+    imcap_buf rec;
+} slot;
+
+/* ------------------------------------------------------------ progress */
+
+static void fmt_duration(double s, char *out, size_t n) {
+    if (!(s >= 0) || s > 1e8) snprintf(out, n, "?");
+    else if (s < 60) snprintf(out, n, "%.0fs", s);
+    else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+static void progress(batch *b, int final) {
+    if (b->quiet) return;
+    double now = imcap_now(), el = now - b->t0;
+    if (!final && now - b->last_report < (b->tty ? 0.25 : PLAIN_PROGRESS_SECONDS)) return;
+    b->last_report = now;
+    if (final) {
+        if (b->tty) fprintf(stderr, "\r\033[K");
+        return;
+    }
+    double rate = el > 0 ? b->written / el : 0;
+    char eta[32];
+    fmt_duration(rate > 0 ? (b->n_todo - b->written) / rate : -1, eta, sizeof eta);
+    fprintf(stderr, "%simcap batch: %zu/%zu images (%.0f%%), %.1f images/s, ETA %s%s", b->tty ? "\r\033[K" : "",
+            b->written, b->n_todo, b->n_todo ? 100.0 * b->written / b->n_todo : 100.0, rate, eta, b->tty ? "" : "\n");
+    fflush(stderr);
+}
+
+/* ------------------------------------------------------------ one image */
+
+static void caption_one(const batch *b, imcap_workspace *ws, const bw_item *it, imcap_buf *rec, int *failed) {
+    double t0 = imcap_now();
+    bw_record r = {.path = it->path};
+    imcap_error err;
+    imcap_image img = {0};
+    imcap_result *res = NULL;
+    char msg[1400];
+    if (it->error) {
+        r.error = it->error;
+    } else if (!ws) {
+        snprintf(msg, sizeof msg, "%s: out of memory", it->path);
+        r.error = msg;
+    } else if (imcap_image_load(it->path, &img, &err) != IMCAP_OK) {
+        snprintf(msg, sizeof msg, "%s", err.msg);
+        r.error = msg;
+    } else {
+        r.width = img.width, r.height = img.height;
+        if (imcap_caption_image(b->m, ws, &img, &b->opt, &res, &err) != IMCAP_OK) {
+            snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
+            r.error = msg;
+        } else {
+            const imcap_hypothesis *h = &res->hyps[0];
+            r.caption = h->text ? h->text : "";
+            r.has_score = 1, r.score = h->score;
+            r.n_words = h->n_tokens, r.words = h->words, r.logprobs = h->logprobs;
+            if (b->overlays || b->html) {
+                char stem[BW_STEM_MAX];
+                bw_stem(it->path, stem);
+                imcap_status s = IMCAP_OK;
+                int same = b->overlays && b->html && !strcmp(b->overlays, b->html);
+                if (b->overlays)
+                    s = imcap_render_write(&img, res, b->overlays, stem, it->path, &b->ro,
+                                           IMCAP_RENDER_OVERLAYS | IMCAP_RENDER_SHEET | (same ? IMCAP_RENDER_HTML : 0),
+                                           &err);
+                if (!s && b->html && !same) s = imcap_render_write(&img, res, b->html, stem, it->path, &b->ro,
+                                                                   IMCAP_RENDER_HTML, &err);
+                if (!s && b->html) s = imcap_gallery_thumb(&img, b->html, stem, IMCAP_GALLERY_THUMB_SIDE, &err);
+                if (s) {
+                    snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
+                    r.error = msg;
+                }
+            }
+        }
+    }
+    r.has_ms = 1;
+    r.ms = (imcap_now() - t0) * 1000.0;
+    rec->len = 0;
+    bw_write_record(rec, b->fmt, b->timing, &r);
+    *failed = r.error != NULL;
+    imcap_result_free(res);
+    imcap_image_free(&img);
+}
+
+/* ------------------------------------------------------------ output */
+
+static void set_fatal(batch *b, const char *fmt, const char *a, const char *c) {
+    if (b->fatal) return;
+    b->fatal = 1;
+    snprintf(b->fatal_msg, sizeof b->fatal_msg, fmt, a, c);
+}
+
+static void gallery_record(batch *b, const char *rec, size_t len) {
+    if (!b->gallery) return;
+    bw_parsed p;
+    char why[256];
+    imcap_error err;
+    if (bw_parse_record(b->fmt, b->timing, rec, len, &p, why, sizeof why) == 0) {
+        if (imcap_gallery_add(b->gallery, NULL, &err), 0) {}
+        if (bw_gallery_add(b->gallery, b->html, &p, &err) != IMCAP_OK) {
+            set_fatal(b, "imcap batch: %s%s", err.msg, "");
+        }
+    }
+    bw_parsed_free(&p);
+}
+
+/* Writes the record of items[i] (called in sorted order). */
+static void emit(batch *b, size_t i, const imcap_buf *rec, int failed) {
+    if (b->fatal) return;
+    if (fwrite(rec->s, 1, rec->len, b->out) != rec->len || fflush(b->out) != 0) {
+        set_fatal(b, "imcap batch: %s: write failed: %s", b->partial ? b->partial : "stdout", strerror(errno));
+        return;
+    }
+    if (b->rec_src) {
+        b->rec_src[i] = 2;
+        b->rec_off[i] = b->out_off;
+        b->rec_len[i] = (uint32_t)rec->len;
+        b->rec_failed[i] = (unsigned char)failed;
+        b->out_off += (long long)rec->len;
+    }
+    b->written++;
+    b->failed += failed != 0;
+    if (!b->rewrite) gallery_record(b, rec->s, rec->len);
+    if (b->stop_after > 0 && (long)b->written == b->stop_after) raise(SIGINT);
+    progress(b, 0);
+}
+
+/* ------------------------------------------------------------ the run */
+
+static void run_parallel(batch *b) {
+    slot *slots = calloc(WINDOW, sizeof *slots);
+    if (!slots) {
+        set_fatal(b, "imcap batch: %s%s", "out of memory", "");
+        return;
+    }
+    size_t win_start = 0, win_end = b->n_todo < WINDOW ? b->n_todo : WINDOW, claim = 0, next = 0;
+    int finished = 0;
+#pragma omp parallel
+    {
+        imcap_workspace *ws = imcap_workspace_new(b->m);
+        for (;;) {
+            size_t k;
+            /* Taking an image and checking for a stop are one step, so the
+             * images taken are always a prefix of the window and all of them
+             * get written. */
+#pragma omp critical(batch_claim)
+            k = (claim < win_end && !g_stop && !b->fatal) ? claim++ : SIZE_MAX;
+            if (k == SIZE_MAX) {
+#pragma omp barrier
+#pragma omp single
+                {
+                    if (g_stop || b->fatal || win_end >= b->n_todo) finished = 1;
+                    else {
+                        win_start = win_end;
+                        win_end = win_start + WINDOW < b->n_todo ? win_start + WINDOW : b->n_todo;
+                        claim = next = win_start;
+                        for (int s = 0; s < WINDOW; s++) slots[s].done = 0;
+                    }
+                }
+                if (finished) break;
+                continue;
+            }
+            slot *sl = &slots[k - win_start];
+            int failed = 0;
+            caption_one(b, ws, &b->items.v[b->todo[k]], &sl->rec, &failed);
+#pragma omp critical(batch_out)
+            {
+                sl->done = failed ? 2 : 1;
+                while (next < win_end && slots[next - win_start].done) {
+                    slot *s = &slots[next - win_start];
+                    emit(b, b->todo[next], &s->rec, s->done == 2);
+                    next++;
+                }
+            }
+        }
+        imcap_workspace_free(ws);
+    }
+    for (int s = 0; s < WINDOW; s++) imcap_buf_free(&slots[s].rec);
+    free(slots);
+}
+
+/* Reads the records of an earlier run from path (src 1 = OUT, 2 =
+ * OUT.partial) into the index. Returns 0, or -1 after printing why. For the
+ * partial file, *complete_end is where its complete records end. */
+static int load_previous(batch *b, const char *path, int src, long long *complete_end, size_t *n_records,
+                         size_t *n_dropped) {
+    bw_reader r;
+    if (bw_reader_open(&r, path) != 0) {
+        fprintf(stderr, "imcap batch: %s\n", r.msg);
+        bw_reader_close(&r);
+        return -1;
+    }
+    if (r.known && (r.fmt != b->fmt || (r.fmt != BW_JSONL && r.timing != b->timing))) {
+        fprintf(stderr, "imcap batch: %s holds %s records%s, but this run writes %s%s: use the same --format and "
+                        "--no-timing as the first run\n",
+                path, bw_format_name(r.fmt), r.fmt != BW_JSONL && !r.timing ? " without ms" : "", bw_format_name(b->fmt),
+                b->fmt != BW_JSONL && !b->timing ? " without ms" : "");
+        bw_reader_close(&r);
+        return -1;
+    }
+    int rc, first = 1;
+    bw_parsed p;
+    while ((rc = bw_reader_next(&r, &p)) == 1) {
+        if (first && r.fmt == BW_JSONL && p.has_ms != b->timing) {
+            fprintf(stderr, "imcap batch: %s was written %s --no-timing; pass the same options to --resume it\n",
+                    path, p.has_ms ? "without" : "with");
+            bw_parsed_free(&p);
+            bw_reader_close(&r);
+            return -1;
+        }
+        first = 0;
+        size_t i = bw_find(&b->items, p.path);
+        if (i == (size_t)-1) {
+            (*n_dropped)++;
+        } else {
+            b->rec_src[i] = (unsigned char)src;
+            b->rec_off[i] = r.off;
+            b->rec_len[i] = (uint32_t)r.rec.len;
+            b->rec_failed[i] = p.error != NULL;
+            (*n_records)++;
+        }
+        bw_parsed_free(&p);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "imcap batch: %s\n", r.msg);
+        bw_reader_close(&r);
+        return -1;
+    }
+    if (rc == 2 && src == 1) {
+        fprintf(stderr, "imcap batch: %s: the last record is incomplete; not an output of imcap batch?\n", path);
+        bw_reader_close(&r);
+        return -1;
+    }
+    if (complete_end) *complete_end = r.end;
+    bw_reader_close(&r);
+    return 0;
+}
+
+/* Writes OUT from the index: every input's record, in sorted order. */
+static int rewrite_output(batch *b, size_t *n_failed) {
+    FILE *src[3] = {NULL, NULL, NULL};
+    imcap_atomic_file af;
+    imcap_error err;
+    imcap_buf rec = {0};
+    int rc = -1;
+    *n_failed = 0;
+    if (imcap_atomic_open(&af, b->out_path, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap batch: %s\n", err.msg);
+        return -1;
+    }
+    src[1] = fopen(b->out_path, "rb");
+    src[2] = fopen(b->partial, "rb");
+    imcap_buf_printf(&rec, "%s", "");
+    rec.len = 0;
+    bw_write_header(&rec, b->fmt, b->timing);
+    fwrite(rec.s, 1, rec.len, af.f);
+    for (size_t i = 0; i < b->items.n; i++) {
+        int s = b->rec_src[i];
+        if (!s) continue;
+        FILE *f = src[s];
+        rec.len = 0;
+        imcap_buf_printf(&rec, "%*s", (int)b->rec_len[i], "");
+        if (!f || fseeko(f, b->rec_off[i], SEEK_SET) != 0 || fread(rec.s, 1, b->rec_len[i], f) != b->rec_len[i]) {
+            fprintf(stderr, "imcap batch: %s: cannot read back a record: %s\n", s == 1 ? b->out_path : b->partial,
+                    strerror(errno));
+            goto done;
+        }
+        fwrite(rec.s, 1, rec.len, af.f);
+        *n_failed += b->rec_failed[i];
+        gallery_record(b, rec.s, rec.len);
+        if (b->fatal) {
+            fprintf(stderr, "%s\n", b->fatal_msg);
+            goto done;
+        }
+    }
+    if (imcap_atomic_commit(&af, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap batch: %s\n", err.msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (rc) imcap_atomic_abort(&af);
+    for (int s = 1; s < 3; s++)
+        if (src[s]) fclose(src[s]);
+    imcap_buf_free(&rec);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+int run_batch(int argc, char **argv) {
+    batch B;
+    memset(&B, 0, sizeof B);
+    B.partial_fd = -1;
+    B.timing = 1;
+    imcap_options_default(&B.opt);
+    imcap_render_options_default(&B.ro);
+    const char *model_path = NULL, *fmt_name = NULL;
+    int threads = 0, recursive = 0, shard_i = 0, shard_n = 0;
+    char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
+    int n_inputs = 0, only_inputs = 0;
+    if (!inputs) return EXIT_FATAL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (only_inputs || a[0] != '-' || !a[1]) {
+            inputs[n_inputs++] = argv[i];
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            free(inputs);
+            return EXIT_ALL_OK;
+        } else if (!strcmp(a, "--")) {
+            only_inputs = 1;
+            continue;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--format") || !strcmp(a, "--model") ||
+                   !strcmp(a, "--overlays") || !strcmp(a, "--html") || !strcmp(a, "--shard")) {
+            if (!v || !*v) {
+                fprintf(stderr, "imcap batch: %s needs a value\n", a);
+                goto usage_error;
+            }
+            if (a[1] == 'o' || !strcmp(a, "--output")) B.out_path = strcmp(v, "-") ? v : NULL;
+            else if (!strcmp(a, "--format")) fmt_name = v;
+            else if (!strcmp(a, "--model")) model_path = v;
+            else if (!strcmp(a, "--overlays")) B.overlays = v;
+            else if (!strcmp(a, "--html")) B.html = v;
+            else if (bw_parse_shard(v, &shard_i, &shard_n)) {
+                fprintf(stderr, "imcap batch: --shard: '%s' is not I/N with 1 <= I <= N\n", v);
+                goto usage_error;
+            }
+            i++;
+        } else if (!strcmp(a, "--beam")) {
+            if (cli_parse_int(a, v, 1, 1000, &B.opt.beam)) goto usage_error;
+            i++;
+        } else if (!strcmp(a, "--max-length")) {
+            if (cli_parse_int(a, v, 1, 1024, &B.opt.max_length)) goto usage_error;
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (cli_parse_int(a, v, 1, 1024, &threads)) goto usage_error;
+            i++;
+        } else if (!strcmp(a, "--recursive") || !strcmp(a, "-r")) recursive = 1;
+        else if (!strcmp(a, "--resume")) B.resume = 1;
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) B.quiet = 1;
+        else if (!strcmp(a, "--no-timing")) B.timing = 0;
+        else {
+            fprintf(stderr, "imcap batch: unknown option '%s'\n", a);
+            goto usage_error;
+        }
+    }
+    if (n_inputs == 0) {
+        fprintf(stderr, "imcap batch: no folders or images given\n");
+        goto usage_error;
+    }
+    B.fmt = BW_JSONL;
+    if (fmt_name) {
+        if (bw_format_parse(fmt_name, &B.fmt)) {
+            fprintf(stderr, "imcap batch: --format: '%s' is not jsonl, csv or tsv\n", fmt_name);
+            goto usage_error;
+        }
+    } else if (B.out_path && ends_with(B.out_path, ".csv")) B.fmt = BW_CSV;
+    else if (B.out_path && ends_with(B.out_path, ".tsv")) B.fmt = BW_TSV;
+    if (B.resume && !B.out_path) {
+        fprintf(stderr, "imcap batch: --resume needs -o OUT (the output of the run to continue)\n");
+        goto usage_error;
+    }
+    return 0;
+usage_error:
+    usage(stderr);
+    free(inputs);
+    return EXIT_USAGE;
+}
