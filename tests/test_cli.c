@@ -778,3 +778,31 @@ Test(caption, threads_do_not_change_the_output) {
     free(o1), free(o2), free(e1), free(e2);
     teardown_fixture(&f);
 }
+
+/* Without --model, imcap finds the shipped model relative to its executable:
+ * the build tree's ../models/ and an installed layout's ../share/imcap/.
+ * The shipped model captions the samples/ scenes. */
+Test(default_model, found_next_to_the_executable_and_under_the_prefix) {
+    const char *shipped = tu_src("models/default.safetensors");
+    FILE *f = fopen(shipped, "rb");
+    cr_assert_not_null(f, "the repository ships %s", shipped);
+    fclose(f);
+    char *out = NULL, *err = NULL, cmd[8192];
+    /* an installed layout: PREFIX/bin/imcap, PREFIX/share/imcap/default.safetensors (the
+     * copied binary finds libimcap.so through LD_LIBRARY_PATH, as an install's rpath would) */
+    const char *prefix = tu_tmpdir("default_model_prefix");
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s/bin' '%s/share/imcap' && cp '%s' '%s/bin/imcap' && cp '%s' '%s/share/imcap/' && "
+             "LD_LIBRARY_PATH=\"$(dirname '%s')\" '%s/bin/imcap' info",
+             prefix, prefix, tu_exe(), prefix, shipped, prefix, tu_exe(), prefix);
+    int rc = tu_run(cmd, &out, &err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(out, "share/imcap/default.safetensors") != NULL, "info names the model it found:\n%s", out);
+    free(out), free(err);
+    /* the build tree: build/imcap -> ../models/default.safetensors */
+    snprintf(cmd, sizeof cmd, "'%s' caption '%s'", tu_exe(), tu_src("samples/scene_00.png"));
+    rc = tu_run(cmd, &out, &err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(out, "scene_00.png\t") != NULL && strlen(strchr(out, '\t')) > 5, "%s", out);
+    free(out), free(err);
+}

@@ -325,6 +325,13 @@ Test(image, refuses_malformed_files) {
     tu_write(path, text, strlen(text));
     expect_fail(path, IMCAP_E_IMAGE, "not a recognised image (stb: ");
 
+    /* Starts with the BMP magic "BM" but is text: not taken for a BMP
+     * (whose garbage "dimensions" would give a misleading message). */
+    snprintf(path, sizeof path, "%s/x.bmp", dir);
+    text = "BMW and other car brands, a list.\n";
+    tu_write(path, text, strlen(text));
+    expect_fail(path, IMCAP_E_IMAGE, "not a recognised image (stb: ");
+
     snprintf(path, sizeof path, "%s/missing.png", dir);
     expect_fail(path, IMCAP_E_IO, "cannot open");
     expect_fail(dir, IMCAP_E_IO, "directory");
@@ -333,6 +340,17 @@ Test(image, refuses_malformed_files) {
     static const char hdr[] = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 1\n\x80\x80\x80\x81";
     tu_write(path, hdr, sizeof hdr - 1);
     expect_fail(path, IMCAP_E_IMAGE, "HDR");
+
+    /* A Huffman table whose 16 code counts add up to more than 256: stb
+     * 2.27 would write past its tables (seen with an ASan/UBSan-instrumented
+     * stb), so load.c refuses it before stb parses anything. */
+    /* SOI, an empty COM segment, DHT (AC table 0, 16 counts of 20), EOI. */
+    unsigned char jpg[2 + 4 + 4 + 17 + 2] = {0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x02, 0xFF, 0xC4, 0x00, 19, 0x10};
+    for (int i = 0; i < 16; i++) jpg[11 + i] = 20; /* 320 codes */
+    jpg[27] = 0xFF, jpg[28] = 0xD9;
+    snprintf(path, sizeof path, "%s/dht.jpg", dir);
+    tu_write(path, jpg, sizeof jpg);
+    expect_fail(path, IMCAP_E_IMAGE, "Huffman table declares 320 codes");
 
     struct {
         const char *name, *data;

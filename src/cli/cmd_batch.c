@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <omp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,7 @@ typedef struct {
     long stop_after;
     int fatal;
     char fatal_msg[1200];
+    int created_partial; /* a fresh OUT.partial of this run, removed if it ends up with no record */
 } batch;
 
 typedef struct {
@@ -217,10 +219,14 @@ static void caption_one(const batch *b, imcap_workspace *ws, const bw_item *it, 
 
 /* ------------------------------------------------------------ output */
 
-static void set_fatal(batch *b, const char *fmt, const char *a, const char *c) {
+static void set_fatal(batch *b, const char *fmt, ...) IMCAP_PRINTF(2, 3);
+static void set_fatal(batch *b, const char *fmt, ...) {
     if (b->fatal) return;
     b->fatal = 1;
-    snprintf(b->fatal_msg, sizeof b->fatal_msg, fmt, a, c);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->fatal_msg, sizeof b->fatal_msg, fmt, ap);
+    va_end(ap);
 }
 
 static void gallery_record(batch *b, const char *rec, size_t len) {
@@ -229,10 +235,7 @@ static void gallery_record(batch *b, const char *rec, size_t len) {
     char why[256];
     imcap_error err;
     if (bw_parse_record(b->fmt, b->timing, rec, len, &p, why, sizeof why) == 0) {
-        if (imcap_gallery_add(b->gallery, NULL, &err), 0) {}
-        if (bw_gallery_add(b->gallery, b->html, &p, &err) != IMCAP_OK) {
-            set_fatal(b, "imcap batch: %s%s", err.msg, "");
-        }
+        if (bw_gallery_add(b->gallery, b->html, &p, &err) != IMCAP_OK) set_fatal(b, "imcap batch: %s", err.msg);
     }
     bw_parsed_free(&p);
 }
@@ -263,7 +266,7 @@ static void emit(batch *b, size_t i, const imcap_buf *rec, int failed) {
 static void run_parallel(batch *b) {
     slot *slots = calloc(WINDOW, sizeof *slots);
     if (!slots) {
-        set_fatal(b, "imcap batch: %s%s", "out of memory", "");
+        set_fatal(b, "imcap batch: out of memory");
         return;
     }
     size_t win_start = 0, win_end = b->n_todo < WINDOW ? b->n_todo : WINDOW, claim = 0, next = 0;
@@ -275,8 +278,9 @@ static void run_parallel(batch *b) {
             size_t k;
             /* Taking an image and checking for a stop are one step, so the
              * images taken are always a prefix of the window and all of them
-             * get written. */
-#pragma omp critical(batch_claim)
+             * get written. One critical section for taking and writing: the
+             * stop flags are then read and set under the same lock. */
+#pragma omp critical(batch)
             k = (claim < win_end && !g_stop && !b->fatal) ? claim++ : SIZE_MAX;
             if (k == SIZE_MAX) {
 #pragma omp barrier
@@ -296,7 +300,7 @@ static void run_parallel(batch *b) {
             slot *sl = &slots[k - win_start];
             int failed = 0;
             caption_one(b, ws, &b->items.v[b->todo[k]], &sl->rec, &failed);
-#pragma omp critical(batch_out)
+#pragma omp critical(batch)
             {
                 sl->done = failed ? 2 : 1;
                 while (next < win_end && slots[next - win_start].done) {
@@ -419,6 +423,260 @@ done:
     return rc;
 }
 
+static void batch_free(batch *b) {
+    bw_list_free(&b->items);
+    free(b->todo);
+    free(b->partial);
+    free(b->rec_off);
+    free(b->rec_len);
+    free(b->rec_src);
+    free(b->rec_failed);
+    imcap_gallery_abort(b->gallery);
+    b->gallery = NULL;
+}
+
+static void print_walk(const batch *b, const bw_walk *w, size_t n_prior) {
+    if (b->quiet) return;
+    imcap_buf s = {0};
+    imcap_buf_printf(&s, "imcap batch: %zu input%s", b->items.n, b->items.n == 1 ? "" : "s");
+    if (n_prior) imcap_buf_printf(&s, ", %zu with a record from an earlier run", n_prior);
+    imcap_buf_printf(&s, ", %zu to caption", b->n_todo);
+    if (w->n_skipped_files) imcap_buf_printf(&s, "; skipped %zu non-image file%s", w->n_skipped_files,
+                                             w->n_skipped_files == 1 ? "" : "s");
+    if (w->n_skipped_subdirs)
+        imcap_buf_printf(&s, "; skipped %zu subfolder%s (add --recursive)", w->n_skipped_subdirs,
+                         w->n_skipped_subdirs == 1 ? "" : "s");
+    if (w->n_repeated_dirs)
+        imcap_buf_printf(&s, "; %zu folder%s reached again through a link (symlink loop?) walked only once",
+                         w->n_repeated_dirs, w->n_repeated_dirs == 1 ? "" : "s");
+    if (w->n_output_dirs) imcap_buf_printf(&s, "; not walking into the output folder");
+    fprintf(stderr, "%s\n", s.s);
+    imcap_buf_free(&s);
+}
+
+static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_path, int threads, int recursive,
+                      int shard_i, int shard_n) {
+    int rc = EXIT_FATAL;
+    struct stat st;
+    bw_fileid forbid[2], skip[2];
+    size_t n_forbid = 0, n_skip = 0;
+    bw_walk w;
+    memset(&w, 0, sizeof w);
+    imcap_error err;
+    size_t n_prior = 0, n_dropped = 0;
+
+    if (B->out_path) {
+        if (stat(B->out_path, &st) == 0) {
+            if (S_ISDIR(st.st_mode)) {
+                fprintf(stderr, "imcap batch: -o %s is a folder; give a file name\n", B->out_path);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            forbid[n_forbid].dev = st.st_dev, forbid[n_forbid++].ino = st.st_ino;
+        }
+        size_t n = strlen(B->out_path) + 16;
+        if (!(B->partial = malloc(n))) goto oom;
+        snprintf(B->partial, n, "%s.partial", B->out_path);
+        if (stat(B->partial, &st) == 0) forbid[n_forbid].dev = st.st_dev, forbid[n_forbid++].ino = st.st_ino;
+    }
+    const char *dirs[2] = {B->overlays, B->html};
+    for (int d = 0; d < 2; d++) {
+        if (!dirs[d] || stat(dirs[d], &st) != 0) continue;
+        if (!S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "imcap batch: %s %s is not a folder\n", d ? "--html" : "--overlays", dirs[d]);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        skip[n_skip].dev = st.st_dev, skip[n_skip++].ino = st.st_ino;
+    }
+    /* Rendered files never go among the inputs: an output folder is not
+     * walked, so it cannot also be an input folder. */
+    for (int a = 0; a < n_inputs; a++) {
+        if (stat(inputs[a], &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        for (size_t k = 0; k < n_skip; k++)
+            if (skip[k].dev == st.st_dev && skip[k].ino == st.st_ino) {
+                fprintf(stderr, "imcap batch: refusing to write rendered files into the input folder %s; "
+                                "choose another --overlays/--html folder\n", inputs[a]);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+    }
+
+    w.recursive = recursive;
+    w.skip_dirs = skip, w.n_skip_dirs = n_skip;
+    w.forbid = forbid, w.n_forbid = n_forbid;
+    if (bw_collect(inputs, n_inputs, &w, &B->items)) goto oom;
+    if (w.forbidden) {
+        fprintf(stderr, "imcap batch: refusing to write over an input: %s is the output%s; choose another -o\n",
+                w.forbidden, B->partial ? " (or its .partial file)" : "");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    bw_sort_unique(&B->items);
+    if (shard_n) bw_shard(&B->items, shard_i, shard_n);
+
+    for (int d = 0; d < 2; d++)
+        if (dirs[d] && (bw_make_dirs(dirs[d]) != 0 || access(dirs[d], W_OK | X_OK) != 0)) {
+            fprintf(stderr, "imcap batch: %s: cannot create the output folder: %s\n", dirs[d], strerror(errno));
+            goto out;
+        }
+
+    cli_set_threads(threads);
+    if (!(B->m = cli_load_model(model_path))) goto out;
+
+    size_t n = B->items.n;
+    if (B->out_path) {
+        int fd = open(B->partial, B->resume ? O_RDWR | O_CREAT | O_CLOEXEC : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                      0666);
+        if (fd < 0) {
+            if (errno == EEXIST)
+                fprintf(stderr, "imcap batch: %s exists: an earlier run was interrupted; rerun with --resume to "
+                                "continue it, or delete it to start again\n", B->partial);
+            else fprintf(stderr, "imcap batch: %s: cannot create: %s\n", B->partial, strerror(errno));
+            goto out;
+        }
+        B->partial_fd = fd;
+        B->created_partial = !B->resume;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            fprintf(stderr, "imcap batch: %s: another imcap batch is writing it (%s)\n", B->partial, strerror(errno));
+            goto out;
+        }
+        long long end = 0;
+        if (B->resume) {
+            B->rec_off = calloc(n ? n : 1, sizeof *B->rec_off);
+            B->rec_len = calloc(n ? n : 1, sizeof *B->rec_len);
+            B->rec_src = calloc(n ? n : 1, 1);
+            B->rec_failed = calloc(n ? n : 1, 1);
+            if (!B->rec_off || !B->rec_len || !B->rec_src || !B->rec_failed) goto oom;
+            if (stat(B->out_path, &st) == 0 && load_previous(B, B->out_path, 1, NULL, &n_prior, &n_dropped)) goto out;
+            if (load_previous(B, B->partial, 2, &end, &n_prior, &n_dropped)) goto out;
+            /* Drop the tail an interrupted write may have left. */
+            if (ftruncate(fd, end) != 0 || lseek(fd, end, SEEK_SET) != end) {
+                fprintf(stderr, "imcap batch: %s: cannot truncate: %s\n", B->partial, strerror(errno));
+                goto out;
+            }
+            B->rewrite = n_prior > 0;
+            if (n_dropped && !B->quiet)
+                fprintf(stderr, "imcap batch: %zu earlier record%s for paths no longer among the inputs will be left "
+                                "out of %s\n", n_dropped, n_dropped == 1 ? "" : "s", B->out_path);
+        }
+        if (!(B->out = fdopen(fd, "wb"))) {
+            fprintf(stderr, "imcap batch: %s: %s\n", B->partial, strerror(errno));
+            goto out;
+        }
+        B->partial_fd = -1; /* owned by B->out now */
+        B->out_off = end;
+        if (end == 0) {
+            imcap_buf h = {0};
+            bw_write_header(&h, B->fmt, B->timing);
+            if (h.len && fwrite(h.s, 1, h.len, B->out) != h.len) set_fatal(B, "imcap batch: %s: write failed", B->partial);
+            B->out_off = (long long)h.len;
+            imcap_buf_free(&h);
+        }
+    } else {
+        B->out = stdout;
+        imcap_buf h = {0};
+        bw_write_header(&h, B->fmt, B->timing);
+        if (h.len) fwrite(h.s, 1, h.len, stdout);
+        imcap_buf_free(&h);
+    }
+
+    if (!(B->todo = malloc((n ? n : 1) * sizeof *B->todo))) goto oom;
+    for (size_t i = 0; i < n; i++)
+        if (!B->rec_src || !B->rec_src[i] || B->rec_failed[i]) B->todo[B->n_todo++] = i;
+    n_prior = 0;
+    for (size_t i = 0; B->rec_src && i < n; i++) n_prior += B->rec_src[i] && !B->rec_failed[i];
+
+    if (B->html) {
+        imcap_buf title = {0};
+        imcap_buf_printf(&title, "imcap batch: %s", inputs[0]);
+        if (n_inputs > 1) imcap_buf_printf(&title, " and %d more", n_inputs - 1);
+        imcap_status s = imcap_gallery_open(B->html, title.s, &B->gallery, &err);
+        imcap_buf_free(&title);
+        if (s) {
+            fprintf(stderr, "imcap batch: %s\n", err.msg);
+            goto out;
+        }
+    }
+    print_walk(B, &w, n_prior);
+
+    install_signals();
+    const char *sa = getenv("IMCAP_BATCH_STOP_AFTER"); /* tests: interrupt after this many records */
+    B->stop_after = sa ? atol(sa) : 0;
+    B->tty = isatty(STDERR_FILENO);
+    B->t0 = B->last_report = imcap_now();
+    if (B->n_todo && !B->fatal) run_parallel(B);
+    double elapsed = imcap_now() - B->t0;
+    progress(B, 1);
+    int sig = g_stop;
+
+    if (B->out_path) {
+        int bad = fflush(B->out) != 0 || ferror(B->out);
+        if (fsync(fileno(B->out)) != 0 && errno != EINVAL) bad = 1;
+        if (fclose(B->out) != 0) bad = 1;
+        B->out = NULL;
+        if (bad) set_fatal(B, "imcap batch: %s: write failed: %s", B->partial, strerror(errno));
+    } else if (fflush(stdout) != 0) {
+        set_fatal(B, "imcap batch: stdout: write failed: %s", strerror(errno));
+    }
+    if (B->fatal) {
+        fprintf(stderr, "%s\n", B->fatal_msg);
+        if (B->out_path) fprintf(stderr, "imcap batch: the %zu records written are kept in %s (--resume continues)\n",
+                                 B->written, B->partial);
+        goto out;
+    }
+    if (sig) {
+        fprintf(stderr, "imcap batch: interrupted (%s): %zu of %zu images captioned in this run%s%s%s\n",
+                    sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal", B->written, B->n_todo,
+                    B->out_path ? "; every finished record is in " : "", B->out_path ? B->partial : "",
+                    B->out_path ? ": rerun the same command with --resume to finish" : "");
+        rc = 128 + sig;
+        goto out;
+    }
+
+    size_t n_failed = B->failed;
+    if (B->out_path) {
+        if (!B->rewrite) {
+            if (rename(B->partial, B->out_path) != 0) {
+                fprintf(stderr, "imcap batch: cannot rename %s to %s: %s\n", B->partial, B->out_path, strerror(errno));
+                goto out;
+            }
+        } else {
+            if (rewrite_output(B, &n_failed)) goto out;
+            if (unlink(B->partial) != 0)
+                fprintf(stderr, "imcap batch: warning: %s: cannot remove: %s\n", B->partial, strerror(errno));
+        }
+    }
+    if (B->gallery) {
+        imcap_status s = imcap_gallery_commit(B->gallery, &err);
+        B->gallery = NULL;
+        if (s) {
+            fprintf(stderr, "imcap batch: %s\n", err.msg);
+            goto out;
+        }
+    }
+    if (!B->quiet) {
+        fprintf(stderr, "imcap batch: %zu image%s, %zu failed, %.1f images/s (%zu captioned in this run in %.1f s",
+                n, n == 1 ? "" : "s", n_failed, elapsed > 0 ? B->written / elapsed : 0.0, B->written, elapsed);
+        if (n_prior) fprintf(stderr, ", %zu from an earlier run", n_prior);
+        fprintf(stderr, ")%s%s\n", B->out_path ? " -> " : "", B->out_path ? B->out_path : "");
+    }
+    rc = n_failed ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+    goto out;
+oom:
+    fprintf(stderr, "imcap batch: out of memory\n");
+    rc = EXIT_FATAL;
+out:
+    if (B->out && B->out != stdout) fclose(B->out);
+    if (B->partial_fd >= 0) close(B->partial_fd);
+    if (B->created_partial && B->written == 0 && rc != EXIT_ALL_OK && rc != EXIT_SOME_FAILED) unlink(B->partial);
+    imcap_model_free((imcap_model *)B->m);
+    bw_walk_free(&w);
+    batch_free(B);
+    free(inputs);
+    return rc;
+}
+
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && !strcmp(s + a - b, suf);
@@ -500,7 +758,7 @@ int run_batch(int argc, char **argv) {
         fprintf(stderr, "imcap batch: --resume needs -o OUT (the output of the run to continue)\n");
         goto usage_error;
     }
-    return 0;
+    return batch_main(&B, inputs, n_inputs, model_path, threads, recursive, shard_i, shard_n);
 usage_error:
     usage(stderr);
     free(inputs);

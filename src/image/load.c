@@ -408,8 +408,13 @@ static const char *format_of(const unsigned char *d, size_t n) {
     if (n >= 3 && memcmp(d, "\xFF\xD8\xFF", 3) == 0) return "JPEG";
     if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
     if (n >= 6 && (memcmp(d, "GIF87a", 6) == 0 || memcmp(d, "GIF89a", 6) == 0)) return "GIF";
-    if (n >= 2 && d[0] == 'B' && d[1] == 'M') return "BMP";
-    if (n >= 4 && memcmp(d, "8BPS", 4) == 0) return "PSD";
+    /* "BM" and "8BPS" are weak alone (a text file may start so): as in
+     * sniff.c, also require a known DIB header size / PSD version 1. */
+    if (n >= 18 && d[0] == 'B' && d[1] == 'M') {
+        uint32_t hsz = le32(d + 14);
+        if (hsz == 12 || hsz == 40 || hsz == 56 || hsz == 108 || hsz == 124) return "BMP";
+    }
+    if (n >= 6 && memcmp(d, "8BPS\x00\x01", 6) == 0) return "PSD";
     if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' && (is_space(d[2]) || d[2] == '#')) return "PNM";
     if (n >= 4 && memcmp(d, "S\x80\xF6\x34", 4) == 0) return "PIC";
     if ((n >= 11 && memcmp(d, "#?RADIANCE\n", 11) == 0) || (n >= 7 && memcmp(d, "#?RGBE\n", 7) == 0)) return "HDR";
