@@ -97,13 +97,13 @@ static void copy_file(const char *from, const char *to) {
 /* A work folder with m.safetensors (random tiny model) and synth/images/
  * holding n 32x32 PNGs 000000.png ... */
 static const char *setup_dir(const char *name, int n) {
-    const char *dir = tu_tmpdir(name);
-    char *d = strdup(dir);
+    static char d[4096];
+    snprintf(d, sizeof d, "%s", tu_tmpdir(name));
     cr_assert_eq(imcap_in(d, NULL, NULL, "init --config '%s' --vocab '%s' --seed 1 -o m.safetensors", tu_src(CFG),
                           tu_src(WORDS)),
                  0);
     cr_assert_eq(imcap_in(d, NULL, NULL, "synth --count %d --size 32 --seed 1 --out synth", n), 0);
-    return d; /* leaked on purpose: one per test process */
+    return d; /* one per test process */
 }
 
 static void synth_image(const char *dir, int k, const char *to) {
@@ -159,6 +159,8 @@ static int build_mixed(const char *dir, expect *want) {
     p = path2(dir, "mix/._a.jpg"); /* AppleDouble junk: hidden, does not sniff */
     tu_write(p, "\x00\x05\x16\x07", 4);
     free(p);
+    /* a FIFO with an image name: never opened (opening it would block) */
+    cr_assert_eq(sh("mkfifo '%s/mix/pipe.png'", dir), 0);
     /* a symlink loop: mix/sub/loop -> mix */
     cr_assert_eq(sh("cd '%s/mix/sub' && ln -s .. loop", dir), 0);
     return n;
@@ -672,6 +674,42 @@ Test(batch, refuses_to_write_over_inputs) {
     cr_assert_eq(sh("test $(ls '%s/synth/images' | wc -l) -eq 3", d), 0);
     /* no partial file left behind by any of these */
     cr_assert_eq(sh("test -z \"$(find '%s' -name '*.partial')\"", d), 0);
+}
+
+Test(batch, resume_refuses_what_it_cannot_continue) {
+    const char *d = setup_dir("batch_resume_refuse", 4);
+    char *o, *e;
+    cr_assert_eq(imcap_in(d, &o, &e, "batch -q --model m.safetensors synth/images -o out.csv"), 0, "%s", e);
+    free(o), free(e);
+    char *op = path2(d, "out.csv");
+    char *before = tu_read(op, NULL);
+    /* another format, or the timing variant, than the run to continue */
+    cr_expect_eq(imcap_in(d, &o, &e, "batch --model m.safetensors synth/images -o out.csv --resume --format tsv"), 3);
+    cr_expect(strstr(e, "--format"), "%s", e);
+    free(o), free(e);
+    cr_expect_eq(imcap_in(d, &o, &e, "batch --model m.safetensors synth/images -o out.csv --resume --no-timing"), 3);
+    free(o), free(e);
+    /* a file that is not an imcap batch output */
+    char *np = path2(d, "notes.jsonl");
+    tu_write(np, "hello\n", 6);
+    cr_expect_eq(imcap_in(d, &o, &e, "batch --model m.safetensors synth/images -o notes.jsonl --resume"), 3);
+    cr_expect(strstr(e, "not an imcap batch output"), "%s", e);
+    free(o), free(e);
+    char *after = tu_read(op, NULL), *notes = tu_read(np, NULL);
+    cr_expect_str_eq(after, before, "a refused --resume changed OUT");
+    cr_expect_str_eq(notes, "hello\n");
+    /* and none of them left an OUT.partial that would block the next run */
+    cr_assert_eq(sh("test -z \"$(find '%s' -name '*.partial')\"", d), 0);
+    /* a resumed run whose inputs shrank drops the records of the others */
+    cr_assert_eq(sh("cd '%s' && mkdir less && cp synth/images/00000[01].png less/ && rm synth/images/000003.png", d), 0);
+    cr_assert_eq(imcap_in(d, &o, &e, "batch --model m.safetensors synth/images -o out.csv --resume"), 0, "%s", e);
+    cr_expect_eq(captioned_now(e), 0, "%s", e);
+    cr_expect(strstr(e, "left out"), "%s", e);
+    free(o), free(e);
+    char *shrunk = tu_read(op, NULL);
+    cr_expect_eq(count_lines(shrunk), 1 + 3, "header + the 3 images left");
+    cr_expect(!strstr(shrunk, "000003.png"));
+    free(before), free(after), free(notes), free(np), free(op), free(shrunk);
 }
 
 Test(batch, usage_errors) {

@@ -232,6 +232,12 @@ int bw_collect(char *const *args, int nargs, bw_walk *w, bw_list *out) {
             if (added < 0) rc = -1;
             else if (added == 0) w->n_repeated_dirs++;
             else rc = walk_dir(&k, p);
+        } else if (!S_ISREG(st.st_mode)) {
+            /* Opening a FIFO or a device could block or read forever. */
+            imcap_buf b = {0};
+            imcap_buf_printf(&b, "%s: not a regular file or a folder", p);
+            rc = list_add(out, p, b.s);
+            imcap_buf_free(&b);
         } else {
             /* Named explicitly: always an input, a failed record if it is
              * not an image. */
@@ -254,9 +260,8 @@ static int cmp_item(const void *a, const void *b) {
 
 void bw_sort_unique(bw_list *l) {
     if (l->n < 2) return;
-    /* qsort is not stable, so among equal paths the one kept is whichever
-     * lands first; equal paths name one file, so their items are equal too
-     * except in the rare case of a path both walked and named (same file). */
+    /* Equal paths (a file both named and found in a named folder, a folder
+     * named twice) are one input: one record. */
     qsort(l->v, l->n, sizeof *l->v, cmp_item);
     size_t j = 1;
     for (size_t i = 1; i < l->n; i++) {

@@ -393,7 +393,10 @@ static int rewrite_output(batch *b, size_t *n_failed) {
     fwrite(rec.s, 1, rec.len, af.f);
     for (size_t i = 0; i < b->items.n; i++) {
         int s = b->rec_src[i];
-        if (!s) continue;
+        if (!s) {
+            fprintf(stderr, "imcap batch: internal error: %s has no record\n", b->items.v[i].path);
+            goto done;
+        }
         FILE *f = src[s];
         rec.len = 0;
         imcap_buf_printf(&rec, "%*s", (int)b->rec_len[i], "");
@@ -526,6 +529,7 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
 
     size_t n = B->items.n;
     if (B->out_path) {
+        int existed = access(B->partial, F_OK) == 0;
         int fd = open(B->partial, B->resume ? O_RDWR | O_CREAT | O_CLOEXEC : O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                       0666);
         if (fd < 0) {
@@ -536,7 +540,7 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
             goto out;
         }
         B->partial_fd = fd;
-        B->created_partial = !B->resume;
+        B->created_partial = !existed;
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             fprintf(stderr, "imcap batch: %s: another imcap batch is writing it (%s)\n", B->partial, strerror(errno));
             goto out;
@@ -555,7 +559,9 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
                 fprintf(stderr, "imcap batch: %s: cannot truncate: %s\n", B->partial, strerror(errno));
                 goto out;
             }
-            B->rewrite = n_prior > 0;
+            /* Records of an earlier run (even ones now dropped) are in the
+             * files: OUT must be rebuilt from the index, in order. */
+            B->rewrite = n_prior > 0 || n_dropped > 0;
             if (n_dropped && !B->quiet)
                 fprintf(stderr, "imcap batch: %zu earlier record%s for paths no longer among the inputs will be left "
                                 "out of %s\n", n_dropped, n_dropped == 1 ? "" : "s", B->out_path);
