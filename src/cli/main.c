@@ -13,33 +13,15 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-#ifdef IMCAP_HAVE_CAPTION
     {"caption", run_caption, "caption images (plain lines or JSON, optional trace)"},
-#endif
-#ifdef IMCAP_HAVE_ATTEND
     {"attend", run_attend, "write attention overlays, a contact sheet and an HTML viewer"},
-#endif
-#ifdef IMCAP_HAVE_BATCH
     {"batch", run_batch, "caption folders of images to JSONL/CSV/TSV, resumable, shardable"},
-#endif
-#ifdef IMCAP_HAVE_MERGE
     {"merge", run_merge, "join the outputs of sharded batch runs"},
-#endif
-#ifdef IMCAP_HAVE_EVAL
     {"eval", run_eval, "score captions: BLEU, CIDEr-D, ROUGE-L, objects, attention"},
-#endif
-#ifdef IMCAP_HAVE_TRAIN
     {"train", run_train, "train a model on a Karpathy-format data set"},
-#endif
-#ifdef IMCAP_HAVE_SYNTH
     {"synth", run_synth, "generate a synthetic captioned scene data set"},
-#endif
-#ifdef IMCAP_HAVE_INIT
     {"init", run_init, "write a randomly initialised model"},
-#endif
-#ifdef IMCAP_HAVE_INFO
     {"info", run_info, "print a model's config, vocabulary size, parameters and FLOPs"},
-#endif
 };
 
 static void usage(FILE *f) {
