@@ -672,7 +672,10 @@ int main(int argc, char **argv) {
     char *model_file = NULL;
     struct stat sb;
     const char *model_path = o.model_path;
-    if (!model_path && stat("models/default.safetensors", &sb) == 0) model_path = "models/default.safetensors";
+    /* an explicit --config means a random model of that shape */
+    int config_given = strcmp(o.config_path, "models/default_config.json") != 0;
+    if (!model_path && !config_given && stat("models/default.safetensors", &sb) == 0)
+        model_path = "models/default.safetensors";
     if (model_path) {
         model_file = strdup(model_path);
         if (imcap_model_load(model_path, &m, &err) != IMCAP_OK) {
@@ -699,7 +702,7 @@ int main(int argc, char **argv) {
             return 3;
         }
         snprintf(mi.model_desc, sizeof mi.model_desc,
-                 "RANDOM model (no models/default.safetensors): %s with a %d-word vocabulary, seed 1, via "
+                 "RANDOM model: %s with a %d-word vocabulary, seed 1, via "
                  "imcap_model_create + imcap_model_init_random, saved to a temporary file",
                  o.config_path, RANDOM_VOCAB);
     }
