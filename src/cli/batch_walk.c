@@ -335,32 +335,6 @@ void bw_stem(const char *path, char out[BW_STEM_MAX]) {
     snprintf(out, BW_STEM_MAX, "%s-%012llx", base, (unsigned long long)(bw_hash(path) & 0xFFFFFFFFFFFFULL));
 }
 
-int bw_make_dirs(const char *path) {
-    if (!*path) {
-        errno = ENOENT;
-        return -1;
-    }
-    char *p = strdup(path);
-    if (!p) return -1;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    int rc = (mkdir(p, 0777) != 0 && errno != EEXIST) ? -1 : 0;
-    free(p);
-    struct stat st;
-    if (rc == 0 && stat(path, &st) != 0) rc = -1;
-    else if (rc == 0 && !S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        rc = -1;
-    }
-    return rc;
-}
 
 /* ------------------------------------------------------------ formats */
 

@@ -81,8 +81,6 @@ void bw_shard(bw_list *l, int index, int count);
 #define BW_STEM_MAX 72
 void bw_stem(const char *path, char out[BW_STEM_MAX]);
 
-/* mkdir -p; 0 or -1 (errno set). */
-int bw_make_dirs(const char *path);
 
 /* ------------------------------------------------------------ records */
 

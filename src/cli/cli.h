@@ -31,6 +31,9 @@ int cli_default_model_path(char *buf, size_t n);
 int cli_parse_int(const char *opt, const char *val, int lo, int hi, int *out);
 int cli_parse_float(const char *opt, const char *val, double lo, double hi, double *out);
 
+/* mkdir -p: 0, or -1 with errno set (ENOTDIR when path exists as a file). */
+int cli_make_dirs(const char *path);
+
 /* Limits OpenBLAS and OpenMP to n threads (n <= 0: all cores). */
 void cli_set_threads(int n);
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <cblas.h>
 
 #include "cli.h"
@@ -93,4 +94,31 @@ void cli_set_threads(int n) {
     /* OpenBLAS runs inside our parallel regions single-threaded; outside them
      * the products are small, so one thread avoids oversubscription. */
     openblas_set_num_threads(1);
+}
+
+int cli_make_dirs(const char *path) {
+    if (!*path) {
+        errno = ENOENT;
+        return -1;
+    }
+    char *p = strdup(path);
+    if (!p) return -1;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            free(p);
+            return -1;
+        }
+        *s = '/';
+    }
+    int rc = (mkdir(p, 0777) != 0 && errno != EEXIST) ? -1 : 0;
+    free(p);
+    struct stat st;
+    if (rc == 0 && stat(path, &st) != 0) rc = -1;
+    else if (rc == 0 && !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        rc = -1;
+    }
+    return rc;
 }

@@ -41,32 +41,6 @@ static void usage(FILE *f) {
             "OUTDIR not writable.\n");
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path) {
-    if (!*path) {
-        errno = ENOENT;
-        return -1;
-    }
-    char *p = strdup(path);
-    if (!p) return -1;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    int rc = (mkdir(p, 0777) != 0 && errno != EEXIST) ? -1 : 0;
-    free(p);
-    struct stat st;
-    if (rc == 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
-        errno = ENOTDIR;
-        rc = -1;
-    }
-    return rc;
-}
 
 typedef struct {
     char **v;
@@ -208,7 +182,7 @@ int run_attend(int argc, char **argv) {
         fprintf(stderr, "imcap attend: no images given\n");
         goto usage_error;
     }
-    if (make_dirs(outdir) != 0 || access(outdir, W_OK | X_OK) != 0) {
+    if (cli_make_dirs(outdir) != 0 || access(outdir, W_OK | X_OK) != 0) {
         fprintf(stderr, "imcap attend: %s: cannot create the output folder: %s\n", outdir, strerror(errno));
         free(images);
         return EXIT_FATAL;

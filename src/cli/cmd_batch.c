@@ -519,7 +519,7 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
     if (shard_n) bw_shard(&B->items, shard_i, shard_n);
 
     for (int d = 0; d < 2; d++)
-        if (dirs[d] && (bw_make_dirs(dirs[d]) != 0 || access(dirs[d], W_OK | X_OK) != 0)) {
+        if (dirs[d] && (cli_make_dirs(dirs[d]) != 0 || access(dirs[d], W_OK | X_OK) != 0)) {
             fprintf(stderr, "imcap batch: %s: cannot create the output folder: %s\n", dirs[d], strerror(errno));
             goto out;
         }

@@ -81,23 +81,6 @@ static void entry_free(entry *e) {
     free(e->error);
 }
 
-static int mkdir_p(const char *dir) {
-    char *p = strdup(dir);
-    if (!p) return -1;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) { free(p); return -1; }
-        *s = '/';
-    }
-    int r = mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
-    free(p);
-    if (r == 0) {
-        struct stat st;
-        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
-    }
-    return r;
-}
 
 /* Sets the entry's caption and its spec tokens; -1 when out of memory. */
 static int set_caption(entry *e, const char *text) {
@@ -455,7 +438,7 @@ int run_eval(int argc, char **argv) {
     free(table);
 
     if (out_dir) {
-        if (mkdir_p(out_dir) != 0) {
+        if (cli_make_dirs(out_dir) != 0) {
             fprintf(stderr, "imcap eval: %s: cannot create the output folder: %s\n", out_dir, strerror(errno));
             status = EXIT_FATAL;
             goto done;

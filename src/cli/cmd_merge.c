@@ -177,7 +177,7 @@ int run_merge(int argc, char **argv) {
         out = af.f;
     }
     if (html) {
-        if (bw_make_dirs(html) != 0) {
+        if (cli_make_dirs(html) != 0) {
             fprintf(stderr, "imcap merge: %s: cannot create the folder: %s\n", html, strerror(errno));
             goto done;
         }
