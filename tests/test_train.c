@@ -186,3 +186,28 @@ Test(train, bad_checkpoint) {
     cr_assert_neq(imcap_checkpoint_load(path, &m, &st, &e), IMCAP_OK);
     cr_assert(strstr(e.msg, "x.ckpt") != NULL, "%s", e.msg);
 }
+
+/* Training from --init keeps the lineage: the starting model's command is
+ * recorded as imcap.train.init_command next to the new run's command. */
+Test(train, init_keeps_lineage) {
+    const char *dir = tu_tmpdir("train_lineage");
+    make_flickr_fixture(dir, 24);
+    char extra[4200], cmd[8192], *err = NULL;
+    snprintf(extra, sizeof extra, "--max-steps 3 -o '%s/a.safetensors'", dir);
+    cr_assert_eq(tu_run(train_cmd(dir, extra), NULL, &err), 0, "%s", err);
+    free(err);
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --data '%s/dataset_flickr8k.json' --images '%s/Flicker8k_Dataset' --init '%s/a.safetensors'"
+             " --max-steps 2 --batch 8 --quiet -o '%s/b.safetensors'", tu_exe(), dir, dir, dir, dir);
+    cr_assert_eq(tu_run(cmd, NULL, &err), 0, "%s", err);
+    free(err);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/b.safetensors", dir);
+    imcap_model *m;
+    imcap_error e;
+    cr_assert_eq(imcap_model_load(path, &m, &e), IMCAP_OK, "%s", e.msg);
+    const char *now = imcap_model_metadata(m, "imcap.train.command"), *before = imcap_model_metadata(m, "imcap.train.init_command");
+    cr_assert(now && strstr(now, "--init") != NULL, "%s", now ? now : "(none)");
+    cr_assert(before && strstr(before, "--config") != NULL, "%s", before ? before : "(none)");
+    imcap_model_free(m);
+}

@@ -190,6 +190,13 @@ int run_train(int argc, char **argv) {
     } else {
         if (init) {
             if (!(m = cli_load_model(init))) goto done;
+            /* keep the lineage: the run that made the starting weights */
+            const char *prev = imcap_model_metadata(m, "imcap.train.command");
+            if (prev) {
+                char *copy = strdup(prev);
+                if (copy) imcap_model_set_metadata(m, "imcap.train.init_command", copy);
+                free(copy);
+            }
         } else {
             unsigned char *text;
             size_t size;
