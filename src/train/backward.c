@@ -62,7 +62,10 @@ imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap) {
         imcap_decoder_init *d = &w->init[e];
         d->a = w->a + (size_t)e * L * D, d->p = w->p + (size_t)e * L * A;
         d->h0 = w->h0 + (size_t)e * Hd, d->c0 = w->c0 + (size_t)e * Hd;
-        d->abar = NULL; /* set per use from prep_scratch below */
+        if (!(d->abar = imcap_aligned_alloc((size_t)D * sizeof(float)))) {
+            imcap_worker_free(w);
+            return NULL;
+        }
     }
     imcap_params_point(&w->g, c, &m->tab, w->grads);
     return w;
@@ -115,9 +118,7 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         const imcap_example *e = &ex[w->order[r]];
         imcap_normalise(e->rgb, S, c->mean, c->std, w->enc[r].act[0]);
         imcap_encoder_forward(c, P, &w->enc[r]);
-        imcap_decoder_init *d = &w->init[r];
-        if (!d->abar) d->abar = imcap_aligned_alloc((size_t)D * sizeof(float));
-        imcap_decoder_prepare_forward(c, P, imcap_encoder_output(c, &w->enc[r]), d);
+        imcap_decoder_prepare_forward(c, P, imcap_encoder_output(c, &w->enc[r]), &w->init[r]);
     }
     int use_dropout = opt->dropout > 0 && !no_grad;
     float keep_scale = use_dropout ? 1.0f / (1.0f - opt->dropout) : 1.0f;
