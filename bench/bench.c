@@ -889,7 +889,7 @@ int main(int argc, char **argv) {
             row *r = table_add(&tab, "train step", T == 1 ? "1" : "2 omp", "ms/batch");
             train_ctx tc;
             if (train_ctx_init(&tc, m, T, &err)) { skip(r, "%s", err.msg), failures++; continue; }
-            openblas_set_num_threads(1); /* as imcap_train_run does */
+            openblas_set_num_threads(1); /* as imcap train's CLI does */
             if (measure(&o, r, work_train, &tc, 1, 1)) {
                 skip(r, "failed (a non-finite loss or a wrong token count)"), failures++;
             } else {

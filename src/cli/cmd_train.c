@@ -198,20 +198,18 @@ int run_train(int argc, char **argv) {
                 free(copy);
             }
         } else {
-            unsigned char *text;
+            unsigned char *text = NULL;
             size_t size;
             imcap_config cfg;
-            imcap_vocab v;
-            if (imcap_read_file(config, &text, &size, &err) || imcap_config_parse((char *)text, config, &cfg, &err)) {
-                fprintf(stderr, "imcap train: %s\n", err.msg);
-                goto done;
-            }
+            imcap_vocab v = {0};
+            int bad = imcap_read_file(config, &text, &size, &err) || imcap_config_parse((char *)text, config, &cfg, &err);
             free(text);
-            if (imcap_vocab_build(&ds, min_count, &v, &err) || imcap_model_create(&cfg, &v, &m, &err)) {
+            bad = bad || imcap_vocab_build(&ds, min_count, &v, &err) || imcap_model_create(&cfg, &v, &m, &err);
+            imcap_vocab_free(&v);
+            if (bad) {
                 fprintf(stderr, "imcap train: %s\n", err.msg);
                 goto done;
             }
-            imcap_vocab_free(&v);
             imcap_model_init_random(m, (uint64_t)seed);
         }
         if (imcap_train_state_init(&st, m) != IMCAP_OK) { fprintf(stderr, "imcap train: out of memory\n"); goto done; }

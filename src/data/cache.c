@@ -90,7 +90,10 @@ imcap_status imcap_cache_open(const char *path, const imcap_dataset *ds, int S, 
     int done = 0, failed = 0;
 #pragma omp parallel for schedule(dynamic, 4) reduction(+ : failed)
     for (int i = 0; i < n; i++) {
-        if (!io_ok) continue;
+        int still_ok;
+#pragma omp atomic read
+        still_ok = io_ok;
+        if (!still_ok) continue;
         imcap_error e;
         imcap_image img;
         unsigned char *px = malloc(img_bytes);
@@ -102,7 +105,10 @@ imcap_status imcap_cache_open(const char *path, const imcap_dataset *ds, int S, 
         }
         if (st == IMCAP_OK) {
             flags[i] = 1;
-            if (pwrite(fd, px, img_bytes, (off_t)(HDR + fl + (size_t)i * img_bytes)) != (ssize_t)img_bytes) io_ok = 0;
+            if (pwrite(fd, px, img_bytes, (off_t)(HDR + fl + (size_t)i * img_bytes)) != (ssize_t)img_bytes) {
+#pragma omp atomic write
+                io_ok = 0;
+            }
         } else {
             failed++;
 #pragma omp critical(imcap_cache_cb)

@@ -76,6 +76,10 @@ static imcap_status export_hyp(const imcap_model *m, const hist *h, int L, imcap
             imcap_buf_append(&text, w, strlen(w));
         }
     }
+    if (text.oom) {
+        imcap_buf_free(&text);
+        return IMCAP_E_NOMEM;
+    }
     out->text = text.s;
     return IMCAP_OK;
 }

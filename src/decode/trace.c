@@ -64,7 +64,8 @@ imcap_status imcap_caption_trace(const imcap_model *m, const imcap_image *img, c
         imcap_buf_append(&b, "]", 1);
     }
     imcap_buf_append(&b, "]}\n", 3);
-    s = imcap_write_file_atomic(trace_path, b.s, b.len, err);
+    s = b.oom ? imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory for the trace", trace_path)
+              : imcap_write_file_atomic(trace_path, b.s, b.len, err);
     imcap_buf_free(&b);
     free(logits);
     imcap_workspace_free(ws);

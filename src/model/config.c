@@ -189,5 +189,6 @@ char *imcap_config_to_json(const imcap_config *cfg) {
     }
     imcap_buf_printf(&b, "], \"embed_dim\": %d, \"hidden_dim\": %d, \"attention_dim\": %d, \"max_length\": %d}",
                      cfg->embed_dim, cfg->hidden_dim, cfg->attention_dim, cfg->max_length);
+    if (b.oom) imcap_buf_free(&b);
     return b.s;
 }

@@ -45,12 +45,12 @@ void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *
 }
 
 void imcap_decoder_prepare_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
-                                    const imcap_decoder_init *d, const float *da, const float *dp, const float *dh0,
+                                    const imcap_decoder_init *d, float *da, const float *dp, const float *dh0,
                                     const float *dc0, float *dfeat, float *scratch) {
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim;
     float *dabar = scratch, *dpre = scratch + D;
     /* da arrives from the attention; add what flows back through encoder_att */
-    float *da_total = (float *)da; /* accumulated in place: the caller's buffer is scratch too */
+    float *da_total = da;
     imcap_affine_backward(da_total, g->enc_att_w, g->enc_att_b, dp, d->a, p->enc_att_w, L, D, A);
     memset(dabar, 0, (size_t)D * sizeof(float));
     for (int j = 0; j < Hd; j++) dpre[j] = dh0[j] * (1.0f - d->h0[j] * d->h0[j]);

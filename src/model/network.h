@@ -40,9 +40,10 @@ void imcap_decoder_init_free(imcap_decoder_init *d);
 void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *p, const float *feat,
                                    imcap_decoder_init *d);
 /* da [L,D], dp [L,A], dh0, dc0 [Hd] arrive; writes dfeat [D,L] (overwrites)
- * and accumulates into g. scratch: [D + Hd] floats. */
+ * and accumulates into g. da is used as scratch (the gradient through
+ * encoder_att is added to it). scratch: [D + Hd] floats. */
 void imcap_decoder_prepare_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
-                                    const imcap_decoder_init *d, const float *da, const float *dp, const float *dh0,
+                                    const imcap_decoder_init *d, float *da, const float *dp, const float *dh0,
                                     const float *dc0, float *dfeat, float *scratch);
 
 /* ---- decoder: one step for N rows */

@@ -160,8 +160,8 @@ static imcap_status load_buffer(const unsigned char *data, size_t size, const ch
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts((const char *)data + 8, (size_t)n, &end, 0);
     if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        long off = at ? (long)(at - (const char *)data - 8) : -1;
+        /* on failure cJSON points end at the error (the global error pointer is not thread-safe) */
+        long off = end ? (long)(end - (const char *)data - 8) : -1;
         return imcap_fail(err, IMCAP_E_FORMAT, "%s: header is not valid JSON (error near byte %ld of the header)", where, off);
     }
     imcap_status s = IMCAP_OK;
@@ -280,6 +280,11 @@ imcap_status imcap_model_serialize(const imcap_model *m, unsigned char **data, s
     cJSON_AddItemToObject(root, "__metadata__", md);
     cJSON_AddStringToObject(md, "imcap.format", "1");
     char *cfg = imcap_config_to_json(&m->cfg), *voc = imcap_vocab_to_json(&m->vocab);
+    if (!cfg || !voc) {
+        free(cfg), free(voc);
+        cJSON_Delete(root);
+        return imcap_fail(err, IMCAP_E_NOMEM, "out of memory");
+    }
     cJSON_AddStringToObject(md, "imcap.config", cfg);
     cJSON_AddStringToObject(md, "imcap.vocab", voc);
     free(cfg);

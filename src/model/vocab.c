@@ -66,5 +66,6 @@ char *imcap_vocab_to_json(const imcap_vocab *v) {
         imcap_buf_json_string(&b, v->words[i]);
     }
     imcap_buf_append(&b, "]", 1);
+    if (b.oom) imcap_buf_free(&b);
     return b.s;
 }

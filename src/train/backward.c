@@ -25,6 +25,7 @@ struct imcap_trainer_worker {
     float *masks;                /* [T,cap,Hd] dropout */
     int *tokens;                 /* [cap] inputs of the current step */
     int *order;                  /* [cap] examples, longest first */
+    int *active;                 /* [T] rows still running at step t */
     float *grads;                /* tab.total */
     imcap_params g;
 };
@@ -54,7 +55,8 @@ imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap) {
         ok = (*bufs[k] = imcap_aligned_alloc(sizes[k] * sizeof(float))) != NULL;
     w->tokens = calloc((size_t)cap, sizeof(int));
     w->order = calloc((size_t)cap, sizeof(int));
-    if (!ok || !w->tokens || !w->order) {
+    w->active = calloc((size_t)T, sizeof(int));
+    if (!ok || !w->tokens || !w->order || !w->active) {
         imcap_worker_free(w);
         return NULL;
     }
@@ -82,7 +84,7 @@ void imcap_worker_free(imcap_trainer_worker *w) {
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
     if (w->init)
         for (int e = 0; e < w->cap; e++) free(w->init[e].abar);
-    free(w->enc), free(w->init), free(w->steps), free(w->tokens), free(w->order);
+    free(w->enc), free(w->init), free(w->steps), free(w->tokens), free(w->order), free(w->active);
     free(w);
 }
 
@@ -123,7 +125,7 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
     int use_dropout = opt->dropout > 0 && !no_grad;
     float keep_scale = use_dropout ? 1.0f / (1.0f - opt->dropout) : 1.0f;
     memset(w->alpha_sum, 0, (size_t)n * L * sizeof(float));
-    int *active = malloc((size_t)(T + 1) * sizeof(int));
+    int *active = w->active;
     for (int t = 0; t < T; t++) {
         int N = 0;
         while (N < n && ex[w->order[N]].length > t) N++;
@@ -172,7 +174,6 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
             stats->correct += best == y;
         }
     if (no_grad) {
-        free(active);
         return;
     }
 
@@ -208,5 +209,4 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
                                        w->dh0 + (size_t)r * Hd, w->dc0 + (size_t)r * Hd, w->dfeat, w->prep_scratch);
         imcap_encoder_backward(c, P, &w->g, &w->enc[r], w->dfeat);
     }
-    free(active);
 }

@@ -4,7 +4,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cblas.h>
 
 #include "decode/decode.h"
 #include "eval/metrics.h"
@@ -114,8 +113,12 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
                              imcap_error *err) {
     imcap_loss_options lo = {0};
     imcap_loss_stats st = {0};
-    int B = o->batch;
-    int *idx = malloc((size_t)B * sizeof(int));
+    int B = o->batch, ni = 0;
+    int *idx = malloc((size_t)B * sizeof(int)), *imgs = malloc((size_t)(ds->n ? ds->n : 1) * sizeof(int));
+    if (!idx || !imgs) {
+        free(idx), free(imgs);
+        return imcap_fail(err, IMCAP_E_NOMEM, "validation: out of memory");
+    }
     for (int start = 0; start < val->n; start += B) {
         int n = val->n - start < B ? val->n - start : B;
         for (int i = 0; i < n; i++) idx[i] = start + i;
@@ -125,38 +128,43 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
     free(idx);
     rep->val_loss = st.n_tokens ? st.ce_sum / st.n_tokens : 0;
 
-    int *imgs = malloc((size_t)ds->n * sizeof(int)), ni = 0;
     for (int i = 0; i < ds->n; i++)
         if (ds->images[i].split == IMCAP_SPLIT_VAL && cache->ok[i] && ds->images[i].n_sentences > 0 &&
             (o->val_images <= 0 || ni < o->val_images))
             imgs[ni++] = i;
     rep->n_images = ni;
+    rep->score = -1;
     if (ni == 0) {
         free(imgs);
         return IMCAP_OK;
     }
+    int nrefs = 0;
+    for (int k = 0; k < ni; k++) nrefs += ds->images[imgs[k]].n_sentences;
     imcap_result **res = calloc((size_t)ni, sizeof *res);
+    imcap_eval_item *items = calloc((size_t)ni, sizeof *items);
+    imcap_words *refs_all = calloc((size_t)nrefs, sizeof *refs_all);
+    char ***cand = calloc((size_t)ni, sizeof *cand);
+    int *ncand = calloc((size_t)ni, sizeof *ncand);
+    if (!res || !items || !refs_all || !cand || !ncand) {
+        free(res), free(items), free(refs_all), free(cand), free(ncand), free(imgs);
+        return imcap_fail(err, IMCAP_E_NOMEM, "validation: out of memory");
+    }
     imcap_options copt;
     imcap_options_default(&copt);
     copt.beam = 1;
-    int S = cache->S, failed = 0;
-#pragma omp parallel num_threads(p->pool.nthreads) reduction(+ : failed)
+    int S = cache->S;
+#pragma omp parallel num_threads(p->pool.nthreads)
     {
         imcap_workspace *ws = imcap_workspace_new(m);
 #pragma omp for schedule(dynamic, 4)
         for (int k = 0; k < ni; k++) {
             imcap_image img = {S, S, (unsigned char *)imcap_cache_image(cache, imgs[k])};
             imcap_error e;
-            if (!ws || imcap_caption_image(m, ws, &img, &copt, &res[k], &e) != IMCAP_OK) failed++;
+            if (ws) imcap_caption_image(m, ws, &img, &copt, &res[k], &e); /* a failure leaves res[k] NULL */
         }
         imcap_workspace_free(ws);
     }
     imcap_status s = IMCAP_OK;
-    imcap_eval_item *items = calloc((size_t)ni, sizeof *items);
-    imcap_words *refs_all = NULL;
-    int nrefs = 0;
-    for (int k = 0; k < ni; k++) nrefs += ds->images[imgs[k]].n_sentences;
-    refs_all = calloc((size_t)nrefs, sizeof *refs_all);
     imcap_object_stats os = {0};
     int have_objects = 0, r0 = 0, nitems = 0;
     for (int k = 0; k < ni; k++) {
@@ -164,8 +172,13 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
         if (!res[k]) continue;
         const imcap_hypothesis *h = &res[k]->hyps[0];
         int nw = h->n_tokens - (h->finished ? 1 : 0);
-        items[nitems].cand.n = nw;
-        items[nitems].cand.w = (const char *const *)h->words;
+        /* the caption text tokenised as `imcap eval` does, so the score that
+         * picks the best model is the one eval reports */
+        int nc = imcap_tokenize(h->text, &cand[k]);
+        ncand[k] = nc > 0 ? nc : 0;
+        items[nitems].cand.n = ncand[k];
+        static const char *const no_words[1] = {""};
+        items[nitems].cand.w = cand[k] ? (const char *const *)cand[k] : no_words; /* an empty caption */
         items[nitems].refs = refs_all + r0;
         items[nitems].n_refs = di->n_sentences;
         for (int j = 0; j < di->n_sentences; j++) {
@@ -200,8 +213,11 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
     } else {
         rep->score = rep->bleu4;
     }
-    for (int k = 0; k < ni; k++) imcap_result_free(res[k]);
-    free(res), free(items), free(refs_all), free(imgs);
+    for (int k = 0; k < ni; k++) {
+        imcap_tokens_free(cand[k], ncand[k]);
+        imcap_result_free(res[k]);
+    }
+    free(res), free(items), free(refs_all), free(cand), free(ncand), free(imgs);
     return s;
 }
 
@@ -240,8 +256,6 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for training buffers");
         goto done;
     }
-    /* OpenBLAS runs single-threaded inside our parallel regions */
-    openblas_set_num_threads(1);
 
     int cur_epoch = -1;
     double t0 = imcap_now(), last_t = t0;

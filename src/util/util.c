@@ -158,18 +158,23 @@ double imcap_now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void buf_reserve(imcap_buf *b, size_t extra) {
-    if (b->len + extra + 1 <= b->cap) return;
+static int buf_reserve(imcap_buf *b, size_t extra) {
+    if (b->oom) return -1;
+    if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1) cap *= 2;
     char *ns = realloc(b->s, cap);
-    if (!ns) abort(); /* out of memory while formatting: nothing sensible to return */
+    if (!ns) {
+        b->oom = 1;
+        return -1;
+    }
     b->s = ns;
     b->cap = cap;
+    return 0;
 }
 
 void imcap_buf_append(imcap_buf *b, const char *s, size_t n) {
-    buf_reserve(b, n);
+    if (buf_reserve(b, n) != 0) return;
     memcpy(b->s + b->len, s, n);
     b->len += n;
     b->s[b->len] = 0;
@@ -180,8 +185,7 @@ void imcap_buf_printf(imcap_buf *b, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0) return;
-    buf_reserve(b, (size_t)n);
+    if (n < 0 || buf_reserve(b, (size_t)n) != 0) return;
     va_start(ap, fmt);
     vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

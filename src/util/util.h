@@ -43,8 +43,9 @@ double imcap_rng_normal(imcap_rng *r);        /* N(0, 1), Box-Muller */
 
 double imcap_now(void); /* monotonic seconds */
 
-/* Growable string buffer. */
-typedef struct { char *s; size_t len, cap; } imcap_buf;
+/* Growable string buffer. Out of memory makes it sticky-failed (oom set,
+ * later appends ignored) rather than aborting: callers check oom once. */
+typedef struct { char *s; size_t len, cap; int oom; } imcap_buf;
 void imcap_buf_printf(imcap_buf *b, const char *fmt, ...) IMCAP_PRINTF(2, 3);
 void imcap_buf_append(imcap_buf *b, const char *s, size_t n);
 void imcap_buf_free(imcap_buf *b);
