@@ -293,14 +293,7 @@ size_t bw_find(const bw_list *l, const char *path) {
     return (size_t)-1;
 }
 
-uint64_t bw_hash(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
+uint64_t bw_hash(const char *s) { return imcap_fnv1a64(IMCAP_FNV_OFFSET, s, strlen(s)); }
 
 int bw_parse_shard(const char *s, int *index, int *count) {
     if (!s) return -1;

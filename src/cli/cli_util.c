@@ -11,6 +11,7 @@
 #include <cblas.h>
 
 #include "cli.h"
+#include "util/util.h"
 
 #ifndef IMCAP_DEFAULT_MODEL_DIR
 #define IMCAP_DEFAULT_MODEL_DIR "/usr/local/share/imcap"
@@ -101,24 +102,5 @@ int cli_make_dirs(const char *path) {
         errno = ENOENT;
         return -1;
     }
-    char *p = strdup(path);
-    if (!p) return -1;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    int rc = (mkdir(p, 0777) != 0 && errno != EEXIST) ? -1 : 0;
-    free(p);
-    struct stat st;
-    if (rc == 0 && stat(path, &st) != 0) rc = -1;
-    else if (rc == 0 && !S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        rc = -1;
-    }
-    return rc;
+    return imcap_make_dirs(path, NULL) == IMCAP_OK ? 0 : -1;
 }

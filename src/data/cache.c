@@ -16,21 +16,16 @@
 
 #define HDR 24
 
-static uint64_t fnv(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
 
 static uint64_t cache_key(const imcap_dataset *ds, int S) {
-    uint64_t h = fnv(0xcbf29ce484222325ULL, &S, sizeof S);
+    uint64_t h = imcap_fnv1a64(IMCAP_FNV_OFFSET, &S, sizeof S);
     for (int i = 0; i < ds->n; i++) {
         const char *p = ds->images[i].path;
-        h = fnv(h, p, strlen(p) + 1);
+        h = imcap_fnv1a64(h, p, strlen(p) + 1);
         struct stat st;
         int64_t meta[2] = {-1, -1};
         if (stat(p, &st) == 0) meta[0] = st.st_size, meta[1] = st.st_mtime;
-        h = fnv(h, meta, sizeof meta);
+        h = imcap_fnv1a64(h, meta, sizeof meta);
     }
     return h;
 }

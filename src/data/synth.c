@@ -101,15 +101,6 @@ int imcap_synth_relation_holds(const imcap_synth_box *a, int rel, const imcap_sy
     return imcap_synth_relation_gap(a, rel, b) >= 0.0;
 }
 
-/* splitmix64's finaliser: turns (seed, index) into well-spread stream seeds,
- * so scene i of seed s never shares a stream with scene j of seed t. */
-static uint64_t mix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static double uni(imcap_rng *r, double lo, double hi) { return lo + (hi - lo) * imcap_rng_uniform(r); }
 
 /* Extent of a shape around its centre (synth_render.c). */
@@ -173,11 +164,12 @@ imcap_status imcap_synth_scene_make(uint64_t seed, long index, int side, imcap_s
                           IMCAP_SYNTH_MAX_SIZE);
     if (index < 0) return imcap_fail(err, IMCAP_E_ARG, "synth: negative scene index %ld", index);
     memset(sc, 0, sizeof *sc);
-    uint64_t base = mix64(mix64(seed) + (uint64_t)index);
+    /* well-spread stream seeds: scene i of seed s shares no stream with scene j of seed t */
+    uint64_t base = imcap_mix64(imcap_mix64(seed) + (uint64_t)index);
     imcap_rng r;
     imcap_rng_seed(&r, base);
     sc->side = side;
-    sc->render_seed = mix64(base ^ 0x52454e4445524e47ULL);
+    sc->render_seed = imcap_mix64(base ^ 0x52454e4445524e47ULL);
 
     int n = 1 + imcap_rng_int(&r, IMCAP_SYNTH_MAX_OBJECTS);
     imcap_synth_object *o = sc->obj;
@@ -227,7 +219,7 @@ imcap_status imcap_synth_scene_make(uint64_t seed, long index, int side, imcap_s
         if (ok) placed++;
     }
     sc->n = placed;
-    imcap_synth_write_captions(sc, mix64(base ^ 0x43415054494f4e53ULL));
+    imcap_synth_write_captions(sc, imcap_mix64(base ^ 0x43415054494f4e53ULL));
     return IMCAP_OK;
 }
 
@@ -305,31 +297,6 @@ static void image_json(imcap_buf *b, const imcap_synth_scene *sc, long index, co
     APPEND(b, "]}");
 }
 
-static imcap_status mkdir_p(const char *path, imcap_error *err) {
-    size_t n = strlen(path);
-    char *p = malloc(n + 1);
-    if (!p) return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", path);
-    memcpy(p, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != 0) continue;
-        char c = p[i];
-        p[i] = 0;
-        struct stat st;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            imcap_status s = imcap_fail(err, IMCAP_E_IO, "%s: cannot create directory: %s", p, strerror(errno));
-            free(p);
-            return s;
-        }
-        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            imcap_status s = imcap_fail(err, IMCAP_E_IO, "%s: not a directory", p);
-            free(p);
-            return s;
-        }
-        p[i] = c;
-    }
-    free(p);
-    return IMCAP_OK;
-}
 
 /* Scenes are made in blocks: each block in parallel (one scene per
  * iteration, each with its own streams), then its JSON is appended in index
@@ -363,7 +330,7 @@ imcap_status imcap_synth_generate(const imcap_synth_params *p, const char *out_d
     }
     snprintf(images_dir, dl + 16, "%s/images", out_dir);
     snprintf(json_path, dl + 16, "%s/dataset.json", out_dir);
-    imcap_status st = mkdir_p(images_dir, err);
+    imcap_status st = imcap_make_dirs(images_dir, err);
     imcap_atomic_file af = {0};
     if (!st) st = imcap_atomic_open(&af, json_path, err);
     if (st) {

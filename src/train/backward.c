@@ -94,12 +94,6 @@ float *imcap_worker_grads(imcap_trainer_worker *w, imcap_params *views) {
 }
 
 /* splitmix-style hash: a mask depends only on (seed, step, example, t). */
-static uint64_t mix(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap_example *ex, int n,
                       const imcap_loss_options *opt, double token_norm, double example_norm, int no_grad,
@@ -137,7 +131,7 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
             mask = w->masks + (size_t)t * w->cap * Hd;
             for (int r = 0; r < N; r++) {
                 imcap_rng rng;
-                imcap_rng_seed(&rng, mix(opt->seed ^ mix((uint64_t)opt->step * 1000003ULL + ex[w->order[r]].id)) ^ (uint64_t)t);
+                imcap_rng_seed(&rng, imcap_mix64(opt->seed ^ imcap_mix64((uint64_t)opt->step * 1000003ULL + ex[w->order[r]].id)) ^ (uint64_t)t);
                 for (int j = 0; j < Hd; j++)
                     mask[(size_t)r * Hd + j] = imcap_rng_uniform(&rng) < opt->dropout ? 0.0f : keep_scale;
             }

@@ -1,16 +1,13 @@
 /* strtab.c — see strtab.h. */
 #include "strtab.h"
+#include "util.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = imcap_fnv1a64(IMCAP_FNV_OFFSET, s, strlen(s));
     return h ^ (h >> 29);
 }
 

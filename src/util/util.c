@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 
 const char *imcap_status_name(imcap_status s) {
@@ -121,11 +122,23 @@ imcap_status imcap_write_file_atomic(const char *path, const void *data, size_t 
     return imcap_atomic_commit(&af, err);
 }
 
+uint64_t imcap_mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+uint64_t imcap_fnv1a64(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
 static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    uint64_t z = imcap_mix64(*x);
+    *x += 0x9e3779b97f4a7c15ULL;
+    return z;
 }
 
 void imcap_rng_seed(imcap_rng *r, uint64_t seed) {
@@ -245,4 +258,34 @@ void imcap_buf_json_string(imcap_buf *b, const char *s) {
 void imcap_buf_float(imcap_buf *b, float v) {
     if (isnan(v) || isinf(v)) { imcap_buf_append(b, "null", 4); return; }
     imcap_buf_printf(b, "%.9g", (double)v);
+}
+
+/* mkdir -p, naming the component that failed; errno is left set. */
+imcap_status imcap_make_dirs(const char *path, imcap_error *err) {
+    size_t n = strlen(path);
+    char *p = malloc(n + 1);
+    if (!p) return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", path);
+    memcpy(p, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != 0) continue;
+        char c = p[i];
+        p[i] = 0;
+        struct stat st;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            int e = errno;
+            imcap_status s = imcap_fail(err, IMCAP_E_IO, "%s: cannot create directory: %s", p, strerror(e));
+            free(p);
+            errno = e;
+            return s;
+        }
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            imcap_status s = imcap_fail(err, IMCAP_E_IO, "%s: not a directory", p);
+            free(p);
+            return s;
+        }
+        p[i] = c;
+    }
+    free(p);
+    return IMCAP_OK;
 }

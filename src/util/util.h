@@ -31,7 +31,18 @@ typedef struct {
 imcap_status imcap_atomic_open(imcap_atomic_file *af, const char *path, imcap_error *err);
 imcap_status imcap_atomic_commit(imcap_atomic_file *af, imcap_error *err);
 void imcap_atomic_abort(imcap_atomic_file *af);
+/* mkdir -p: every missing component created; IMCAP_E_IO naming the one that
+ * failed (errno set: ENOTDIR when a component is not a directory). */
+imcap_status imcap_make_dirs(const char *path, imcap_error *err);
+
 imcap_status imcap_write_file_atomic(const char *path, const void *data, size_t size, imcap_error *err);
+
+/* SplitMix64's finaliser (x + golden gamma, then two xor-multiply rounds):
+ * a well-mixed 64-bit function of x, for seeding streams from indices. */
+uint64_t imcap_mix64(uint64_t x);
+/* FNV-1a 64 over n bytes, continuing from h (start with IMCAP_FNV_OFFSET). */
+#define IMCAP_FNV_OFFSET 0xcbf29ce484222325ULL
+uint64_t imcap_fnv1a64(uint64_t h, const void *data, size_t n);
 
 /* xoshiro256** — deterministic, with a state that checkpoints can save. */
 typedef struct { uint64_t s[4]; } imcap_rng;
