@@ -5,6 +5,10 @@
 #include "imcap.h"
 #include "model/model.h"
 
+/* The format the first bytes announce ("JPEG", "PNG", "GIF", "BMP", "PSD",
+ * "PNM", "PIC", "HDR"), or NULL. TGA has no magic number. */
+const char *imcap_image_format(const unsigned char *d, size_t n);
+
 /* Resizes 8-bit RGB exactly as PIL's Image.resize(..., BILINEAR): separable
  * triangle filter, support scaled by the downscale factor, pixel centres at
  * i + 0.5, horizontal pass then vertical, 22-bit fixed-point coefficients,

@@ -404,12 +404,13 @@ static imcap_status jpeg_check(const unsigned char *d, size_t n, const char *nam
     return IMCAP_OK;
 }
 
-static const char *format_of(const unsigned char *d, size_t n) {
+const char *imcap_image_format(const unsigned char *d, size_t n) {
     if (n >= 3 && memcmp(d, "\xFF\xD8\xFF", 3) == 0) return "JPEG";
     if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
     if (n >= 6 && (memcmp(d, "GIF87a", 6) == 0 || memcmp(d, "GIF89a", 6) == 0)) return "GIF";
-    /* "BM" and "8BPS" are weak alone (a text file may start so): as in
-     * sniff.c, also require a known DIB header size / PSD version 1. */
+    /* "BM" and "8BPS" are weak alone (a text file may start so): also
+     * require a known DIB header size (as stb's own BMP test) / PSD version 1.
+     * Netpbm: 'P', the digit, then whitespace or a comment. */
     if (n >= 18 && d[0] == 'B' && d[1] == 'M') {
         uint32_t hsz = le32(d + 14);
         if (hsz == 12 || hsz == 40 || hsz == 56 || hsz == 108 || hsz == 124) return "BMP";
@@ -429,7 +430,7 @@ imcap_status imcap_image_load_memory(const void *data, size_t size, const char *
     if (!data && size) return imcap_fail(err, IMCAP_E_ARG, "%s: imcap_image_load_memory: data is NULL", name);
     if (size == 0) return imcap_fail(err, IMCAP_E_IMAGE, "%s: empty file", name);
     const unsigned char *d = data;
-    const char *fmt = format_of(d, size);
+    const char *fmt = imcap_image_format(d, size);
     if (fmt && strcmp(fmt, "HDR") == 0)
         return imcap_fail(err, IMCAP_E_IMAGE,
                           "%s: Radiance HDR images are not supported (the spec decodes 8- and 16-bit images only)",
