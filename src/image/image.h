@@ -4,6 +4,7 @@
 #define IMCAP_IMAGE_H
 #include "imcap.h"
 #include "model/model.h"
+#include "util/util.h"
 
 /* The format the first bytes announce ("JPEG", "PNG", "GIF", "BMP", "PSD",
  * "PNM", "PIC", "HDR"), or NULL. TGA has no magic number. */
@@ -24,6 +25,9 @@ imcap_status imcap_image_to_input(const imcap_image *img, const imcap_config *cf
 
 /* Writes 8-bit RGB (channels 3) or RGBA (4) as PNG, atomically. */
 imcap_status imcap_png_write(const char *path, const unsigned char *pix, int w, int h, int channels, imcap_error *err);
+/* Appends rgb (8-bit RGB) as a JPEG of the given quality (1..100) to out;
+ * 0, or -1 on bad arguments / out of memory. */
+int imcap_jpeg_encode(const unsigned char *rgb, int w, int h, int quality, imcap_buf *out);
 /* Encodes PNG into a malloc'd buffer (for inlining into HTML). */
 unsigned char *imcap_png_encode(const unsigned char *pix, int w, int h, int channels, int *out_len);
 #endif

@@ -1,5 +1,5 @@
-/* png.c — PNG output (attention overlays, viewer pages) through
- * stb_image_write, written atomically. */
+/* png.c — PNG and JPEG output (attention overlays, viewer pages, gallery
+ * thumbnails) through stb_image_write; files written atomically. */
 #include <limits.h>
 #include <stdlib.h>
 
@@ -40,4 +40,15 @@ imcap_status imcap_png_write(const char *path, const unsigned char *pix, int w, 
     imcap_status st = imcap_write_file_atomic(path, png, (size_t)len, err);
     free(png);
     return st;
+}
+
+static void jpeg_sink(void *ctx, void *data, int n) {
+    if (n > 0) imcap_buf_append(ctx, data, (size_t)n);
+}
+
+int imcap_jpeg_encode(const unsigned char *rgb, int w, int h, int quality, imcap_buf *out) {
+    if (!rgb || w < 1 || h < 1 || quality < 1 || quality > 100) return -1;
+    size_t before = out->len;
+    if (!stbi_write_jpg_to_func(jpeg_sink, out, w, h, 3, rgb, quality) || out->oom || out->len == before) return -1;
+    return 0;
 }

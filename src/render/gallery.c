@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb_image_write.h>
+#include "image/image.h"
 
 #include "render/gallery.h"
 #include "render/render.h"
@@ -154,10 +154,6 @@ void imcap_gallery_abort(imcap_gallery *g) {
     free(g);
 }
 
-static void sink(void *ctx, void *data, int n) {
-    if (n > 0) imcap_buf_append(ctx, data, (size_t)n);
-}
-
 imcap_status imcap_gallery_thumb(const imcap_image *img, const char *dir, const char *stem, int side,
                                  imcap_error *err) {
     if (!img || !img->rgb || !dir || !*dir || !stem || !*stem || side < 1)
@@ -166,7 +162,7 @@ imcap_status imcap_gallery_thumb(const imcap_image *img, const char *dir, const 
     imcap_status s = imcap_render_fit(img, side, side, 0, &t, err);
     if (s) return s;
     imcap_buf jpg = {0};
-    if (!stbi_write_jpg_to_func(sink, &jpg, t.width, t.height, 3, t.rgb, 85) || !jpg.len) {
+    if (imcap_jpeg_encode(t.rgb, t.width, t.height, 85, &jpg) != 0) {
         imcap_buf_free(&jpg);
         imcap_image_free(&t);
         return imcap_fail(err, IMCAP_E_NOMEM, "gallery: cannot encode a %dx%d thumbnail", t.width, t.height);

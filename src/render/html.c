@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb_image_write.h>
 
 #include "image/image.h"
 #include "render/render.h"
@@ -33,10 +32,6 @@ static void buf_base64(imcap_buf *b, const unsigned char *d, size_t n) {
     }
 }
 
-static void sink(void *ctx, void *data, int n) {
-    if (n > 0) imcap_buf_append(ctx, data, (size_t)n);
-}
-
 /* A data: URI for im. JPEG by default: a 512-px photo overlay is ~50 KB as
  * JPEG against ~400 KB as PNG, and a viewer holds one per word of every
  * hypothesis (the exact pixels are in the PNG files beside it). */
@@ -46,8 +41,7 @@ static imcap_status buf_image_uri(imcap_buf *b, const imcap_image *im, const imc
     const char *mime = "image/png";
     if (o->html_jpeg_quality > 0) {
         mime = "image/jpeg";
-        if (!stbi_write_jpg_to_func(sink, &raw, im->width, im->height, 3, im->rgb, o->html_jpeg_quality))
-            imcap_buf_free(&raw);
+        if (imcap_jpeg_encode(im->rgb, im->width, im->height, o->html_jpeg_quality, &raw) != 0) imcap_buf_free(&raw);
     } else {
         int len = 0;
         unsigned char *png = imcap_png_encode(im->rgb, im->width, im->height, 3, &len);
