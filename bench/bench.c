@@ -325,12 +325,6 @@ static void rm_tree(const char *dir) {
     if (dir && *dir) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static char *path_join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/%s", a, b);
-    return s;
-}
 
 /* ------------------------------------------------------------ model */
 
@@ -660,7 +654,7 @@ int main(int argc, char **argv) {
 
     /* ---- temporary directory */
     const char *tmproot = getenv("TMPDIR");
-    char *tmpdir = path_join(tmproot && *tmproot ? tmproot : "/tmp", "imcap-bench-XXXXXX");
+    char *tmpdir = imcap_path_join(tmproot && *tmproot ? tmproot : "/tmp", "imcap-bench-XXXXXX", NULL);
     if (!tmpdir || !mkdtemp(tmpdir)) {
         fprintf(stderr, "imcap-bench: cannot create a temporary directory: %s\n", strerror(errno));
         return 3;
@@ -687,7 +681,7 @@ int main(int argc, char **argv) {
                  o.model_path ? "" : " (the default model)");
     } else {
         imcap_model *rm;
-        model_file = path_join(tmpdir, "random.safetensors");
+        model_file = imcap_path_join(tmpdir, "random.safetensors", NULL);
         if (random_model(o.config_path, &rm, &err) != IMCAP_OK || imcap_model_save(rm, model_file, &err) != IMCAP_OK) {
             fprintf(stderr, "imcap-bench: %s\n(no models/default.safetensors: run from the repository root, or give "
                             "--model or --config)\n",
@@ -914,21 +908,21 @@ int main(int argc, char **argv) {
                 self[l] = 0;
                 char *slash = strrchr(self, '/');
                 if (slash) *slash = 0;
-                char *rel = path_join(self, "../imcap");
+                char *rel = imcap_path_join(self, "../imcap", NULL);
                 imcap = rel ? realpath(rel, NULL) : NULL;
                 if (!imcap) imcap = rel;
                 else free(rel);
             }
         }
-        char *errf = path_join(tmpdir, "stderr.txt");
+        char *errf = imcap_path_join(tmpdir, "stderr.txt", NULL);
         char *help_argv[] = {imcap, "batch", "--help", NULL};
         int have = imcap && access(imcap, X_OK) == 0 && spawn_wait(help_argv, errf) == 0;
         char note[512];
         snprintf(note, sizeof note, "%s batch --help did not exit 0: no `imcap batch` yet",
                  imcap ? imcap : "imcap");
-        char *synth_dir = path_join(tmpdir, "synth");
-        char *img_dir = synth_dir ? path_join(synth_dir, "images") : NULL;
-        char *out = path_join(tmpdir, "batch.out");
+        char *synth_dir = imcap_path_join(tmpdir, "synth", NULL);
+        char *img_dir = synth_dir ? imcap_path_join(synth_dir, "images", NULL) : NULL;
+        char *out = imcap_path_join(tmpdir, "batch.out", NULL);
         if (have) {
             char count[16];
             snprintf(count, sizeof count, "%d", o.batch_count);

@@ -133,15 +133,6 @@ static int sniff_file(const char *path) {
     return got > 0 && imcap_image_sniff(head, (size_t)got);
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    if (a && dir[a - 1] != '/') p[a++] = '/';
-    memcpy(p + a, name, b + 1);
-    return p;
-}
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -184,7 +175,7 @@ static int walk_dir(walker *k, const char *dir) {
      * to one folder is followed depends on the order they are met in. */
     if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        char *child = join(dir, names[i]);
+        char *child = imcap_path_join(dir, names[i], NULL);
         if (!child) { rc = -1; break; }
         int hidden = names[i][0] == '.';
         struct stat st;
@@ -874,10 +865,9 @@ void bw_reader_close(bw_reader *r) {
 /* ------------------------------------------------------------ gallery */
 
 static int exists_in(const char *dir, const char *stem, const char *suffix) {
-    imcap_buf b = {0};
-    imcap_buf_printf(&b, "%s%s%s%s", dir, *dir && dir[strlen(dir) - 1] != '/' ? "/" : "", stem, suffix);
-    int ok = access(b.s, R_OK) == 0;
-    imcap_buf_free(&b);
+    char *path = imcap_path_join(dir, stem, suffix);
+    int ok = path && access(path, R_OK) == 0;
+    free(path);
     return ok;
 }
 

@@ -229,8 +229,9 @@ int run_attend(int argc, char **argv) {
             s = imcap_render_write(&img, r, outdir, stem, images[i], &ro, IMCAP_RENDER_ALL, &err);
             if (s) fprintf(stderr, "imcap attend: %s: %s\n", images[i], err.msg);
             else {
-                printf("%s\t%s\t%s%s%s.html\n", images[i], r->hyps[0].text, outdir,
-                       outdir[strlen(outdir) - 1] == '/' ? "" : "/", stem);
+                char *viewer = imcap_path_join(outdir, stem, ".html");
+                printf("%s\t%s\t%s\n", images[i], r->hyps[0].text, viewer ? viewer : stem);
+                free(viewer);
                 fflush(stdout);
             }
         }

@@ -47,13 +47,11 @@ imcap_status imcap_gallery_open(const char *dir, const char *title, imcap_galler
     *out = NULL;
     if (!dir || !*dir) return imcap_fail(err, IMCAP_E_ARG, "gallery: no output directory");
     imcap_gallery *g = calloc(1, sizeof *g);
-    size_t n = strlen(dir) + 16;
-    if (g) g->path = malloc(n);
+    if (g) g->path = imcap_path_join(dir, "index.html", NULL);
     if (!g || !g->path) {
         free(g);
         return imcap_fail(err, IMCAP_E_NOMEM, "gallery: out of memory");
     }
-    snprintf(g->path, n, "%s%sindex.html", dir, dir[strlen(dir) - 1] == '/' ? "" : "/");
     imcap_status s = imcap_atomic_open(&g->af, g->path, err);
     if (s) {
         free(g->path);
@@ -168,13 +166,8 @@ imcap_status imcap_gallery_thumb(const imcap_image *img, const char *dir, const 
         return imcap_fail(err, IMCAP_E_NOMEM, "gallery: cannot encode a %dx%d thumbnail", t.width, t.height);
     }
     imcap_image_free(&t);
-    size_t n = strlen(dir) + strlen(stem) + sizeof IMCAP_GALLERY_THUMB_SUFFIX + 2;
-    char *path = malloc(n);
-    if (!path) s = imcap_fail(err, IMCAP_E_NOMEM, "gallery: out of memory");
-    else {
-        snprintf(path, n, "%s%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", stem, IMCAP_GALLERY_THUMB_SUFFIX);
-        s = imcap_write_file_atomic(path, jpg.s, jpg.len, err);
-    }
+    char *path = imcap_path_join(dir, stem, IMCAP_GALLERY_THUMB_SUFFIX);
+    s = path ? imcap_write_file_atomic(path, jpg.s, jpg.len, err) : imcap_fail(err, IMCAP_E_NOMEM, "gallery: out of memory");
     free(path);
     imcap_buf_free(&jpg);
     return s;

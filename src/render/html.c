@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "image/image.h"
 #include "render/render.h"
 

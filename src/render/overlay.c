@@ -137,12 +137,6 @@ void imcap_render_overlay_suffix(int k, const char *word, char *out, size_t cap)
 }
 
 /* outdir/<stem><suffix>, malloc'd. */
-static char *out_path(const char *dir, const char *stem, const char *suffix) {
-    size_t n = strlen(dir) + strlen(stem) + strlen(suffix) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s%s%s%s", dir, (*dir && dir[strlen(dir) - 1] != '/') ? "/" : "", stem, suffix);
-    return p;
-}
 
 imcap_status imcap_render_write(const imcap_image *img, const imcap_result *r, const char *outdir, const char *stem,
                                 const char *title, const imcap_render_options *o, int what, imcap_error *err) {
@@ -160,7 +154,7 @@ imcap_status imcap_render_write(const imcap_image *img, const imcap_result *r, c
             if ((s = imcap_render_word(&base, r, 0, k, o, &ov, err))) break;
             char suffix[IMCAP_NAME_MAX + 32];
             imcap_render_overlay_suffix(k, hy->words[k], suffix, sizeof suffix);
-            if (!(path = out_path(outdir, stem, suffix))) s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory");
+            if (!(path = imcap_path_join(outdir, stem, suffix))) s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory");
             else s = imcap_png_write(path, ov.rgb, ov.width, ov.height, 3, err);
             free(path);
             imcap_image_free(&ov);
@@ -171,7 +165,7 @@ imcap_status imcap_render_write(const imcap_image *img, const imcap_result *r, c
     if (what & IMCAP_RENDER_SHEET) {
         imcap_image sheet;
         if ((s = imcap_render_sheet(img, r, 0, NULL, o, &sheet, err))) return s;
-        if (!(path = out_path(outdir, stem, "_sheet.png"))) s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory");
+        if (!(path = imcap_path_join(outdir, stem, "_sheet.png"))) s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory");
         else s = imcap_png_write(path, sheet.rgb, sheet.width, sheet.height, 3, err);
         free(path);
         imcap_image_free(&sheet);
@@ -181,7 +175,7 @@ imcap_status imcap_render_write(const imcap_image *img, const imcap_result *r, c
         char *html;
         size_t len;
         if ((s = imcap_render_html(img, r, title ? title : stem, o, &html, &len, err))) return s;
-        if (!(path = out_path(outdir, stem, ".html"))) s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory");
+        if (!(path = imcap_path_join(outdir, stem, ".html"))) s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory");
         else s = imcap_write_file_atomic(path, html, len, err);
         free(path);
         free(html);

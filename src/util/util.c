@@ -289,3 +289,16 @@ imcap_status imcap_make_dirs(const char *path, imcap_error *err) {
     free(p);
     return IMCAP_OK;
 }
+
+char *imcap_path_join(const char *dir, const char *name, const char *suffix) {
+    if (!dir) dir = "";
+    if (!suffix) suffix = "";
+    size_t a = strlen(dir), b = strlen(name), c = strlen(suffix);
+    char *p = malloc(a + b + c + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    if (a && dir[a - 1] != '/') p[a++] = '/';
+    memcpy(p + a, name, b);
+    memcpy(p + a + b, suffix, c + 1);
+    return p;
+}

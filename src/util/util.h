@@ -31,6 +31,10 @@ typedef struct {
 imcap_status imcap_atomic_open(imcap_atomic_file *af, const char *path, imcap_error *err);
 imcap_status imcap_atomic_commit(imcap_atomic_file *af, imcap_error *err);
 void imcap_atomic_abort(imcap_atomic_file *af);
+/* dir + '/' + name + suffix (malloc'd; NULL when out of memory): no slash
+ * is added after an empty dir or one ending in '/'; suffix may be NULL. */
+char *imcap_path_join(const char *dir, const char *name, const char *suffix);
+
 /* mkdir -p: every missing component created; IMCAP_E_IO naming the one that
  * failed (errno set: ENOTDIR when a component is not a directory). */
 imcap_status imcap_make_dirs(const char *path, imcap_error *err);
