@@ -39,7 +39,10 @@ imcap_status imcap_read_file(const char *path, unsigned char **data, size_t *siz
     *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return imcap_fail(err, IMCAP_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
+    /* the size up front saves the doubling copies; the loop still copes with
+     * files that grow or are not regular */
+    struct stat st;
+    size_t cap = (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) ? (size_t)st.st_size + 1 : 1 << 16, n = 0;
     unsigned char *buf = malloc(cap + 1);
     if (!buf) { fclose(f); return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", path); }
     for (;;) {
