@@ -20,7 +20,8 @@ struct imcap_trainer_worker {
     imcap_step_cache *steps;     /* [T] */
     imcap_step_scratch scratch;
     float *dh[2], *dc[2];        /* [cap,Hd] ping-pong */
-    float *dlogits, *probs;      /* [cap,V] */
+    float *dlogits;              /* [cap,V] */
+    float *lse;                  /* [T,cap] log-sum-exp of each row's logits, from the loss */
     float *dalpha, *alpha_sum;   /* [cap,L] */
     float *masks;                /* [T,cap,Hd] dropout */
     int *tokens;                 /* [cap] inputs of the current step */
@@ -44,12 +45,12 @@ imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap) {
     for (int t = 0; ok && t < T; t++) ok = imcap_step_cache_alloc(&w->steps[t], c, V, cap) == IMCAP_OK;
     ok = ok && imcap_step_scratch_alloc(&w->scratch, c, cap) == IMCAP_OK;
     float **bufs[] = {&w->a, &w->p, &w->h0, &w->c0, &w->da, &w->dp, &w->dh0, &w->dc0, &w->dfeat, &w->prep_scratch,
-                      &w->dh[0], &w->dh[1], &w->dc[0], &w->dc[1], &w->dlogits, &w->probs, &w->dalpha,
+                      &w->dh[0], &w->dh[1], &w->dc[0], &w->dc[1], &w->dlogits, &w->lse, &w->dalpha,
                       &w->alpha_sum, &w->masks, &w->grads};
     size_t sizes[] = {(size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd,
                       (size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)D * L,
                       (size_t)D + Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd,
-                      (size_t)cap * V, (size_t)cap * V, (size_t)cap * L, (size_t)cap * L, (size_t)T * cap * Hd,
+                      (size_t)cap * V, (size_t)T * cap, (size_t)cap * L, (size_t)cap * L, (size_t)T * cap * Hd,
                       m->tab.total};
     for (size_t k = 0; ok && k < sizeof sizes / sizeof sizes[0]; k++)
         ok = (*bufs[k] = imcap_aligned_alloc(sizes[k] * sizeof(float))) != NULL;
@@ -79,7 +80,7 @@ void imcap_worker_free(imcap_trainer_worker *w) {
     for (int t = 0; w->steps && t < w->T; t++) imcap_step_cache_free(&w->steps[t]);
     imcap_step_scratch_free(&w->scratch);
     float *bufs[] = {w->a, w->p, w->h0, w->c0, w->da, w->dp, w->dh0, w->dc0, w->dfeat, w->prep_scratch,
-                     w->dh[0], w->dh[1], w->dc[0], w->dc[1], w->dlogits, w->probs, w->dalpha, w->alpha_sum,
+                     w->dh[0], w->dh[1], w->dc[0], w->dc[1], w->dlogits, w->lse, w->dalpha, w->alpha_sum,
                      w->masks, w->grads};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
     if (w->init)
@@ -163,7 +164,9 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
                 if (lg[v] > mx) mx = lg[v], best = v;
             double s = 0;
             for (int v = 0; v < V; v++) s += exp((double)(lg[v] - mx));
-            stats->ce_sum += -(lg[y] - mx - log(s));
+            double lse = mx + log(s);
+            w->lse[(size_t)t * w->cap + r] = (float)lse; /* the backward's softmax reuses it */
+            stats->ce_sum += -(lg[y] - lse);
             stats->n_tokens++;
             stats->correct += best == y;
         }
@@ -181,8 +184,9 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         const imcap_step_cache *s = &w->steps[t];
         for (int r = 0; r < N; r++) {
             float *dl = w->dlogits + (size_t)r * V;
-            imcap_softmax_forward(dl, s->logits + (size_t)r * V, V);
-            for (int v = 0; v < V; v++) dl[v] = (float)(dl[v] / token_norm);
+            const float *lg = s->logits + (size_t)r * V;
+            float lse = w->lse[(size_t)t * w->cap + r], inv = (float)(1.0 / token_norm);
+            for (int v = 0; v < V; v++) dl[v] = expf(lg[v] - lse) * inv; /* softmax / token_norm */
             dl[ex[w->order[r]].tokens[t]] -= (float)(1.0 / token_norm);
             w->tokens[r] = t == 0 ? IMCAP_TOK_START : ex[w->order[r]].tokens[t - 1];
         }
