@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
-#include "network.h"
+#include "encoder.h"
 
 imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *cfg, int with_backward) {
     memset(e, 0, sizeof *e);
