@@ -12,8 +12,50 @@ struct imcap_workspace {
     imcap_step_cache step;   /* rows: beam capacity */
     float *h, *c;            /* [cap, Hd] state of the live hypotheses */
     float *logp;             /* [cap, V] */
+    int *tokens;             /* [cap] */
     int cap;
 };
+
+/* ---- one image's beam search, step by step (greedy is width 1), so that
+ * one image alone (imcap_beam_search) and many images decoded together
+ * (the batcher) run exactly the same rules. */
+typedef struct {
+    int n;
+    double score;
+    int finished;
+    int *tok;
+    float *lp, *att, *logits; /* logits only when traced */
+} imcap_beam_hist;
+
+typedef struct {
+    double score;
+    long idx; /* parent_rank * V + token */
+} imcap_beam_cand;
+
+typedef struct {
+    int k, T, L, V;
+    imcap_beam_hist *slots, *done;  /* 2k each, allocated once */
+    imcap_beam_hist *live, *next;
+    imcap_beam_cand *best;          /* [k] */
+    int nl, ndone, width, step;
+} imcap_beam;
+
+imcap_status imcap_beam_init(imcap_beam *b, int k, int T, int L, int V, int with_logits);
+void imcap_beam_reset(imcap_beam *b);   /* a new image: one empty live hypothesis */
+void imcap_beam_free(imcap_beam *b);
+int imcap_beam_finished(const imcap_beam *b);
+/* The input token of each live hypothesis; returns their number (0: done). */
+int imcap_beam_tokens(const imcap_beam *b, int *tokens);
+/* One step: logits [nl,V], alpha [nl,L], h, c [nl,Hd] are the decoder's
+ * outputs for the live rows; logp is scratch [nl,V]. The surviving
+ * children's states are written to h_out, c_out rows 0.. (which must not
+ * overlap h, c). Returns the number of live hypotheses. */
+int imcap_beam_advance(imcap_beam *b, const float *logits, const float *alpha, const float *h, const float *c, int Hd,
+                       float *logp, float *h_out, float *c_out);
+/* Ranks the hypotheses into a result (and the best one's logits, when the
+ * beam was made with_logits and logits is non-NULL). */
+imcap_status imcap_beam_result(imcap_beam *b, const imcap_model *m, const imcap_options *opt, imcap_result **out,
+                               float **logits, imcap_error *err);
 
 /* Makes room for k live hypotheses. */
 imcap_status imcap_workspace_reserve(imcap_workspace *ws, int k);

@@ -22,7 +22,7 @@ void imcap_workspace_free(imcap_workspace *ws) {
     imcap_encoder_acts_free(&ws->enc);
     imcap_decoder_init_free(&ws->init);
     imcap_step_cache_free(&ws->step);
-    free(ws->h), free(ws->c), free(ws->logp);
+    free(ws->h), free(ws->c), free(ws->logp), free(ws->tokens);
     free(ws);
 }
 
@@ -31,12 +31,13 @@ imcap_status imcap_workspace_reserve(imcap_workspace *ws, int k) {
     const imcap_model *m = ws->model;
     int Hd = m->cfg.hidden_dim, V = m->vocab.n;
     imcap_step_cache_free(&ws->step);
-    free(ws->h), free(ws->c), free(ws->logp);
+    free(ws->h), free(ws->c), free(ws->logp), free(ws->tokens);
+    ws->tokens = malloc((size_t)k * sizeof(int));
     ws->h = imcap_aligned_alloc((size_t)k * Hd * sizeof(float));
     ws->c = imcap_aligned_alloc((size_t)k * Hd * sizeof(float));
     ws->logp = imcap_aligned_alloc((size_t)k * V * sizeof(float));
     ws->cap = 0;
-    if (!ws->h || !ws->c || !ws->logp || imcap_step_cache_alloc(&ws->step, &m->cfg, V, k) != IMCAP_OK)
+    if (!ws->tokens || !ws->h || !ws->c || !ws->logp || imcap_step_cache_alloc_infer(&ws->step, &m->cfg, V, k) != IMCAP_OK)
         return IMCAP_E_NOMEM;
     ws->cap = k;
     return IMCAP_OK;

@@ -1,15 +1,15 @@
-/* affine.c — y = x w^T + b over a batch of rows (torch.nn.Linear). */
+/* affine.c — y = x w^T + b over a batch of rows (torch.nn.Linear). The
+ * forward goes through imcap_rows_affine, which never repacks the weights
+ * and computes every row the same way whatever N is; the backward's
+ * products are over a whole batch, where OpenBLAS's packing pays off. */
 #include <cblas.h>
 
 #include "kernels.h"
+#include "simd.h"
 
 void imcap_affine_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out) {
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < out; o++) y[(size_t)n * out + o] = b ? b[o] : 0.0f;
-    if (N == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 1.0f, y, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+    imcap_mm_seg seg = {w, (size_t)in, x, (size_t)in, in};
+    imcap_rows_affine(y, (size_t)out, N, out, &seg, 1, b, NULL);
 }
 
 void imcap_affine_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N,

@@ -1,27 +1,10 @@
 /* attention.c — soft attention over the annotation grid for one query. */
-#include <math.h>
-
 #include "kernels.h"
+#include "simd.h"
 
 void imcap_attention_forward(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
                              const float *w, float b, int L, int A, int D) {
-    for (int i = 0; i < L; i++) {
-        const float *pi = p + (size_t)i * A;
-        float *t = tanh_pq + (size_t)i * A;
-        float e = b;
-        for (int k = 0; k < A; k++) {
-            t[k] = tanhf(pi[k] + q[k]);
-            e += w[k] * t[k];
-        }
-        alpha[i] = e;
-    }
-    imcap_softmax_forward(alpha, alpha, L);
-    for (int d = 0; d < D; d++) ctx[d] = 0.0f;
-    for (int i = 0; i < L; i++) {
-        const float *ai = a + (size_t)i * D;
-        float al = alpha[i];
-        for (int d = 0; d < D; d++) ctx[d] += al * ai[d];
-    }
+    imcap_attention_fused(ctx, alpha, tanh_pq, a, p, q, w, b, L, A, D);
 }
 
 void imcap_attention_backward(float *da, float *dp, float *dq, float *dw, float *db, const float *dctx,

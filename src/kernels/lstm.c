@@ -1,32 +1,18 @@
 /* lstm.c — one LSTM cell step for a batch of rows, PyTorch's gate order
  * (input, forget, cell, output) and its two bias vectors. */
 #include <cblas.h>
-#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
-
-static float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+#include "simd.h"
 
 void imcap_lstm_forward(float *h, float *c, float *tanh_c, float *gates, const float *x, const float *h_prev,
                         const float *c_prev, const float *w_ih, const float *b_ih, const float *w_hh,
                         const float *b_hh, int N, int In, int H) {
-    int G = 4 * H;
-    for (int n = 0; n < N; n++)
-        for (int g = 0; g < G; g++) gates[(size_t)n * G + g] = b_ih[g] + b_hh[g];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, G, In, 1.0f, x, In, w_ih, In, 1.0f, gates, G);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, G, H, 1.0f, h_prev, H, w_hh, H, 1.0f, gates, G);
-    for (int n = 0; n < N; n++) {
-        float *gt = gates + (size_t)n * G;
-        for (int j = 0; j < H; j++) {
-            float i = sigm(gt[j]), f = sigm(gt[H + j]), g = tanhf(gt[2 * H + j]), o = sigm(gt[3 * H + j]);
-            gt[j] = i, gt[H + j] = f, gt[2 * H + j] = g, gt[3 * H + j] = o;
-            size_t k = (size_t)n * H + j;
-            c[k] = f * c_prev[k] + i * g;
-            tanh_c[k] = tanhf(c[k]);
-            h[k] = o * tanh_c[k];
-        }
-    }
+    /* one product over [x; h_prev] against [w_ih w_hh], read in place */
+    imcap_mm_seg seg[2] = {{w_ih, (size_t)In, x, (size_t)In, In}, {w_hh, (size_t)H, h_prev, (size_t)H, H}};
+    imcap_rows_affine(gates, (size_t)4 * H, N, 4 * H, seg, 2, b_ih, b_hh);
+    imcap_lstm_cell(h, c, tanh_c, gates, c_prev, N, H);
 }
 
 void imcap_lstm_backward(float *dx, float *dh_prev, float *dc_prev, float *dw_ih, float *db_ih, float *dw_hh,

@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "simd.h"
 
 void imcap_softmax_forward(float *out, const float *in, int n) {
     float m = in[0];
@@ -34,9 +35,7 @@ void imcap_log_softmax_backward(float *din, const float *dout, const float *out,
     for (int i = 0; i < n; i++) din[i] += dout[i] - expf(out[i]) * s;
 }
 
-void imcap_sigmoid_forward(float *out, const float *in, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-in[i]));
-}
+void imcap_sigmoid_forward(float *out, const float *in, size_t n) { imcap_vsigmoid(out, in, n); }
 
 void imcap_sigmoid_backward(float *din, const float *dout, const float *out, size_t n) {
     for (size_t i = 0; i < n; i++) din[i] += dout[i] * out[i] * (1.0f - out[i]);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/simd.h"
 #include "network.h"
 
 imcap_status imcap_decoder_init_alloc(imcap_decoder_init *d, const imcap_config *cfg) {
@@ -41,7 +42,8 @@ void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *
     imcap_affine_forward(d->p, d->a, p->enc_att_w, p->enc_att_b, L, D, A);
     imcap_affine_forward(d->h0, d->abar, p->init_h_w, p->init_h_b, 1, D, Hd);
     imcap_affine_forward(d->c0, d->abar, p->init_c_w, p->init_c_b, 1, D, Hd);
-    for (int j = 0; j < Hd; j++) d->h0[j] = tanhf(d->h0[j]), d->c0[j] = tanhf(d->c0[j]);
+    imcap_vtanh(d->h0, d->h0, (size_t)Hd);
+    imcap_vtanh(d->c0, d->c0, (size_t)Hd);
 }
 
 void imcap_decoder_prepare_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
@@ -63,7 +65,7 @@ void imcap_decoder_prepare_backward(const imcap_config *cfg, const imcap_params 
     }
 }
 
-imcap_status imcap_step_cache_alloc(imcap_step_cache *s, const imcap_config *cfg, int V, int N) {
+static imcap_status step_cache_alloc(imcap_step_cache *s, const imcap_config *cfg, int V, int N, int for_backward) {
     memset(s, 0, sizeof *s);
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim;
     s->cap = N;
@@ -71,12 +73,22 @@ imcap_status imcap_step_cache_alloc(imcap_step_cache *s, const imcap_config *cfg
                       &s->c, &s->tanh_c, &s->h, &s->h_fc, &s->logits};
     size_t sizes[] = {(size_t)A, (size_t)L * A, (size_t)L, (size_t)D, (size_t)D, (size_t)E + D, (size_t)4 * Hd,
                       (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)V};
-    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        if (bufs[k] == &s->tanh_pq && !for_backward) continue;
         if (!(*bufs[k] = imcap_aligned_alloc(sizes[k] * (size_t)N * sizeof(float)))) {
             imcap_step_cache_free(s);
             return IMCAP_E_NOMEM;
         }
+    }
     return IMCAP_OK;
+}
+
+imcap_status imcap_step_cache_alloc(imcap_step_cache *s, const imcap_config *cfg, int V, int N) {
+    return step_cache_alloc(s, cfg, V, N, 1);
+}
+
+imcap_status imcap_step_cache_alloc_infer(imcap_step_cache *s, const imcap_config *cfg, int V, int N) {
+    return step_cache_alloc(s, cfg, V, N, 0);
 }
 
 void imcap_step_cache_free(imcap_step_cache *s) {
@@ -93,7 +105,8 @@ void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, 
     imcap_affine_forward(s->gate, h_prev, p->f_beta_w, p->f_beta_b, N, Hd, D);
     imcap_sigmoid_forward(s->gate, s->gate, (size_t)N * D);
     for (int n = 0; n < N; n++) {
-        imcap_attention_forward(s->ctx + (size_t)n * D, s->alpha + (size_t)n * L, s->tanh_pq + (size_t)n * L * A,
+        imcap_attention_forward(s->ctx + (size_t)n * D, s->alpha + (size_t)n * L,
+                                s->tanh_pq ? s->tanh_pq + (size_t)n * L * A : NULL,
                                 a + n * a_stride, p_att + n * p_stride, s->q + (size_t)n * A, p->full_att_w,
                                 p->full_att_b[0], L, A, D);
         float *x = s->x + (size_t)n * X;

@@ -31,7 +31,7 @@ void imcap_decoder_prepare_backward(const imcap_config *cfg, const imcap_params 
 typedef struct {
     int cap;          /* rows allocated */
     float *q;         /* [N,A] decoder_att(h_prev) */
-    float *tanh_pq;   /* [N,L,A] */
+    float *tanh_pq;   /* [N,L,A] for the backward; NULL at inference */
     float *alpha;     /* [N,L] the attention maps */
     float *ctx;       /* [N,D] sum_i alpha_i a_i */
     float *gate;      /* [N,D] sigmoid(f_beta(h_prev)) */
@@ -43,6 +43,8 @@ typedef struct {
 } imcap_step_cache;
 
 imcap_status imcap_step_cache_alloc(imcap_step_cache *s, const imcap_config *cfg, int V, int N);
+/* For inference only: no tanh_pq (the backward's copy of every cell's tanh). */
+imcap_status imcap_step_cache_alloc_infer(imcap_step_cache *s, const imcap_config *cfg, int V, int N);
 void imcap_step_cache_free(imcap_step_cache *s);
 
 /* Row n reads a + n * a_stride and p + n * p_stride (stride 0: one image

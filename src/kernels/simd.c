@@ -1,0 +1,57 @@
+/* simd.c — picks the build of simd_impl.c that this CPU runs best. The
+ * check is a read of libgcc's CPU model (filled once at start-up), cheap
+ * enough to repeat on every call, so there is no state of our own. */
+#include <string.h>
+
+#include "simd_ops.h"
+
+static int cpu_has_avx512(void) {
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static int cpu_has_avx2(void) {
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+const imcap_simd_ops *imcap_simd_ops_get(const char *name) {
+#if defined(__x86_64__)
+    if (!name) return cpu_has_avx512() ? &imcap_simd_ops_avx512 : cpu_has_avx2() ? &imcap_simd_ops_avx2
+                                                                                 : &imcap_simd_ops_generic;
+    if (!strcmp(name, "avx512")) return cpu_has_avx512() ? &imcap_simd_ops_avx512 : NULL;
+    if (!strcmp(name, "avx2")) return cpu_has_avx2() ? &imcap_simd_ops_avx2 : NULL;
+#else
+    if (!name) return &imcap_simd_ops_generic;
+#endif
+    return !strcmp(name, "generic") ? &imcap_simd_ops_generic : NULL;
+}
+
+static const imcap_simd_ops *best(void) { return imcap_simd_ops_get(NULL); }
+
+void imcap_vexp(float *y, const float *x, size_t n) { best()->vexp(y, x, n); }
+void imcap_vtanh(float *y, const float *x, size_t n) { best()->vtanh(y, x, n); }
+void imcap_vsigmoid(float *y, const float *x, size_t n) { best()->vsigmoid(y, x, n); }
+
+void imcap_rows_affine(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
+                       const float *b1) {
+    best()->rows_affine(y, ldy, N, M, seg, nseg, b0, b1);
+}
+
+void imcap_attention_fused(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
+                           const float *w, float b, int L, int A, int D) {
+    best()->attention_fused(ctx, alpha, tanh_pq, a, p, q, w, b, L, A, D);
+}
+
+void imcap_lstm_cell(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H) {
+    best()->lstm_cell(h, c, tanh_c, gates, c_prev, N, H);
+}
+
+const char *imcap_simd_name(void) { return best()->name; }

@@ -1,0 +1,63 @@
+/* simd.h — the decoder's hot loops, vectorised for AVX-512 and AVX2 (+FMA)
+ * and chosen at run time from the CPU, with a portable fallback.
+ *
+ * Every function is compiled three times from simd_impl.c (meson builds it
+ * with -mavx512f..., with -mavx2 -mfma, and with no flags) and simd.c picks
+ * one per call from __builtin_cpu_supports. All three run the same
+ * operations on 16 lanes in the same order, so:
+ *
+ *   - the AVX-512 and the AVX2+FMA builds give identical bits; the portable
+ *     build differs only where the others fuse a multiply-add (last bits);
+ *   - a row's result never depends on how many rows are computed with it
+ *     (imcap_rows_affine reduces each (row, output) pair in a fixed order,
+ *     whatever the blocking), which is what lets imcap decode many images
+ *     together and still produce exactly the captions of one-at-a-time.
+ *
+ * Accuracy of the elementwise functions against glibc's libm (float), over
+ * every float in [-100, 100] (tests/test_simd.c measures it):
+ *   imcap_vexp      Cephes' expf: max relative error 2 ulp; 0 below -87.34,
+ *                   +inf above 88.38 (libm: 88.72), NaN stays NaN
+ *   imcap_vtanh     |x| < 0.625: Cephes' odd polynomial; else 1 - 2/(e^2|x| + 1);
+ *                   max absolute error 1.2e-7, relative 3 ulp away from 0
+ *   imcap_vsigmoid  1 / (1 + e^-x): max absolute error 1.2e-7
+ */
+#ifndef IMCAP_SIMD_H
+#define IMCAP_SIMD_H
+#include <stddef.h>
+
+void imcap_vexp(float *y, const float *x, size_t n);
+void imcap_vtanh(float *y, const float *x, size_t n);
+void imcap_vsigmoid(float *y, const float *x, size_t n);
+
+/* One input segment of a product: rows of w (stride ldw) against rows of x
+ * (stride ldx), k columns each. */
+typedef struct {
+    const float *w;
+    size_t ldw;
+    const float *x;
+    size_t ldx;
+    int k;
+} imcap_mm_seg;
+
+/* y[n * ldy + o] = sum_s sum_k seg[s].w[o*ldw + k] * seg[s].x[n*ldx + k] + (b0[o] + b1[o])
+ * for n < N, o < M; b0, b1 may be NULL. Several segments make one product
+ * over their concatenated inputs (the LSTM's [E y; z; h]) without copying
+ * the weights side by side. Reads each weight once per block of rows and
+ * never repacks: the cost of one row is a pass over the weights (gemv). */
+void imcap_rows_affine(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
+                       const float *b1);
+
+/* Soft attention for one query, fused: e_i = w . tanh(p_i + q) + b,
+ * alpha = softmax(e), ctx = sum_i alpha_i a_i. tanh_pq [L,A] receives the
+ * tanh values when non-NULL (training keeps them for the backward);
+ * inference passes NULL and no per-cell value is stored. */
+void imcap_attention_fused(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
+                           const float *w, float b, int L, int A, int D);
+
+/* The LSTM cell's pointwise part: gates [N,4H] hold the pre-activations
+ * (i, f, g, o) and receive the activations; c, tanh_c, h [N,H]. */
+void imcap_lstm_cell(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H);
+
+/* Which build simd.c dispatches to: "avx512", "avx2" or "generic". */
+const char *imcap_simd_name(void);
+#endif

@@ -1,0 +1,296 @@
+/* simd_impl.c — the bodies behind simd.h, written once with GCC's generic
+ * vectors (16 float lanes) and compiled three times by meson:
+ *   IMCAP_SIMD_NAME=avx512  -mavx512f -mavx512dq -mavx2 -mfma -ffp-contract=fast
+ *   IMCAP_SIMD_NAME=avx2    -mavx2 -mfma -ffp-contract=fast
+ *   IMCAP_SIMD_NAME=generic (no flags; a*b+c stays two roundings)
+ * The lane structure is the same in all three (a 16-lane vector is one zmm,
+ * two ymm or four xmm registers), so the AVX builds agree bit for bit.
+ * Only the register blocking differs between builds, and blocking never
+ * changes the order in which one output is summed. */
+#include <stdint.h>
+#include <string.h>
+
+#include "simd.h"
+#include "simd_ops.h"
+
+#ifndef IMCAP_SIMD_NAME
+#error "simd_impl.c is compiled by meson with -DIMCAP_SIMD_NAME=..."
+#endif
+#define CAT2(a, b) a##_##b
+#define CAT(a, b) CAT2(a, b)
+#define F(name) CAT(name, IMCAP_SIMD_NAME)
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+#define AI static inline __attribute__((always_inline))
+
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+typedef float vf_u __attribute__((vector_size(64), aligned(4), may_alias));
+enum { LANES = 16 };
+
+/* register blocking of imcap_rows_affine: outputs x rows per block */
+#if defined(__AVX512F__)
+#define BO1 16
+#define BO 4
+#define BN 4
+#else
+#define BO1 4
+#define BO 2
+#define BN 2
+#endif
+
+AI vf ld(const float *p) { return *(const vf_u *)p; }
+AI void st(float *p, vf v) { *(vf_u *)p = v; }
+AI vf ld_part(const float *p, int n) {
+    vf v = {0};
+    memcpy(&v, p, (size_t)n * sizeof(float));
+    return v;
+}
+AI void st_part(float *p, vf v, int n) { memcpy(p, &v, (size_t)n * sizeof(float)); }
+AI vf splat(float x) { return (vf){0} + x; }
+AI vf sel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+
+/* ---------------------------------------------------------------- elementwise */
+
+AI vf v_exp(vf x) {
+    const float lo = -87.3365448f, hi = 88.3762626647949f;
+    vi small = x < lo, big = x > hi, nan = x != x;
+    vf xc = sel(small, splat(lo), x);
+    xc = sel(big, splat(hi), xc);
+    xc = sel(nan, splat(0.0f), xc);
+    /* x = n ln2 + r, |r| <= ln2 / 2; n rounded to nearest with the 1.5 * 2^23 trick */
+    vf n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    vf r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    vf z = r * r;
+    vf y = splat(1.9875691500e-4f);
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * z + r;
+    y = y + 1.0f;
+    vi e = (__builtin_convertvector(n, vi) + 127) << 23;
+    y = y * (vf)e;
+    y = sel(small, splat(0.0f), y);
+    y = sel(big, splat(__builtin_inff()), y);
+    return sel(nan, x, y);
+}
+
+AI vf v_tanh(vf x) {
+    vf ax = (vf)((vi)x & 0x7fffffff);
+    vf z = x * x;
+    vf p = splat(-5.70498872745e-3f);
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    vf small = (p * z) * x + x;
+    vf t = v_exp(ax + ax);
+    vf large = 1.0f - 2.0f / (t + 1.0f);
+    large = (vf)((vi)large | ((vi)x & INT32_MIN));
+    return sel(ax < 0.625f, small, large);
+}
+
+AI vf v_sigmoid(vf x) { return 1.0f / (1.0f + v_exp(-x)); }
+
+#define ELEMENTWISE(name, fn)                                                                                          \
+    static void F(name)(float *y, const float *x, size_t n) {                                                          \
+        size_t i = 0;                                                                                                  \
+        for (; i + LANES <= n; i += LANES) st(y + i, fn(ld(x + i)));                                                   \
+        if (i < n) st_part(y + i, fn(ld_part(x + i, (int)(n - i))), (int)(n - i));                                     \
+    }
+ELEMENTWISE(vexp, v_exp)
+ELEMENTWISE(vtanh, v_tanh)
+ELEMENTWISE(vsigmoid, v_sigmoid)
+
+/* ---------------------------------------------------------------- reductions */
+
+/* The one summation tree for 16 lanes: s[i] += s[i+8], then +4, +2, +1.
+ * reduce16 applies it to 16 vectors at once (transposing as it goes) and
+ * returns their 16 sums in lane order; hsum applies it to one. */
+AI vf pairs(vf a, vf b, vi lo, vi hi) { return __builtin_shuffle(a, b, lo) + __builtin_shuffle(a, b, hi); }
+
+AI vf reduce16(const vf *v) {
+    const vi l1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const vi h1 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    const vi l2 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+    const vi h2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+    const vi l3 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
+    const vi h3 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
+    const vi l4 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const vi h4 = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+    vf a[8], b[4], c[2];
+    for (int j = 0; j < 8; j++) a[j] = pairs(v[2 * j], v[2 * j + 1], l1, h1);
+    for (int j = 0; j < 4; j++) b[j] = pairs(a[2 * j], a[2 * j + 1], l2, h2);
+    for (int j = 0; j < 2; j++) c[j] = pairs(b[2 * j], b[2 * j + 1], l3, h3);
+    return pairs(c[0], c[1], l4, h4);
+}
+
+/* ---------------------------------------------------------------- products */
+
+/* One block: BOx outputs x BNx rows, every pair with its own 16-lane
+ * accumulator, summed over the segments' k in chunks of 16 (the last one
+ * zero-padded), then reduced by reduce16. */
+AI void block(float *y, size_t ldy, int n0, int o0, int BOx, int BNx, const imcap_mm_seg *seg, int nseg,
+              const float *b0, const float *b1) {
+    vf acc[16];
+    for (int j = 0; j < 16; j++) acc[j] = (vf){0};
+    for (int s = 0; s < nseg; s++) {
+        const float *w = seg[s].w + (size_t)o0 * seg[s].ldw, *x = seg[s].x + (size_t)n0 * seg[s].ldx;
+        size_t ldw = seg[s].ldw, ldx = seg[s].ldx;
+        int k = seg[s].k, k0 = 0;
+        for (; k0 + LANES <= k; k0 += LANES) {
+            vf xv[4];
+            for (int b = 0; b < BNx; b++) xv[b] = ld(x + b * ldx + k0);
+            for (int a = 0; a < BOx; a++) {
+                vf wv = ld(w + a * ldw + k0);
+                for (int b = 0; b < BNx; b++) acc[a * BNx + b] += wv * xv[b];
+            }
+        }
+        if (k0 < k) {
+            int r = k - k0;
+            vf xv[4];
+            for (int b = 0; b < BNx; b++) xv[b] = ld_part(x + b * ldx + k0, r);
+            for (int a = 0; a < BOx; a++) {
+                vf wv = ld_part(w + a * ldw + k0, r);
+                for (int b = 0; b < BNx; b++) acc[a * BNx + b] += wv * xv[b];
+            }
+        }
+    }
+    float out[16];
+    st(out, reduce16(acc));
+    for (int a = 0; a < BOx; a++) {
+        int o = o0 + a;
+        float bias = (b0 ? b0[o] : 0.0f) + (b1 ? b1[o] : 0.0f);
+        for (int b = 0; b < BNx; b++) y[(size_t)(n0 + b) * ldy + o] = out[a * BNx + b] + bias;
+    }
+}
+
+/* Rows n0 .. n0+BNx-1 against every output. */
+AI void row_block(float *y, size_t ldy, int n0, int BNx, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
+                  const float *b1) {
+    int o = 0;
+    if (BNx == 1) {
+        for (; o + BO1 <= M; o += BO1) block(y, ldy, n0, o, BO1, 1, seg, nseg, b0, b1);
+    } else {
+        for (; o + BO <= M; o += BO) block(y, ldy, n0, o, BO, BNx, seg, nseg, b0, b1);
+    }
+    for (; o < M; o++) block(y, ldy, n0, o, 1, BNx, seg, nseg, b0, b1);
+}
+
+/* Rows are taken in chunks small enough that the chunk's inputs stay in L1
+ * while the weights stream past once per chunk. */
+static void F(rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
+                           const float *b1) {
+    enum { CHUNK = 4 * BN };
+    for (int c0 = 0; c0 < N; c0 += CHUNK) {
+        int c1 = c0 + CHUNK < N ? c0 + CHUNK : N, n = c0;
+        for (; n + BN <= c1; n += BN) row_block(y, ldy, n, BN, M, seg, nseg, b0, b1);
+#if BN > 2
+        if (c1 - n == 3) { row_block(y, ldy, n, 3, M, seg, nseg, b0, b1); n += 3; }
+#endif
+        if (c1 - n >= 2) { row_block(y, ldy, n, 2, M, seg, nseg, b0, b1); n += 2; }
+        if (c1 - n == 1) row_block(y, ldy, n, 1, M, seg, nseg, b0, b1);
+    }
+}
+
+/* ---------------------------------------------------------------- attention */
+
+static void F(attention_fused)(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p,
+                               const float *q, const float *w, float b, int L, int A, int D) {
+    /* scores, 16 cells at a time so that one reduce16 finishes them */
+    for (int i0 = 0; i0 < L; i0 += 16) {
+        int nc = L - i0 < 16 ? L - i0 : 16;
+        vf acc[16];
+        for (int j = 0; j < 16; j++) acc[j] = (vf){0};
+        for (int j = 0; j < nc; j++) {
+            const float *pi = p + (size_t)(i0 + j) * A;
+            float *ti = tanh_pq ? tanh_pq + (size_t)(i0 + j) * A : NULL;
+            int k = 0;
+            for (; k + LANES <= A; k += LANES) {
+                vf t = v_tanh(ld(pi + k) + ld(q + k));
+                if (ti) st(ti + k, t);
+                acc[j] += ld(w + k) * t;
+            }
+            if (k < A) {
+                int r = A - k;
+                vf t = v_tanh(ld_part(pi + k, r) + ld_part(q + k, r));
+                if (ti) st_part(ti + k, t, r);
+                acc[j] += ld_part(w + k, r) * t;
+            }
+        }
+        float e[16];
+        st(e, reduce16(acc));
+        for (int j = 0; j < nc; j++) alpha[i0 + j] = e[j] + b;
+    }
+    /* softmax over the L cells */
+    float m = alpha[0];
+    for (int i = 1; i < L; i++) m = alpha[i] > m ? alpha[i] : m;
+    vf sum = {0};
+    int i = 0;
+    for (; i + LANES <= L; i += LANES) {
+        vf e = v_exp(ld(alpha + i) - m);
+        st(alpha + i, e);
+        sum += e;
+    }
+    if (i < L) {
+        vf e = v_exp(ld_part(alpha + i, L - i) - m);
+        const vi lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+        e = sel(lane < L - i, e, splat(0.0f));
+        st_part(alpha + i, e, L - i);
+        sum += e;
+    }
+    vf zero[16] = {sum};
+    float s[16];
+    st(s, reduce16(zero));
+    float inv = 1.0f / s[0];
+    for (i = 0; i + LANES <= L; i += LANES) st(alpha + i, ld(alpha + i) * inv);
+    if (i < L) st_part(alpha + i, ld_part(alpha + i, L - i) * inv, L - i);
+    /* ctx = sum_i alpha_i a_i, cells in order */
+    int d = 0;
+    for (; d + LANES <= D; d += LANES) {
+        vf c = {0};
+        for (int j = 0; j < L; j++) c += alpha[j] * ld(a + (size_t)j * D + d);
+        st(ctx + d, c);
+    }
+    if (d < D) {
+        int r = D - d;
+        vf c = {0};
+        for (int j = 0; j < L; j++) c += alpha[j] * ld_part(a + (size_t)j * D + d, r);
+        st_part(ctx + d, c, r);
+    }
+}
+
+/* ---------------------------------------------------------------- LSTM cell */
+
+AI void cell_chunk(float *gt, float *c, float *tanh_c, float *h, const float *c_prev, int H, int j, int r) {
+    vf i = v_sigmoid(ld_part(gt + j, r)), f = v_sigmoid(ld_part(gt + H + j, r));
+    vf g = v_tanh(ld_part(gt + 2 * H + j, r)), o = v_sigmoid(ld_part(gt + 3 * H + j, r));
+    st_part(gt + j, i, r), st_part(gt + H + j, f, r), st_part(gt + 2 * H + j, g, r), st_part(gt + 3 * H + j, o, r);
+    vf cc = f * ld_part(c_prev + j, r) + i * g;
+    vf tc = v_tanh(cc);
+    st_part(c + j, cc, r), st_part(tanh_c + j, tc, r), st_part(h + j, o * tc, r);
+}
+
+static void F(lstm_cell)(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H) {
+    for (int n = 0; n < N; n++) {
+        float *gt = gates + (size_t)n * 4 * H;
+        size_t off = (size_t)n * H;
+        int j = 0;
+        for (; j + LANES <= H; j += LANES) cell_chunk(gt, c + off, tanh_c + off, h + off, c_prev + off, H, j, LANES);
+        if (j < H) cell_chunk(gt, c + off, tanh_c + off, h + off, c_prev + off, H, j, H - j);
+    }
+}
+
+const imcap_simd_ops F(imcap_simd_ops) = {
+    .name = STR(IMCAP_SIMD_NAME),
+    .vexp = F(vexp),
+    .vtanh = F(vtanh),
+    .vsigmoid = F(vsigmoid),
+    .rows_affine = F(rows_affine),
+    .attention_fused = F(attention_fused),
+    .lstm_cell = F(lstm_cell),
+};

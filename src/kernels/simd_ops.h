@@ -1,0 +1,30 @@
+/* simd_ops.h — the table of one build of simd_impl.c. simd.c dispatches
+ * through the best table the CPU supports; tests compare the tables. */
+#ifndef IMCAP_SIMD_OPS_H
+#define IMCAP_SIMD_OPS_H
+#include <stddef.h>
+
+#include "simd.h"
+
+typedef struct {
+    const char *name;
+    void (*vexp)(float *y, const float *x, size_t n);
+    void (*vtanh)(float *y, const float *x, size_t n);
+    void (*vsigmoid)(float *y, const float *x, size_t n);
+    void (*rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
+                        const float *b1);
+    void (*attention_fused)(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
+                            const float *w, float b, int L, int A, int D);
+    void (*lstm_cell)(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H);
+} imcap_simd_ops;
+
+extern const imcap_simd_ops imcap_simd_ops_generic;
+#if defined(__x86_64__)
+extern const imcap_simd_ops imcap_simd_ops_avx2;
+extern const imcap_simd_ops imcap_simd_ops_avx512;
+#endif
+
+/* The build for name ("avx512", "avx2", "generic"), or NULL when this CPU
+ * cannot run it. NULL name: the best one. */
+const imcap_simd_ops *imcap_simd_ops_get(const char *name);
+#endif
