@@ -97,18 +97,21 @@ void imcap_step_cache_free(imcap_step_cache *s) {
     memset(s, 0, sizeof *s);
 }
 
-void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
-                                const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
-                                const float *p_att, size_t p_stride, const float *dropout_mask, imcap_step_cache *s) {
+/* Row n attends over a_rows[n] / p_rows[n] when the arrays are given,
+ * otherwise over a + n * a_stride / p_att + n * p_stride. */
+static void step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
+                         const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
+                         const float *p_att, size_t p_stride, const float *const *a_rows, const float *const *p_rows,
+                         const float *dropout_mask, imcap_step_cache *s) {
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim, X = E + D;
     imcap_affine_forward(s->q, h_prev, p->dec_att_w, p->dec_att_b, N, Hd, A);
     imcap_affine_forward(s->gate, h_prev, p->f_beta_w, p->f_beta_b, N, Hd, D);
     imcap_sigmoid_forward(s->gate, s->gate, (size_t)N * D);
     for (int n = 0; n < N; n++) {
+        const float *an = a_rows ? a_rows[n] : a + n * a_stride, *pn = p_rows ? p_rows[n] : p_att + n * p_stride;
         imcap_attention_forward(s->ctx + (size_t)n * D, s->alpha + (size_t)n * L,
-                                s->tanh_pq ? s->tanh_pq + (size_t)n * L * A : NULL,
-                                a + n * a_stride, p_att + n * p_stride, s->q + (size_t)n * A, p->full_att_w,
-                                p->full_att_b[0], L, A, D);
+                                s->tanh_pq ? s->tanh_pq + (size_t)n * L * A : NULL, an, pn, s->q + (size_t)n * A,
+                                p->full_att_w, p->full_att_b[0], L, A, D);
         float *x = s->x + (size_t)n * X;
         memcpy(x, p->embedding + (size_t)tokens[n] * E, (size_t)E * sizeof(float));
         const float *g = s->gate + (size_t)n * D, *ctx = s->ctx + (size_t)n * D;
@@ -122,6 +125,18 @@ void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, 
         fc_in = s->h_fc;
     }
     imcap_affine_forward(s->logits, fc_in, p->fc_w, p->fc_b, N, Hd, V);
+}
+
+void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
+                                const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
+                                const float *p_att, size_t p_stride, const float *dropout_mask, imcap_step_cache *s) {
+    step_forward(cfg, p, V, N, tokens, h_prev, c_prev, a, a_stride, p_att, p_stride, NULL, NULL, dropout_mask, s);
+}
+
+void imcap_decoder_step_forward_rows(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
+                                     const float *h_prev, const float *c_prev, const float *const *a_rows,
+                                     const float *const *p_rows, imcap_step_cache *s) {
+    step_forward(cfg, p, V, N, tokens, h_prev, c_prev, NULL, 0, NULL, 0, a_rows, p_rows, NULL, s);
 }
 
 imcap_status imcap_step_scratch_alloc(imcap_step_scratch *w, const imcap_config *cfg, int N) {

@@ -54,6 +54,13 @@ void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, 
                                 const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
                                 const float *p_att, size_t p_stride, const float *dropout_mask, imcap_step_cache *s);
 
+/* The same step for rows of different images (inference: many images
+ * decoded together): row n attends over a_rows[n] [L,D] and p_rows[n] [L,A].
+ * Every row's result is bit-identical to computing it alone. */
+void imcap_decoder_step_forward_rows(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
+                                     const float *h_prev, const float *c_prev, const float *const *a_rows,
+                                     const float *const *p_rows, imcap_step_cache *s);
+
 typedef struct {
     float *dh_fc, *dh, *dx, *dgate, *dctx, *dq, *lstm, *att; /* sized for cap rows */
     int cap;
