@@ -182,6 +182,48 @@ imcap_status imcap_caption_file(const imcap_model *m, imcap_workspace *ws, const
 imcap_status imcap_caption_image(const imcap_model *m, imcap_workspace *ws, const imcap_image *img,
                                  const imcap_options *opt, imcap_result **out, imcap_error *err);
 
+/* ---------------------------------------------------------------- many images
+ *
+ * Images decoded together (continuous batching, as LLM servers do): the live
+ * hypotheses of up to `block` images are stacked into one matrix at every
+ * decoder step, so the weights are read once per step for all of them; an
+ * image whose caption ends leaves the block and a new one joins it. The
+ * results are exactly imcap_caption_image's, image by image (same tokens,
+ * same scores, bit for bit on one machine), whatever `block` is.
+ *
+ *     imcap_batcher *b;
+ *     imcap_batcher_new(m, &opt, 32, &b, &err);
+ *     for (each image i) {
+ *         while (imcap_batcher_space(b) == 0) take_one(b);   // imcap_batcher_next
+ *         imcap_batcher_push(b, &img_i, i, &err);            // img_i may be freed now
+ *     }
+ *     while (imcap_batcher_pending(b) > 0) take_one(b);
+ *     imcap_batcher_free(b);
+ *
+ * A batcher belongs to one thread; several threads use one batcher each
+ * with one shared model. Memory is bounded by `block` (see batcher.c). */
+typedef struct imcap_batcher imcap_batcher;
+imcap_status imcap_batcher_new(const imcap_model *m, const imcap_options *opt, int block, imcap_batcher **out,
+                               imcap_error *err);
+void imcap_batcher_free(imcap_batcher *b);
+/* Images that can be pushed before one must be taken; images in flight. */
+int imcap_batcher_space(const imcap_batcher *b);
+int imcap_batcher_pending(const imcap_batcher *b);
+/* Preprocesses img (the caller keeps ownership) and queues it with tag. */
+imcap_status imcap_batcher_push(imcap_batcher *b, const imcap_image *img, uint64_t tag, imcap_error *err);
+/* Decodes until an image is finished and returns it: *tag as pushed and
+ * *res (free with imcap_result_free), or its error status. Images finished
+ * at the same step come out in push order. With nothing pending: IMCAP_OK
+ * and *res = NULL. */
+imcap_status imcap_batcher_next(imcap_batcher *b, uint64_t *tag, imcap_result **res, imcap_error *err);
+
+/* n images through one batcher of `block`: out[i] receives image i's result
+ * (NULL when it failed; status[i], when status is non-NULL, says why).
+ * Returns IMCAP_OK when every image was captioned, otherwise the first
+ * failure (err names the image's index). */
+imcap_status imcap_caption_images(const imcap_model *m, int n, const imcap_image *imgs, const imcap_options *opt,
+                                  int block, imcap_result **out, imcap_status *status, imcap_error *err);
+
 /* Captions img and writes the spec's trace file (tokens, logits and attention
  * per step of the chosen hypothesis, the annotation vectors and the
  * preprocessed input) to trace_path, atomically. */

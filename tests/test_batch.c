@@ -413,9 +413,10 @@ static int records_in(const char *file, int csv, int *failed) {
 /* Interrupts a run (IMCAP_BATCH_STOP_AFTER=K makes the process raise a
  * real SIGINT once K records are written), resumes it and is interrupted
  * again, then finishes; the result must equal an uninterrupted run's, and
- * each run must caption only what has no successful record yet. With one
- * thread a stop after K records leaves exactly K; with two, the records
- * other threads had finished are written too (at most one window more). */
+ * each run must caption only what has no successful record yet. A stop
+ * after K records leaves at least K: the images already taken are finished
+ * and written too: with one thread at most its decoding block (--block,
+ * 32), with more at most the reorder window (4 x threads x block). */
 static void resume_case(const char *fmt, int n_synth, int threads, int stop1, int stop2) {
     char name[64];
     snprintf(name, sizeof name, "batch_resume_%s", fmt);
@@ -442,8 +443,8 @@ static void resume_case(const char *fmt, int n_synth, int threads, int stop1, in
     free(o), free(e);
     cr_assert(!exists(out), "OUT exists after an interrupted run");
     int failed1, done1 = records_in(partial, csv, &failed1);
-    if (threads == 1) cr_expect_eq(done1, stop1);
-    else cr_expect(done1 >= stop1 && done1 < stop1 + 64, "%d records after a stop at %d", done1, stop1);
+    int ahead = threads == 1 ? 32 : 4 * threads * 32;
+    cr_expect(done1 >= stop1 && done1 < stop1 + ahead, "%d records after a stop at %d", done1, stop1);
     /* without --resume the partial file is refused and left alone */
     cr_expect_eq(imcap_in(d, &o, &e, "%s -o out.%s", args, fmt), 3);
     cr_expect(strstr(e, "--resume"), "%s", e);
@@ -463,8 +464,7 @@ static void resume_case(const char *fmt, int n_synth, int threads, int stop1, in
     cr_expect(strstr(e, "to caption"), "%s", e);
     free(o), free(e);
     int failed2, done2 = records_in(partial, csv, &failed2);
-    if (threads == 1) cr_expect_eq(done2, done1 + stop2);
-    else cr_expect_geq(done2, done1 + stop2);
+    cr_expect(done2 >= done1 + stop2 && done2 < done1 + stop2 + ahead, "%d records", done2);
 
     /* last run: a failed image's record is retried (a deterministic failure
      * fails again), a successful one never is, so the successful records so

@@ -9,11 +9,14 @@
  * records in OUT.partial (at most the record being written when the
  * process was killed is cut short; --resume drops that tail).
  *
- * Parallelism: OpenMP threads take images in sorted order from a window of
- * WINDOW inputs (one imcap_workspace each, OpenBLAS on one thread), and a
- * reorder buffer writes each record as soon as all earlier ones of the
- * window are written. Memory holds the sorted path list and one window of
- * records, whatever the number of images. */
+ * Parallelism: each OpenMP thread decodes a block of up to --block images
+ * together (an imcap_batcher: every live hypothesis of the block is one row
+ * of one product per decoder step; finished images leave, new ones join),
+ * taking images in sorted order, at most a window (4 x threads x block)
+ * ahead of the first record not yet written. A reorder buffer writes each record as soon as all
+ * earlier ones are written. Captions are the same for any --block and
+ * --threads. Memory holds the sorted path list, the threads' blocks and one
+ * window of records, whatever the number of images. */
 #include <errno.h>
 #include <fcntl.h>
 #include <omp.h>
@@ -33,14 +36,15 @@
 #include "render/render.h"
 #include "util/util.h"
 
-#define WINDOW 64
 #define PLAIN_PROGRESS_SECONDS 10.0
+#define DEFAULT_BLOCK 32
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: imcap batch [-o OUT] [--format jsonl|csv|tsv] [--recursive] [--threads N]\n"
             "                   [--resume] [--shard I/N] [--overlays DIR] [--html DIR]\n"
-            "                   [--model M] [--beam K] [--max-length T] [--no-timing] [--quiet]\n"
+            "                   [--model M] [--beam K] [--max-length T] [--block B] [--no-timing]\n"
+            "                   [--quiet]\n"
             "                   DIR|FILE...\n\n"
             "Captions every image under the DIRs (by content: JPEG, PNG, GIF, BMP, PSD, PNM;\n"
             "and files with an image extension, .tga included) and every FILE, in sorted\n"
@@ -50,6 +54,9 @@ static void usage(FILE *f) {
             "  --format F         jsonl (default; csv/tsv when OUT ends in .csv/.tsv), csv, tsv\n"
             "  -r, --recursive    walk subfolders too (each folder once: symlink loops are safe)\n"
             "  --threads N        worker threads (default: all cores)\n"
+            "  --block B          images decoded together by each thread (default 32): their\n"
+            "                     hypotheses share every decoder step; the captions do not\n"
+            "                     depend on B, the speed and the memory do\n"
             "  --resume           continue an interrupted run: keep the records in OUT and\n"
             "                     OUT.partial, caption only the images without one (and retry\n"
             "                     the failed ones), then write OUT in sorted order\n"
@@ -64,7 +71,8 @@ static void usage(FILE *f) {
             "  --no-timing        leave out the ms field, so two runs give identical bytes\n"
             "  -q, --quiet        no progress or summary on stderr (errors still appear)\n\n"
             "Records: path, caption, score (sum of log-probs), width, height (of the image),\n"
-            "ms (decoding + captioning + rendering) and error (for a failed image);\n"
+            "ms (from taking the image to its record: decoding, captioning in a block with\n"
+            "others, rendering) and error (for a failed image);\n"
             "jsonl also has words and logprobs (every emitted token, the final <end> included).\n"
             "csv: RFC 4180 quoting; tsv: \\\\, \\t, \\n, \\r escaped; both with a header line.\n"
             "Rendered files are named <stem>-<12 hex digits of the path's hash>.\n\n"
@@ -101,6 +109,8 @@ typedef struct {
     const char *overlays, *html;
     const imcap_model *m;
     imcap_options opt;
+    int block;            /* images decoded together per thread */
+    size_t window;        /* images taken ahead of the first record not yet written */
     imcap_render_options ro;
 
     /* inputs */
@@ -132,7 +142,8 @@ typedef struct {
 } batch;
 
 typedef struct {
-    int done;
+    int done;       /* 0 waiting, 1 record ready, 2 record of a failed image */
+    double t0;      /* when the image was taken */
     imcap_buf rec;
 } slot;
 
@@ -164,47 +175,39 @@ static void progress(batch *b, int final) {
 
 /* ------------------------------------------------------------ one image */
 
-static void caption_one(const batch *b, imcap_workspace *ws, const bw_item *it, imcap_buf *rec, int *failed) {
-    double t0 = imcap_now();
+/* The record of one image: res is its result, or msg says why it has none.
+ * Rendering (overlays, viewer, thumbnail) decodes the image again, so that
+ * no decoded image is held while it waits in the decoding block. */
+static void make_record(const batch *b, const bw_item *it, const imcap_result *res, const char *fail, double t0,
+                        imcap_buf *rec, int *failed) {
     bw_record r = {.path = it->path};
     imcap_error err;
     imcap_image img = {0};
-    imcap_result *res = NULL;
     char msg[1400];
-    if (it->error) {
-        r.error = it->error;
-    } else if (!ws) {
-        snprintf(msg, sizeof msg, "%s: out of memory", it->path);
-        r.error = msg;
-    } else if (imcap_image_load(it->path, &img, &err) != IMCAP_OK) {
-        snprintf(msg, sizeof msg, "%s", err.msg);
-        r.error = msg;
+    if (fail) {
+        r.error = fail;
     } else {
-        r.width = img.width, r.height = img.height;
-        if (imcap_caption_image(b->m, ws, &img, &b->opt, &res, &err) != IMCAP_OK) {
-            snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
-            r.error = msg;
-        } else {
-            const imcap_hypothesis *h = &res->hyps[0];
-            r.caption = h->text ? h->text : "";
-            r.has_score = 1, r.score = h->score;
-            r.n_words = h->n_tokens, r.words = h->words, r.logprobs = h->logprobs;
-            if (b->overlays || b->html) {
-                char stem[BW_STEM_MAX];
-                bw_stem(it->path, stem);
-                imcap_status s = IMCAP_OK;
-                int same = b->overlays && b->html && !strcmp(b->overlays, b->html);
-                if (b->overlays)
-                    s = imcap_render_write(&img, res, b->overlays, stem, it->path, &b->ro,
-                                           IMCAP_RENDER_OVERLAYS | IMCAP_RENDER_SHEET | (same ? IMCAP_RENDER_HTML : 0),
-                                           &err);
-                if (!s && b->html && !same) s = imcap_render_write(&img, res, b->html, stem, it->path, &b->ro,
-                                                                   IMCAP_RENDER_HTML, &err);
-                if (!s && b->html) s = imcap_gallery_thumb(&img, b->html, stem, IMCAP_GALLERY_THUMB_SIDE, &err);
-                if (s) {
-                    snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
-                    r.error = msg;
-                }
+        r.width = res->image_width, r.height = res->image_height;
+        const imcap_hypothesis *h = &res->hyps[0];
+        r.caption = h->text ? h->text : "";
+        r.has_score = 1, r.score = h->score;
+        r.n_words = h->n_tokens, r.words = h->words, r.logprobs = h->logprobs;
+        if (b->overlays || b->html) {
+            char stem[BW_STEM_MAX];
+            bw_stem(it->path, stem);
+            imcap_status s = imcap_image_load(it->path, &img, &err);
+            int same = b->overlays && b->html && !strcmp(b->overlays, b->html);
+            if (!s && b->overlays)
+                s = imcap_render_write(&img, res, b->overlays, stem, it->path, &b->ro,
+                                       IMCAP_RENDER_OVERLAYS | IMCAP_RENDER_SHEET | (same ? IMCAP_RENDER_HTML : 0),
+                                       &err);
+            if (!s && b->html && !same) s = imcap_render_write(&img, res, b->html, stem, it->path, &b->ro,
+                                                               IMCAP_RENDER_HTML, &err);
+            if (!s && b->html) s = imcap_gallery_thumb(&img, b->html, stem, IMCAP_GALLERY_THUMB_SIDE, &err);
+            if (s) {
+                snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
+                if (strncmp(err.msg, it->path, strlen(it->path)) == 0) snprintf(msg, sizeof msg, "%s", err.msg);
+                r.error = msg;
             }
         }
     }
@@ -213,7 +216,6 @@ static void caption_one(const batch *b, imcap_workspace *ws, const bw_item *it, 
     rec->len = 0;
     bw_write_record(rec, b->fmt, b->timing, &r);
     *failed = r.error != NULL;
-    imcap_result_free(res);
     imcap_image_free(&img);
 }
 
@@ -263,56 +265,101 @@ static void emit(batch *b, size_t i, const imcap_buf *rec, int failed) {
 
 /* ------------------------------------------------------------ the run */
 
+/* Marks slot k done and writes every record that is now next in order.
+ * Called inside critical(batch). */
+static void complete_locked(batch *b, slot *slots, size_t *next, size_t k, int failed) {
+    size_t W = b->window;
+    slots[k % W].done = failed ? 2 : 1;
+    while (slots[*next % W].done) {
+        slot *s = &slots[*next % W];
+        emit(b, b->todo[*next], &s->rec, s->done == 2);
+        s->done = 0;
+        (*next)++;
+    }
+}
+
+/* Every thread owns a batcher: it takes images in sorted order while its
+ * block has room and the reorder window allows (an image is taken only when
+ * it is less than a window ahead of the first record not yet written), then
+ * decodes its block until an image finishes. The window is large enough
+ * that a thread rarely waits for another's slow image. Taking an image and checking
+ * for a stop are one step under the lock, so the images taken are always a
+ * prefix of the list, and every image taken is finished and written, even
+ * after Ctrl-C. */
 static void run_parallel(batch *b) {
-    slot *slots = calloc(WINDOW, sizeof *slots);
+    int nthreads = omp_get_max_threads();
+    b->window = (size_t)4 * (size_t)nthreads * (size_t)b->block;
+    if (b->window < 64) b->window = 64;
+    size_t W = b->window;
+    slot *slots = calloc(W, sizeof *slots);
     if (!slots) {
         set_fatal(b, "imcap batch: out of memory");
         return;
     }
-    size_t win_start = 0, win_end = b->n_todo < WINDOW ? b->n_todo : WINDOW, claim = 0, next = 0;
-    int finished = 0;
+    size_t claim = 0, next = 0;
 #pragma omp parallel
     {
-        imcap_workspace *ws = imcap_workspace_new(b->m);
-        for (;;) {
-            size_t k;
-            /* Taking an image and checking for a stop are one step, so the
-             * images taken are always a prefix of the window and all of them
-             * get written. One critical section for taking and writing: the
-             * stop flags are then read and set under the same lock. */
+        imcap_batcher *bt = NULL;
+        imcap_error err;
+        if (imcap_batcher_new(b->m, &b->opt, b->block, &bt, &err) != IMCAP_OK) {
 #pragma omp critical(batch)
-            k = (claim < win_end && !g_stop && !b->fatal) ? claim++ : SIZE_MAX;
-            if (k == SIZE_MAX) {
-#pragma omp barrier
-#pragma omp single
+            set_fatal(b, "imcap batch: %s", err.msg);
+        }
+        int window_full = 0;
+        while (bt) {
+            while (imcap_batcher_space(bt) > 0) {
+                size_t k = SIZE_MAX;
+#pragma omp critical(batch)
                 {
-                    if (g_stop || b->fatal || win_end >= b->n_todo) finished = 1;
-                    else {
-                        win_start = win_end;
-                        win_end = win_start + WINDOW < b->n_todo ? win_start + WINDOW : b->n_todo;
-                        claim = next = win_start;
-                        for (int s = 0; s < WINDOW; s++) slots[s].done = 0;
-                    }
+                    window_full = claim < b->n_todo && claim >= next + W;
+                    if (claim < b->n_todo && !window_full && !g_stop && !b->fatal) k = claim++;
                 }
-                if (finished) break;
+                if (k == SIZE_MAX) break;
+                slot *sl = &slots[k % W];
+                sl->t0 = imcap_now();
+                const bw_item *it = &b->items.v[b->todo[k]];
+                char msg[1400];
+                const char *fail = NULL;
+                imcap_image img = {0};
+                if (it->error) fail = it->error;
+                else if (imcap_image_load(it->path, &img, &err) != IMCAP_OK) fail = err.msg;
+                else if (imcap_batcher_push(bt, &img, (uint64_t)k, &err) != IMCAP_OK) {
+                    snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
+                    fail = msg;
+                }
+                imcap_image_free(&img);
+                if (fail) {
+                    int failed;
+                    make_record(b, it, NULL, fail, sl->t0, &sl->rec, &failed);
+#pragma omp critical(batch)
+                    complete_locked(b, slots, &next, k, failed);
+                }
+            }
+            if (imcap_batcher_pending(bt) == 0) {
+                int done;
+#pragma omp critical(batch)
+                done = claim >= b->n_todo || g_stop || b->fatal;
+                if (done) break;
+                if (window_full) imcap_sleep(0.0002); /* the other threads hold the window's first images */
                 continue;
             }
-            slot *sl = &slots[k - win_start];
-            int failed = 0;
-            caption_one(b, ws, &b->items.v[b->todo[k]], &sl->rec, &failed);
+            uint64_t tag;
+            imcap_result *res = NULL;
+            imcap_status st = imcap_batcher_next(bt, &tag, &res, &err);
+            size_t k = (size_t)tag;
+            slot *sl = &slots[k % W];
+            const bw_item *it = &b->items.v[b->todo[k]];
+            char msg[1400];
+            if (st) snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
+            int failed;
+            make_record(b, it, res, st ? msg : NULL, sl->t0, &sl->rec, &failed);
+            imcap_result_free(res);
 #pragma omp critical(batch)
-            {
-                sl->done = failed ? 2 : 1;
-                while (next < win_end && slots[next - win_start].done) {
-                    slot *s = &slots[next - win_start];
-                    emit(b, b->todo[next], &s->rec, s->done == 2);
-                    next++;
-                }
-            }
+            complete_locked(b, slots, &next, k, failed);
         }
-        imcap_workspace_free(ws);
+        imcap_batcher_free(bt);
     }
-    for (int s = 0; s < WINDOW; s++) imcap_buf_free(&slots[s].rec);
+    for (size_t s = 0; s < W; s++) imcap_buf_free(&slots[s].rec);
     free(slots);
 }
 
@@ -693,6 +740,7 @@ int run_batch(int argc, char **argv) {
     memset(&B, 0, sizeof B);
     B.partial_fd = -1;
     B.timing = 1;
+    B.block = DEFAULT_BLOCK;
     imcap_options_default(&B.opt);
     imcap_render_options_default(&B.ro);
     const char *model_path = NULL, *fmt_name = NULL;
@@ -738,6 +786,9 @@ int run_batch(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--threads")) {
             if (cli_parse_int(a, v, 1, 1024, &threads)) goto usage_error;
+            i++;
+        } else if (!strcmp(a, "--block")) {
+            if (cli_parse_int(a, v, 1, 4096, &B.block)) goto usage_error;
             i++;
         } else if (!strcmp(a, "--recursive") || !strcmp(a, "-r")) recursive = 1;
         else if (!strcmp(a, "--resume")) B.resume = 1;

@@ -13,7 +13,7 @@ void imcap_options_default(imcap_options *opt) {
     opt->length_alpha = 0.7f;
 }
 
-static imcap_status check_opts(const imcap_model *m, const imcap_options *opt, imcap_error *err) {
+imcap_status imcap_check_options(const imcap_model *m, const imcap_options *opt, imcap_error *err) {
     if (!m) return imcap_fail(err, IMCAP_E_ARG, "no model");
     if (!opt) return imcap_fail(err, IMCAP_E_ARG, "no options");
     if (opt->beam < 1 || opt->beam > 1000) return imcap_fail(err, IMCAP_E_ARG, "beam width %d outside [1, 1000]", opt->beam);
@@ -37,7 +37,7 @@ imcap_status imcap_caption_image(const imcap_model *m, imcap_workspace *ws, cons
                                  const imcap_options *opt, imcap_result **out, imcap_error *err) {
     if (!out) return imcap_fail(err, IMCAP_E_ARG, "imcap_caption_image: out is NULL");
     *out = NULL;
-    imcap_status s = check_opts(m, opt, err);
+    imcap_status s = imcap_check_options(m, opt, err);
     if (s) return s;
     if (!img || !img->rgb || img->width < 1 || img->height < 1) return imcap_fail(err, IMCAP_E_ARG, "empty image");
     if (ws && ws->model != m) return imcap_fail(err, IMCAP_E_ARG, "workspace belongs to another model");
@@ -52,7 +52,7 @@ imcap_status imcap_caption_file(const imcap_model *m, imcap_workspace *ws, const
                                 const imcap_options *opt, imcap_result **out, imcap_error *err) {
     if (!out) return imcap_fail(err, IMCAP_E_ARG, "imcap_caption_file: out is NULL");
     *out = NULL;
-    imcap_status s = check_opts(m, opt, err);
+    imcap_status s = imcap_check_options(m, opt, err);
     if (s) return s;
     imcap_image img;
     if ((s = imcap_image_load(path, &img, err))) return s;
@@ -67,3 +67,35 @@ imcap_status imcap_caption_file(const imcap_model *m, imcap_workspace *ws, const
     return s;
 }
 
+
+imcap_status imcap_caption_images(const imcap_model *m, int n, const imcap_image *imgs, const imcap_options *opt,
+                                  int block, imcap_result **out, imcap_status *status, imcap_error *err) {
+    if (n < 0 || (n > 0 && (!imgs || !out))) return imcap_fail(err, IMCAP_E_ARG, "imcap_caption_images: bad arguments");
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    imcap_batcher *b;
+    imcap_status s = imcap_batcher_new(m, opt, block, &b, err);
+    if (s) return s;
+    int next = 0, failed = 0;
+    imcap_error e;
+    while (next < n || imcap_batcher_pending(b) > 0) {
+        while (next < n && imcap_batcher_space(b) > 0) {
+            imcap_status ps = imcap_batcher_push(b, &imgs[next], (uint64_t)next, &e);
+            if (ps) {
+                if (status) status[next] = ps;
+                if (!failed++ && err) snprintf(err->msg, sizeof err->msg, "image %d: %.900s", next, e.msg), err->status = ps;
+            }
+            next++;
+        }
+        uint64_t tag;
+        imcap_result *r;
+        imcap_status ns = imcap_batcher_next(b, &tag, &r, &e);
+        if (ns == IMCAP_OK && !r) continue;
+        if (status) status[tag] = ns;
+        if (ns) {
+            if (!failed++ && err) snprintf(err->msg, sizeof err->msg, "image %d: %.900s", (int)tag, e.msg), err->status = ns;
+        }
+        out[tag] = r;
+    }
+    imcap_batcher_free(b);
+    return failed ? (err ? err->status : IMCAP_E_ARG) : IMCAP_OK;
+}

@@ -57,6 +57,9 @@ int imcap_beam_advance(imcap_beam *b, const float *logits, const float *alpha, c
 imcap_status imcap_beam_result(imcap_beam *b, const imcap_model *m, const imcap_options *opt, imcap_result **out,
                                float **logits, imcap_error *err);
 
+/* The checks every captioning entry point makes on its options. */
+imcap_status imcap_check_options(const imcap_model *m, const imcap_options *opt, imcap_error *err);
+
 /* Makes room for k live hypotheses. */
 imcap_status imcap_workspace_reserve(imcap_workspace *ws, int k);
 

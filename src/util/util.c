@@ -174,6 +174,12 @@ double imcap_now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void imcap_sleep(double seconds) {
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 static int buf_reserve(imcap_buf *b, size_t extra) {
     if (b->oom) return -1;
     if (b->len + extra + 1 <= b->cap) return 0;

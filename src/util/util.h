@@ -57,6 +57,7 @@ int imcap_rng_int(imcap_rng *r, int n);       /* [0, n) */
 double imcap_rng_normal(imcap_rng *r);        /* N(0, 1), Box-Muller */
 
 double imcap_now(void); /* monotonic seconds */
+void imcap_sleep(double seconds);
 
 /* Growable string buffer. Out of memory makes it sticky-failed (oom set,
  * later appends ignored) rather than aborting: callers check oom once. */
