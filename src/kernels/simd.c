@@ -45,6 +45,10 @@ void imcap_rows_affine(float *y, size_t ldy, int N, int M, const imcap_mm_seg *s
     best()->rows_affine(y, ldy, N, M, seg, nseg, b0, b1);
 }
 
+void imcap_conv_gemm(float *out, const float *w, const float *col, const float *bias, int O, int K, int P) {
+    best()->conv_gemm(out, w, col, bias, O, K, P);
+}
+
 void imcap_attention_fused(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
                            const float *w, float b, int L, int A, int D) {
     best()->attention_fused(ctx, alpha, tanh_pq, a, p, q, w, b, L, A, D);

@@ -47,6 +47,12 @@ typedef struct {
 void imcap_rows_affine(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
                        const float *b1);
 
+/* The convolution's product: out[o * P + p] = sum_k w[o*K + k] col[k*P + p]
+ * + bias[o] (bias may be NULL), the sum over k in order for every output, so
+ * a pixel's value never depends on P (how many pixels or images share the
+ * call). */
+void imcap_conv_gemm(float *out, const float *w, const float *col, const float *bias, int O, int K, int P);
+
 /* Soft attention for one query, fused: e_i = w . tanh(p_i + q) + b,
  * alpha = softmax(e), ctx = sum_i alpha_i a_i. tanh_pq [L,A] receives the
  * tanh values when non-NULL (training keeps them for the backward);

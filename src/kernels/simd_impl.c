@@ -31,10 +31,12 @@ enum { LANES = 16 };
 
 /* register blocking of imcap_rows_affine: outputs x rows per block */
 #if defined(__AVX512F__)
+#define CONV_OB 6
 #define BO1 16
 #define BO 4
 #define BN 4
 #else
+#define CONV_OB 3
 #define BO1 4
 #define BO 2
 #define BN 2
@@ -197,6 +199,52 @@ static void F(rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_se
     }
 }
 
+/* ---------------------------------------------------------------- convolution */
+
+/* out[o * P + p] = sum_k w[o * K + k] * col[k * P + p] + bias[o]: the
+ * convolution's product, im2col columns being pixels. Each output is one
+ * lane summed over k in order, so it does not depend on the blocking, on P
+ * (how many pixels or images share the call) or on the build. */
+AI void conv_block(float *out, const float *w, const float *col, const float *bias, int K, int P, int o0, int OBx,
+                   int p0, int NV, int r) {
+    vf acc[CONV_OB][2];
+    for (int a = 0; a < OBx; a++) acc[a][0] = acc[a][1] = (vf){0};
+    for (int k = 0; k < K; k++) {
+        const float *c = col + (size_t)k * P + p0;
+        vf c0 = NV == 2 || r == LANES ? ld(c) : ld_part(c, r), c1 = {0};
+        if (NV == 2) c1 = r == LANES ? ld(c + LANES) : ld_part(c + LANES, r);
+        for (int a = 0; a < OBx; a++) {
+            vf wv = splat(w[(size_t)(o0 + a) * K + k]);
+            acc[a][0] += wv * c0;
+            if (NV == 2) acc[a][1] += wv * c1;
+        }
+    }
+    for (int a = 0; a < OBx; a++) {
+        float *o = out + (size_t)(o0 + a) * P + p0;
+        vf bv = splat(bias ? bias[o0 + a] : 0.0f);
+        if (NV == 2) {
+            st(o, acc[a][0] + bv);
+            if (r == LANES) st(o + LANES, acc[a][1] + bv);
+            else st_part(o + LANES, acc[a][1] + bv, r);
+        } else if (r == LANES) st(o, acc[a][0] + bv);
+        else st_part(o, acc[a][0] + bv, r);
+    }
+}
+
+static void F(conv_gemm)(float *out, const float *w, const float *col, const float *bias, int O, int K, int P) {
+    int p0 = 0;
+    for (; p0 + 2 * LANES <= P; p0 += 2 * LANES) {
+        int o0 = 0;
+        for (; o0 + CONV_OB <= O; o0 += CONV_OB) conv_block(out, w, col, bias, K, P, o0, CONV_OB, p0, 2, LANES);
+        for (; o0 < O; o0++) conv_block(out, w, col, bias, K, P, o0, 1, p0, 2, LANES);
+    }
+    for (; p0 < P; p0 += LANES) {
+        int r = P - p0 < LANES ? P - p0 : LANES, o0 = 0;
+        for (; o0 + CONV_OB <= O; o0 += CONV_OB) conv_block(out, w, col, bias, K, P, o0, CONV_OB, p0, 1, r);
+        for (; o0 < O; o0++) conv_block(out, w, col, bias, K, P, o0, 1, p0, 1, r);
+    }
+}
+
 /* ---------------------------------------------------------------- attention */
 
 static void F(attention_fused)(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p,
@@ -291,6 +339,7 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .vtanh = F(vtanh),
     .vsigmoid = F(vsigmoid),
     .rows_affine = F(rows_affine),
+    .conv_gemm = F(conv_gemm),
     .attention_fused = F(attention_fused),
     .lstm_cell = F(lstm_cell),
 };

@@ -13,6 +13,7 @@ typedef struct {
     void (*vsigmoid)(float *y, const float *x, size_t n);
     void (*rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
                         const float *b1);
+    void (*conv_gemm)(float *out, const float *w, const float *col, const float *bias, int O, int K, int P);
     void (*attention_fused)(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
                             const float *w, float b, int L, int A, int D);
     void (*lstm_cell)(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H);
