@@ -1,9 +1,7 @@
 /* affine.c — y = x w^T + b over a batch of rows (torch.nn.Linear). The
  * forward goes through imcap_rows_affine, which never repacks the weights
  * and computes every row the same way whatever N is; the backward's
- * products are over a whole batch, where OpenBLAS's packing pays off. */
-#include <cblas.h>
-
+ * products through imcap_gemm. */
 #include "kernels.h"
 #include "simd.h"
 
@@ -17,6 +15,6 @@ void imcap_affine_backward(float *dx, float *dw, float *db, const float *dy, con
     if (db)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < out; o++) db[o] += dy[(size_t)n * out + o];
-    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in);
+    if (dw) imcap_gemm(dw, (size_t)in, dy, 1, (size_t)out, x, (size_t)in, out, in, N, NULL, 1);      /* dy^T x */
+    if (dx) imcap_gemm(dx, (size_t)in, dy, (size_t)out, 1, w, (size_t)in, N, in, out, NULL, 1);      /* dy w */
 }

@@ -1,6 +1,5 @@
 /* lstm.c — one LSTM cell step for a batch of rows, PyTorch's gate order
  * (input, forget, cell, output) and its two bias vectors. */
-#include <cblas.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -39,8 +38,8 @@ void imcap_lstm_backward(float *dx, float *dh_prev, float *dc_prev, float *dw_ih
             db_hh[g] += dp[g];
         }
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, In, N, 1.0f, dpre, G, x, In, 1.0f, dw_ih, In);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, N, 1.0f, dpre, G, h_prev, H, 1.0f, dw_hh, H);
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, G, 1.0f, dpre, G, w_ih, In, 1.0f, dx, In);
-    if (dh_prev) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, G, 1.0f, dpre, G, w_hh, H, 1.0f, dh_prev, H);
+    imcap_gemm(dw_ih, (size_t)In, dpre, 1, (size_t)G, x, (size_t)In, G, In, N, NULL, 1);      /* dpre^T x */
+    imcap_gemm(dw_hh, (size_t)H, dpre, 1, (size_t)G, h_prev, (size_t)H, G, H, N, NULL, 1);  /* dpre^T h_prev */
+    if (dx) imcap_gemm(dx, (size_t)In, dpre, (size_t)G, 1, w_ih, (size_t)In, N, In, G, NULL, 1);
+    if (dh_prev) imcap_gemm(dh_prev, (size_t)H, dpre, (size_t)G, 1, w_hh, (size_t)H, N, H, G, NULL, 1);
 }

@@ -45,8 +45,9 @@ void imcap_rows_affine(float *y, size_t ldy, int N, int M, const imcap_mm_seg *s
     best()->rows_affine(y, ldy, N, M, seg, nseg, b0, b1);
 }
 
-void imcap_conv_gemm(float *out, const float *w, const float *col, const float *bias, int O, int K, int P) {
-    best()->conv_gemm(out, w, col, bias, O, K, P);
+void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
+                int K, const float *bias, int accumulate) {
+    best()->gemm(C, ldc, a, ars, acs, B, ldb, M, N, K, bias, accumulate);
 }
 
 void imcap_attention_fused(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,

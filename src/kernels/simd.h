@@ -47,11 +47,15 @@ typedef struct {
 void imcap_rows_affine(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
                        const float *b1);
 
-/* The convolution's product: out[o * P + p] = sum_k w[o*K + k] col[k*P + p]
- * + bias[o] (bias may be NULL), the sum over k in order for every output, so
- * a pixel's value never depends on P (how many pixels or images share the
- * call). */
-void imcap_conv_gemm(float *out, const float *w, const float *col, const float *bias, int O, int K, int P);
+/* The product in outer form, for the convolutions and the backward passes:
+ *   C[m*ldc + n] = (accumulate ? C[m*ldc + n] : 0) + (sum_k A(m,k) B[k*ldb + n] + bias[m])
+ * with A(m,k) = a[m*ars + k*acs] (so A or its transpose, any layout) and
+ * bias NULL or [M]. Every output is summed over k in order: a column's value
+ * never depends on N (how many pixels or images share the call), on the
+ * blocking or on the AVX build. Reads B's rows as vectors; never packs.
+ * Convolution: C = out [O,P], A = w [O,K] (ars K, acs 1), B = im2col [K,P]. */
+void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
+                int K, const float *bias, int accumulate);
 
 /* Soft attention for one query, fused: e_i = w . tanh(p_i + q) + b,
  * alpha = softmax(e), ctx = sum_i alpha_i a_i. tanh_pq [L,A] receives the

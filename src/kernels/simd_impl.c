@@ -31,12 +31,12 @@ enum { LANES = 16 };
 
 /* register blocking of imcap_rows_affine: outputs x rows per block */
 #if defined(__AVX512F__)
-#define CONV_OB 6
+#define GEMM_MB 6
 #define BO1 16
 #define BO 4
 #define BN 4
 #else
-#define CONV_OB 3
+#define GEMM_MB 3
 #define BO1 4
 #define BO 2
 #define BN 2
@@ -199,49 +199,54 @@ static void F(rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_se
     }
 }
 
-/* ---------------------------------------------------------------- convolution */
+/* ---------------------------------------------------------------- products, outer form */
 
-/* out[o * P + p] = sum_k w[o * K + k] * col[k * P + p] + bias[o]: the
- * convolution's product, im2col columns being pixels. Each output is one
- * lane summed over k in order, so it does not depend on the blocking, on P
- * (how many pixels or images share the call) or on the build. */
-AI void conv_block(float *out, const float *w, const float *col, const float *bias, int K, int P, int o0, int OBx,
-                   int p0, int NV, int r) {
-    vf acc[CONV_OB][2];
-    for (int a = 0; a < OBx; a++) acc[a][0] = acc[a][1] = (vf){0};
+/* C[m * ldc + n] (+)= sum_k A(m, k) B[k * ldb + n] + bias[m], with
+ * A(m, k) = a[m * ars + k * acs]: every output is one lane summed over k in
+ * order, so it depends neither on the blocking, nor on N (how many pixels or
+ * images share the call), nor on the build. A's elements are broadcast, B's
+ * rows are read as vectors: no packing. */
+AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int K,
+                   const float *bias, int acc_c, int m0, int MBx, int n0, int NV, int r) {
+    vf acc[GEMM_MB][2];
+    for (int i = 0; i < MBx; i++) acc[i][0] = acc[i][1] = (vf){0};
     for (int k = 0; k < K; k++) {
-        const float *c = col + (size_t)k * P + p0;
-        vf c0 = NV == 2 || r == LANES ? ld(c) : ld_part(c, r), c1 = {0};
-        if (NV == 2) c1 = r == LANES ? ld(c + LANES) : ld_part(c + LANES, r);
-        for (int a = 0; a < OBx; a++) {
-            vf wv = splat(w[(size_t)(o0 + a) * K + k]);
-            acc[a][0] += wv * c0;
-            if (NV == 2) acc[a][1] += wv * c1;
+        const float *b = B + (size_t)k * ldb + n0;
+        vf b0 = NV == 2 || r == LANES ? ld(b) : ld_part(b, r), b1 = {0};
+        if (NV == 2) b1 = r == LANES ? ld(b + LANES) : ld_part(b + LANES, r);
+        for (int i = 0; i < MBx; i++) {
+            vf av = splat(a[(size_t)(m0 + i) * ars + (size_t)k * acs]);
+            acc[i][0] += av * b0;
+            if (NV == 2) acc[i][1] += av * b1;
         }
     }
-    for (int a = 0; a < OBx; a++) {
-        float *o = out + (size_t)(o0 + a) * P + p0;
-        vf bv = splat(bias ? bias[o0 + a] : 0.0f);
-        if (NV == 2) {
-            st(o, acc[a][0] + bv);
-            if (r == LANES) st(o + LANES, acc[a][1] + bv);
-            else st_part(o + LANES, acc[a][1] + bv, r);
-        } else if (r == LANES) st(o, acc[a][0] + bv);
-        else st_part(o, acc[a][0] + bv, r);
+    for (int i = 0; i < MBx; i++) {
+        float *c = C + (size_t)(m0 + i) * ldc + n0;
+        vf add = splat(bias ? bias[m0 + i] : 0.0f);
+        for (int v = 0; v < NV; v++) {
+            int rv = v == NV - 1 ? r : LANES;
+            vf out = acc[i][v] + add;
+            if (acc_c) out = (rv == LANES ? ld(c + v * LANES) : ld_part(c + v * LANES, rv)) + out;
+            if (rv == LANES) st(c + v * LANES, out);
+            else st_part(c + v * LANES, out, rv);
+        }
     }
 }
 
-static void F(conv_gemm)(float *out, const float *w, const float *col, const float *bias, int O, int K, int P) {
-    int p0 = 0;
-    for (; p0 + 2 * LANES <= P; p0 += 2 * LANES) {
-        int o0 = 0;
-        for (; o0 + CONV_OB <= O; o0 += CONV_OB) conv_block(out, w, col, bias, K, P, o0, CONV_OB, p0, 2, LANES);
-        for (; o0 < O; o0++) conv_block(out, w, col, bias, K, P, o0, 1, p0, 2, LANES);
+static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
+                    int N, int K, const float *bias, int accumulate) {
+    int n0 = 0;
+    for (; n0 + 2 * LANES <= N; n0 += 2 * LANES) {
+        int m0 = 0;
+        for (; m0 + GEMM_MB <= M; m0 += GEMM_MB)
+            gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, accumulate, m0, GEMM_MB, n0, 2, LANES);
+        for (; m0 < M; m0++) gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, accumulate, m0, 1, n0, 2, LANES);
     }
-    for (; p0 < P; p0 += LANES) {
-        int r = P - p0 < LANES ? P - p0 : LANES, o0 = 0;
-        for (; o0 + CONV_OB <= O; o0 += CONV_OB) conv_block(out, w, col, bias, K, P, o0, CONV_OB, p0, 1, r);
-        for (; o0 < O; o0++) conv_block(out, w, col, bias, K, P, o0, 1, p0, 1, r);
+    for (; n0 < N; n0 += LANES) {
+        int r = N - n0 < LANES ? N - n0 : LANES, m0 = 0;
+        for (; m0 + GEMM_MB <= M; m0 += GEMM_MB)
+            gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, accumulate, m0, GEMM_MB, n0, 1, r);
+        for (; m0 < M; m0++) gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, accumulate, m0, 1, n0, 1, r);
     }
 }
 
@@ -339,7 +344,7 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .vtanh = F(vtanh),
     .vsigmoid = F(vsigmoid),
     .rows_affine = F(rows_affine),
-    .conv_gemm = F(conv_gemm),
+    .gemm = F(gemm),
     .attention_fused = F(attention_fused),
     .lstm_cell = F(lstm_cell),
 };

@@ -13,7 +13,8 @@ typedef struct {
     void (*vsigmoid)(float *y, const float *x, size_t n);
     void (*rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
                         const float *b1);
-    void (*conv_gemm)(float *out, const float *w, const float *col, const float *bias, int O, int K, int P);
+    void (*gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
+                 int K, const float *bias, int accumulate);
     void (*attention_fused)(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
                             const float *w, float b, int L, int A, int D);
     void (*lstm_cell)(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H);
