@@ -42,7 +42,18 @@ void imcap_vsigmoid(float *y, const float *x, size_t n) { best()->vsigmoid(y, x,
 
 void imcap_rows_affine(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
                        const float *b1) {
-    best()->rows_affine(y, ldy, N, M, seg, nseg, b0, b1);
+    best()->rows_affine(y, ldy, N, M, seg, nseg, b0, b1, 0);
+}
+
+void imcap_rows_affine_acc(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg) {
+    best()->rows_affine(y, ldy, N, M, seg, nseg, NULL, NULL, 1);
+}
+
+double imcap_sumsq(const float *g, size_t n) { return best()->sumsq(g, n); }
+
+void imcap_adam_update(float *p, const float *g, float *m, float *v, size_t n, float scale, float beta1, float beta2,
+                       float step_size, float inv_bc2, float eps, float lr_wd) {
+    best()->adam_update(p, g, m, v, n, scale, beta1, beta2, step_size, inv_bc2, eps, lr_wd);
 }
 
 void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,

@@ -47,6 +47,16 @@ typedef struct {
 void imcap_rows_affine(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
                        const float *b1);
 
+/* y[n * ldy + o] += sum_s sum_k seg[s].w[o*ldw + k] * seg[s].x[n*ldx + k]
+ * (the sum formed first, then added): gradients of weights in dot form. */
+void imcap_rows_affine_acc(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg);
+
+/* Adam's two loops: the squared norm of g (in double, a fixed order) and
+ * AdamW's elementwise update (see train/adam.c for the formula). */
+double imcap_sumsq(const float *g, size_t n);
+void imcap_adam_update(float *p, const float *g, float *m, float *v, size_t n, float scale, float beta1, float beta2,
+                       float step_size, float inv_bc2, float eps, float lr_wd);
+
 /* The product in outer form, for the convolutions and the backward passes:
  *   C[m*ldc + n] = (accumulate ? C[m*ldc + n] : 0) + (sum_k A(m,k) B[k*ldb + n] + bias[m])
  * with A(m,k) = a[m*ars + k*acs] (so A or its transpose, any layout) and

@@ -137,7 +137,7 @@ AI vf reduce16(const vf *v) {
  * accumulator, summed over the segments' k in chunks of 16 (the last one
  * zero-padded), then reduced by reduce16. */
 AI void block(float *y, size_t ldy, int n0, int o0, int BOx, int BNx, const imcap_mm_seg *seg, int nseg,
-              const float *b0, const float *b1) {
+              const float *b0, const float *b1, int accumulate) {
     vf acc[16];
     for (int j = 0; j < 16; j++) acc[j] = (vf){0};
     for (int s = 0; s < nseg; s++) {
@@ -167,35 +167,38 @@ AI void block(float *y, size_t ldy, int n0, int o0, int BOx, int BNx, const imca
     for (int a = 0; a < BOx; a++) {
         int o = o0 + a;
         float bias = (b0 ? b0[o] : 0.0f) + (b1 ? b1[o] : 0.0f);
-        for (int b = 0; b < BNx; b++) y[(size_t)(n0 + b) * ldy + o] = out[a * BNx + b] + bias;
+        for (int b = 0; b < BNx; b++) {
+            float *yo = &y[(size_t)(n0 + b) * ldy + o];
+            *yo = accumulate ? *yo + (out[a * BNx + b] + bias) : out[a * BNx + b] + bias;
+        }
     }
 }
 
 /* Rows n0 .. n0+BNx-1 against every output. */
 AI void row_block(float *y, size_t ldy, int n0, int BNx, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
-                  const float *b1) {
+                  const float *b1, int acc) {
     int o = 0;
     if (BNx == 1) {
-        for (; o + BO1 <= M; o += BO1) block(y, ldy, n0, o, BO1, 1, seg, nseg, b0, b1);
+        for (; o + BO1 <= M; o += BO1) block(y, ldy, n0, o, BO1, 1, seg, nseg, b0, b1, acc);
     } else {
-        for (; o + BO <= M; o += BO) block(y, ldy, n0, o, BO, BNx, seg, nseg, b0, b1);
+        for (; o + BO <= M; o += BO) block(y, ldy, n0, o, BO, BNx, seg, nseg, b0, b1, acc);
     }
-    for (; o < M; o++) block(y, ldy, n0, o, 1, BNx, seg, nseg, b0, b1);
+    for (; o < M; o++) block(y, ldy, n0, o, 1, BNx, seg, nseg, b0, b1, acc);
 }
 
 /* Rows are taken in chunks small enough that the chunk's inputs stay in L1
  * while the weights stream past once per chunk. */
 static void F(rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
-                           const float *b1) {
+                           const float *b1, int acc) {
     enum { CHUNK = 4 * BN };
     for (int c0 = 0; c0 < N; c0 += CHUNK) {
         int c1 = c0 + CHUNK < N ? c0 + CHUNK : N, n = c0;
-        for (; n + BN <= c1; n += BN) row_block(y, ldy, n, BN, M, seg, nseg, b0, b1);
+        for (; n + BN <= c1; n += BN) row_block(y, ldy, n, BN, M, seg, nseg, b0, b1, acc);
 #if BN > 2
-        if (c1 - n == 3) { row_block(y, ldy, n, 3, M, seg, nseg, b0, b1); n += 3; }
+        if (c1 - n == 3) { row_block(y, ldy, n, 3, M, seg, nseg, b0, b1, acc); n += 3; }
 #endif
-        if (c1 - n >= 2) { row_block(y, ldy, n, 2, M, seg, nseg, b0, b1); n += 2; }
-        if (c1 - n == 1) row_block(y, ldy, n, 1, M, seg, nseg, b0, b1);
+        if (c1 - n >= 2) { row_block(y, ldy, n, 2, M, seg, nseg, b0, b1, acc); n += 2; }
+        if (c1 - n == 1) row_block(y, ldy, n, 1, M, seg, nseg, b0, b1, acc);
     }
 }
 
@@ -338,7 +341,36 @@ static void F(lstm_cell)(float *h, float *c, float *tanh_c, float *gates, const 
     }
 }
 
+/* ---------------------------------------------------------------- optimiser */
+
+/* sum of g_i^2 in double, 16 partial sums (one per lane), then the fixed tree */
+static double F(sumsq)(const float *g, size_t n) {
+    double acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
+    for (int l = 0; i + (size_t)l < n; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+/* AdamW's update, elementwise (meson adds -fno-math-errno so that sqrtf
+ * vectorises; it is correctly rounded either way) */
+static void F(adam_update)(float *p, const float *g, float *m, float *v, size_t n, float scale, float beta1,
+                           float beta2, float step_size, float inv_bc2, float eps, float lr_wd) {
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * scale;
+        m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        float denom = __builtin_sqrtf(v[i] * inv_bc2) + eps;
+        p[i] -= step_size * m[i] / denom + lr_wd * p[i];
+    }
+}
+
 const imcap_simd_ops F(imcap_simd_ops) = {
+    .sumsq = F(sumsq),
+    .adam_update = F(adam_update),
     .name = STR(IMCAP_SIMD_NAME),
     .vexp = F(vexp),
     .vtanh = F(vtanh),

@@ -2,6 +2,7 @@
  * gradient-norm clipping, linear warm-up and cosine decay. */
 #include <math.h>
 
+#include "kernels/simd.h"
 #include "train.h"
 
 void imcap_adam_options_default(imcap_adam_options *o) {
@@ -20,19 +21,12 @@ float imcap_lr_at(const imcap_adam_options *o, long step) {
 }
 
 double imcap_adam_step(const imcap_adam_options *o, long step, float *p, float *g, float *m, float *v, size_t n) {
-    double sq = 0;
-    for (size_t i = 0; i < n; i++) sq += (double)g[i] * g[i];
-    double norm = sqrt(sq);
+    double norm = sqrt(imcap_sumsq(g, n));
     float scale = (o->clip > 0 && norm > o->clip) ? (float)(o->clip / norm) : 1.0f;
     float lr = imcap_lr_at(o, step - 1);
     double bc1 = 1.0 - pow(o->beta1, (double)step), bc2 = 1.0 - pow(o->beta2, (double)step);
     float step_size = (float)(lr / bc1), inv_bc2 = (float)(1.0 / bc2);
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * scale;
-        m[i] = o->beta1 * m[i] + (1.0f - o->beta1) * gi;
-        v[i] = o->beta2 * v[i] + (1.0f - o->beta2) * gi * gi;
-        float denom = sqrtf(v[i] * inv_bc2) + o->eps;
-        p[i] -= step_size * m[i] / denom + lr * o->weight_decay * p[i];
-    }
+    /* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= step m / (sqrt(v / bc2) + eps) + lr wd p */
+    imcap_adam_update(p, g, m, v, n, scale, o->beta1, o->beta2, step_size, inv_bc2, o->eps, lr * o->weight_decay);
     return norm;
 }
