@@ -40,6 +40,7 @@
 #ifndef IMCAP_H
 #define IMCAP_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -223,6 +224,33 @@ imcap_status imcap_batcher_next(imcap_batcher *b, uint64_t *tag, imcap_result **
  * failure (err names the image's index). */
 imcap_status imcap_caption_images(const imcap_model *m, int n, const imcap_image *imgs, const imcap_options *opt,
                                   int block, imcap_result **out, imcap_status *status, imcap_error *err);
+
+/* Many images over several threads, each decoding a block of `block` images
+ * together, results handed back in index order: what `imcap batch`,
+ * `imcap caption` with many files and `imcap eval` run on. OpenMP runs
+ * `threads` workers (0: OpenMP's default); the caller keeps OpenBLAS on one
+ * thread. The callbacks:
+ *   load  (worker threads, any order) decode image i into *img; a non-OK
+ *         status (with err) fails the image without decoding it;
+ *   done  (worker threads, any order, once per image) its result, owned by
+ *         the callee (NULL when it failed: st and err->msg say why);
+ *   emit  (one at a time, in index order, after done; may be NULL).
+ * Images are started in index order, at most imcap_caption_many_window()
+ * ahead of the first one not yet emitted (size reorder buffers by it). When
+ * *stop becomes non-zero no new image is started; every started one is
+ * finished and emitted, so the emitted images are always 0..*n_done-1.
+ * The results are the same for any block and thread count. */
+typedef struct {
+    imcap_status (*load)(void *ctx, size_t i, imcap_image *img, imcap_error *err);
+    void (*done)(void *ctx, size_t i, imcap_result *res, imcap_status st, const imcap_error *err);
+    void (*emit)(void *ctx, size_t i);
+    void *ctx;
+    volatile sig_atomic_t *stop; /* may be NULL */
+} imcap_many_io;
+
+size_t imcap_caption_many_window(int threads, int block);
+imcap_status imcap_caption_many(const imcap_model *m, size_t n, const imcap_options *opt, int block, int threads,
+                                const imcap_many_io *io, size_t *n_done, imcap_error *err);
 
 /* Captions img and writes the spec's trace file (tokens, logits and attention
  * per step of the chosen hypothesis, the annotation vectors and the

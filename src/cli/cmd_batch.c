@@ -84,9 +84,10 @@ static void usage(FILE *f) {
 
 /* ------------------------------------------------------------ signals */
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop; /* the signal that asked to stop */
+static volatile sig_atomic_t g_halt; /* take no more images: a signal or a fatal error */
 
-static void on_signal(int sig) { g_stop = sig; }
+static void on_signal(int sig) { g_stop = sig, g_halt = 1; }
 
 static void install_signals(void) {
     struct sigaction sa;
@@ -110,7 +111,6 @@ typedef struct {
     const imcap_model *m;
     imcap_options opt;
     int block;            /* images decoded together per thread */
-    size_t window;        /* images taken ahead of the first record not yet written */
     imcap_render_options ro;
 
     /* inputs */
@@ -225,6 +225,7 @@ static void set_fatal(batch *b, const char *fmt, ...) IMCAP_PRINTF(2, 3);
 static void set_fatal(batch *b, const char *fmt, ...) {
     if (b->fatal) return;
     b->fatal = 1;
+    g_halt = 1;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(b->fatal_msg, sizeof b->fatal_msg, fmt, ap);
@@ -265,102 +266,63 @@ static void emit(batch *b, size_t i, const imcap_buf *rec, int failed) {
 
 /* ------------------------------------------------------------ the run */
 
-/* Marks slot k done and writes every record that is now next in order.
- * Called inside critical(batch). */
-static void complete_locked(batch *b, slot *slots, size_t *next, size_t k, int failed) {
-    size_t W = b->window;
-    slots[k % W].done = failed ? 2 : 1;
-    while (slots[*next % W].done) {
-        slot *s = &slots[*next % W];
-        emit(b, b->todo[*next], &s->rec, s->done == 2);
-        s->done = 0;
-        (*next)++;
+/* imcap_caption_many's callbacks: images are taken in sorted order, their
+ * records made in the worker threads (rendering included) and written in
+ * order, one at a time. */
+typedef struct {
+    batch *b;
+    slot *slots;
+    size_t window;
+} run_ctx;
+
+static imcap_status run_load(void *vctx, size_t k, imcap_image *img, imcap_error *err) {
+    run_ctx *c = vctx;
+    c->slots[k % c->window].t0 = imcap_now();
+    const bw_item *it = &c->b->items.v[c->b->todo[k]];
+    if (it->error) {
+        snprintf(err->msg, sizeof err->msg, "%s", it->error);
+        return err->status = IMCAP_E_IMAGE;
     }
+    return imcap_image_load(it->path, img, err);
 }
 
-/* Every thread owns a batcher: it takes images in sorted order while its
- * block has room and the reorder window allows (an image is taken only when
- * it is less than a window ahead of the first record not yet written), then
- * decodes its block until an image finishes. The window is large enough
- * that a thread rarely waits for another's slow image. Taking an image and checking
- * for a stop are one step under the lock, so the images taken are always a
- * prefix of the list, and every image taken is finished and written, even
- * after Ctrl-C. */
+static void run_done(void *vctx, size_t k, imcap_result *res, imcap_status st, const imcap_error *err) {
+    run_ctx *c = vctx;
+    slot *sl = &c->slots[k % c->window];
+    const bw_item *it = &c->b->items.v[c->b->todo[k]];
+    char msg[1400];
+    const char *fail = NULL;
+    if (st) {
+        /* image errors name the file already; others get the path in front */
+        if (it->error || !strncmp(err->msg, it->path, strlen(it->path))) fail = err->msg;
+        else snprintf(msg, sizeof msg, "%s: %s", it->path, err->msg), fail = msg;
+    }
+    int failed;
+    make_record(c->b, it, res, fail, sl->t0, &sl->rec, &failed);
+    sl->done = failed ? 2 : 1;
+    imcap_result_free(res);
+}
+
+static void run_emit(void *vctx, size_t k) {
+    run_ctx *c = vctx;
+    slot *sl = &c->slots[k % c->window];
+    emit(c->b, c->b->todo[k], &sl->rec, sl->done == 2);
+    sl->done = 0;
+}
+
 static void run_parallel(batch *b) {
     int nthreads = omp_get_max_threads();
-    b->window = (size_t)4 * (size_t)nthreads * (size_t)b->block;
-    if (b->window < 64) b->window = 64;
-    size_t W = b->window;
-    slot *slots = calloc(W, sizeof *slots);
-    if (!slots) {
+    run_ctx c = {b, NULL, imcap_caption_many_window(nthreads, b->block)};
+    if (!(c.slots = calloc(c.window, sizeof *c.slots))) {
         set_fatal(b, "imcap batch: out of memory");
         return;
     }
-    size_t claim = 0, next = 0;
-#pragma omp parallel
-    {
-        imcap_batcher *bt = NULL;
-        imcap_error err;
-        if (imcap_batcher_new(b->m, &b->opt, b->block, &bt, &err) != IMCAP_OK) {
-#pragma omp critical(batch)
-            set_fatal(b, "imcap batch: %s", err.msg);
-        }
-        int window_full = 0;
-        while (bt) {
-            while (imcap_batcher_space(bt) > 0) {
-                size_t k = SIZE_MAX;
-#pragma omp critical(batch)
-                {
-                    window_full = claim < b->n_todo && claim >= next + W;
-                    if (claim < b->n_todo && !window_full && !g_stop && !b->fatal) k = claim++;
-                }
-                if (k == SIZE_MAX) break;
-                slot *sl = &slots[k % W];
-                sl->t0 = imcap_now();
-                const bw_item *it = &b->items.v[b->todo[k]];
-                char msg[1400];
-                const char *fail = NULL;
-                imcap_image img = {0};
-                if (it->error) fail = it->error;
-                else if (imcap_image_load(it->path, &img, &err) != IMCAP_OK) fail = err.msg;
-                else if (imcap_batcher_push(bt, &img, (uint64_t)k, &err) != IMCAP_OK) {
-                    snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
-                    fail = msg;
-                }
-                imcap_image_free(&img);
-                if (fail) {
-                    int failed;
-                    make_record(b, it, NULL, fail, sl->t0, &sl->rec, &failed);
-#pragma omp critical(batch)
-                    complete_locked(b, slots, &next, k, failed);
-                }
-            }
-            if (imcap_batcher_pending(bt) == 0) {
-                int done;
-#pragma omp critical(batch)
-                done = claim >= b->n_todo || g_stop || b->fatal;
-                if (done) break;
-                if (window_full) imcap_sleep(0.0002); /* the other threads hold the window's first images */
-                continue;
-            }
-            uint64_t tag;
-            imcap_result *res = NULL;
-            imcap_status st = imcap_batcher_next(bt, &tag, &res, &err);
-            size_t k = (size_t)tag;
-            slot *sl = &slots[k % W];
-            const bw_item *it = &b->items.v[b->todo[k]];
-            char msg[1400];
-            if (st) snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
-            int failed;
-            make_record(b, it, res, st ? msg : NULL, sl->t0, &sl->rec, &failed);
-            imcap_result_free(res);
-#pragma omp critical(batch)
-            complete_locked(b, slots, &next, k, failed);
-        }
-        imcap_batcher_free(bt);
-    }
-    for (size_t s = 0; s < W; s++) imcap_buf_free(&slots[s].rec);
-    free(slots);
+    imcap_many_io io = {run_load, run_done, run_emit, &c, &g_halt};
+    imcap_error err;
+    if (imcap_caption_many(b->m, b->n_todo, &b->opt, b->block, nthreads, &io, NULL, &err) != IMCAP_OK)
+        set_fatal(b, "imcap batch: %s", err.msg);
+    for (size_t s = 0; s < c.window; s++) imcap_buf_free(&c.slots[s].rec);
+    free(c.slots);
 }
 
 /* Reads the records of an earlier run from path (src 1 = OUT, 2 =
