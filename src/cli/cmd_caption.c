@@ -74,6 +74,58 @@ static int write_trace(const imcap_model *m, const char *path, const imcap_optio
     return s == IMCAP_OK ? 0 : -1;
 }
 
+/* Images decoded together per thread (imcap_caption_many); the output does
+ * not depend on it. */
+#define CAPTION_BLOCK 32
+
+typedef struct {
+    imcap_buf out;  /* the image's line or JSON object */
+    int ok;
+    char err[1200];
+} caption_slot;
+
+typedef struct {
+    char **images;
+    int json;
+    caption_slot *slots;
+    size_t window;
+    int failures;
+} caption_run;
+
+static imcap_status run_load(void *ctx, size_t i, imcap_image *img, imcap_error *err) {
+    return imcap_image_load(((caption_run *)ctx)->images[i], img, err);
+}
+
+static void run_done(void *ctx, size_t i, imcap_result *r, imcap_status st, const imcap_error *err) {
+    caption_run *run = ctx;
+    caption_slot *sl = &run->slots[i % run->window];
+    const char *path = run->images[i];
+    sl->out.len = 0;
+    sl->ok = st == IMCAP_OK;
+    if (sl->ok) {
+        if (run->json) json_record(&sl->out, path, r);
+        else imcap_buf_printf(&sl->out, "%s\t%s\n", path, r->hyps[0].text);
+        if (sl->out.oom) sl->ok = 0, snprintf(sl->err, sizeof sl->err, "%.1000s: out of memory", path);
+    } else if (!strncmp(err->msg, path, strlen(path))) {
+        snprintf(sl->err, sizeof sl->err, "%s", err->msg);
+    } else {
+        snprintf(sl->err, sizeof sl->err, "%.100s: %.1000s", path, err->msg);
+    }
+    imcap_result_free(r);
+}
+
+static void run_emit(void *ctx, size_t i) {
+    caption_run *run = ctx;
+    caption_slot *sl = &run->slots[i % run->window];
+    if (sl->ok) {
+        fwrite(sl->out.s, 1, sl->out.len, stdout);
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "imcap caption: %s\n", sl->err);
+        run->failures++;
+    }
+}
+
 int run_caption(int argc, char **argv) {
     const char *model_path = NULL, *trace = NULL;
     int json = 0, threads = 0;
@@ -113,38 +165,23 @@ int run_caption(int argc, char **argv) {
     imcap_model *m = cli_load_model(model_path);
     if (!m) return EXIT_FATAL;
 
-    int failures = 0;
     if (trace && write_trace(m, images[0], &opt, trace) != 0) fprintf(stderr, "imcap caption: no trace written\n");
-#pragma omp parallel reduction(+ : failures)
-    {
-        imcap_workspace *ws = imcap_workspace_new(m);
-#pragma omp for schedule(dynamic, 1) ordered
-        for (int i = 0; i < n; i++) {
-            imcap_error err;
-            imcap_result *r = NULL;
-            imcap_status s = ws ? imcap_caption_file(m, ws, images[i], &opt, &r, &err)
-                                : imcap_fail(&err, IMCAP_E_NOMEM, "%s: out of memory", images[i]);
-            imcap_buf b = {0};
-            if (s == IMCAP_OK) {
-                if (json) json_record(&b, images[i], r);
-                else imcap_buf_printf(&b, "%s\t%s\n", images[i], r->hyps[0].text);
-            } else {
-                failures++;
-            }
-            imcap_result_free(r);
-#pragma omp ordered
-            {
-                if (s == IMCAP_OK) {
-                    fwrite(b.s, 1, b.len, stdout);
-                    fflush(stdout);
-                } else {
-                    fprintf(stderr, "imcap caption: %s\n", err.msg);
-                }
-            }
-            imcap_buf_free(&b);
-        }
-        imcap_workspace_free(ws);
+    caption_run run = {images, json, NULL, imcap_caption_many_window(omp_get_max_threads(), CAPTION_BLOCK), 0};
+    run.slots = calloc(run.window, sizeof *run.slots);
+    imcap_many_io io = {run_load, run_done, run_emit, &run, NULL};
+    imcap_error err;
+    if (!run.slots) {
+        fprintf(stderr, "imcap caption: out of memory\n");
+        imcap_model_free(m);
+        return EXIT_FATAL;
     }
+    if (imcap_caption_many(m, (size_t)n, &opt, CAPTION_BLOCK, 0, &io, NULL, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap caption: %s\n", err.msg);
+        run.failures++;
+    }
+    for (size_t k = 0; k < run.window; k++) imcap_buf_free(&run.slots[k].out);
+    free(run.slots);
+    int failures = run.failures;
     imcap_model_free(m);
     return failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
 }
