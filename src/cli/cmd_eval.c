@@ -92,14 +92,28 @@ static int set_caption(entry *e, const char *text) {
     return 0;
 }
 
-/* Captions one image; fills e or e->error. */
-static void caption_one(const imcap_model *m, imcap_workspace *ws, const imcap_options *opt, entry *e, int keep_att) {
-    imcap_error err;
-    imcap_result *r = NULL;
-    imcap_status s = ws ? imcap_caption_file(m, ws, e->im->path, opt, &r, &err)
-                        : imcap_fail(&err, IMCAP_E_NOMEM, "%s: out of memory", e->im->path);
+/* Images decoded together per thread; the results do not depend on it. */
+#define EVAL_BLOCK 32
+
+static void take_result(entry *e, imcap_result *r, imcap_status s, const imcap_error *err, int keep_att);
+
+static imcap_status eval_load(void *ctx, size_t i, imcap_image *img, imcap_error *err) {
+    return imcap_image_load(((entry *)ctx)[i].im->path, img, err);
+}
+
+static void eval_done(void *ctx, size_t i, imcap_result *r, imcap_status st, const imcap_error *err) {
+    entry *e = &((entry *)ctx)[i];
+    take_result(e, r, st, err, e->im->objects_json != NULL);
+}
+
+/* Fills e from its image's result, or e->error. */
+static void take_result(entry *e, imcap_result *r, imcap_status s, const imcap_error *err, int keep_att) {
     if (s != IMCAP_OK) {
-        e->error = strdup(err.msg);
+        const char *path = e->im->path;
+        char msg[1400];
+        if (!strncmp(err->msg, path, strlen(path))) snprintf(msg, sizeof msg, "%s", err->msg);
+        else snprintf(msg, sizeof msg, "%.300s: %.1000s", path, err->msg);
+        e->error = strdup(msg);
         imcap_result_free(r);
         return;
     }
@@ -353,12 +367,12 @@ int run_eval(int argc, char **argv) {
         rep.beam = opt.beam;
         rep.have_attention = 1;
         fprintf(stderr, "imcap eval: captioning %d images of split %s (beam %d)\n", n, split_name, opt.beam);
-#pragma omp parallel
-        {
-            imcap_workspace *ws = imcap_workspace_new(m);
-#pragma omp for schedule(dynamic, 1)
-            for (int i = 0; i < n; i++) caption_one(m, ws, &opt, &ents[i], ents[i].im->objects_json != NULL);
-            imcap_workspace_free(ws);
+        imcap_many_io io = {eval_load, eval_done, NULL, ents, NULL};
+        imcap_error err;
+        if (imcap_caption_many(m, (size_t)n, &opt, EVAL_BLOCK, 0, &io, NULL, &err) != IMCAP_OK) {
+            fprintf(stderr, "imcap eval: %s\n", err.msg);
+            status = EXIT_FATAL;
+            goto done;
         }
         for (int i = 0; i < n; i++)
             if (ents[i].error) {
