@@ -108,6 +108,27 @@ static void message(const imcap_train_callbacks *cb, const char *fmt, ...) {
 /* Validation: teacher-forced loss over the val pairs, greedy captions of up
  * to val_images val images scored with BLEU/CIDEr-D and, on synthetic
  * scenes, the object and attention metrics. */
+/* validation images come from the cache, already resized */
+typedef struct {
+    const imcap_image_cache *cache;
+    const int *imgs;
+    imcap_result **res;
+} val_io;
+
+static imcap_status val_load(void *ctx, size_t k, imcap_image *img, imcap_error *err) {
+    const val_io *v = ctx;
+    int S = v->cache->S;
+    img->width = img->height = S;
+    if (!(img->rgb = malloc((size_t)S * S * 3))) return imcap_fail(err, IMCAP_E_NOMEM, "validation: out of memory");
+    memcpy(img->rgb, imcap_cache_image(v->cache, v->imgs[k]), (size_t)S * S * 3);
+    return IMCAP_OK;
+}
+
+static void val_done(void *ctx, size_t k, imcap_result *res, imcap_status st, const imcap_error *err) {
+    (void)st, (void)err;
+    ((val_io *)ctx)->res[k] = res;
+}
+
 static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset *ds, const imcap_image_cache *cache,
                              const example_set *val, const imcap_train_options *o, imcap_val_report *rep,
                              imcap_error *err) {
@@ -152,18 +173,11 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
     imcap_options copt;
     imcap_options_default(&copt);
     copt.beam = 1;
-    int S = cache->S;
-#pragma omp parallel num_threads(p->pool.nthreads)
-    {
-        imcap_workspace *ws = imcap_workspace_new(m);
-#pragma omp for schedule(dynamic, 4)
-        for (int k = 0; k < ni; k++) {
-            imcap_image img = {S, S, (unsigned char *)imcap_cache_image(cache, imgs[k])};
-            imcap_error e;
-            if (ws) imcap_caption_image(m, ws, &img, &copt, &res[k], &e); /* a failure leaves res[k] NULL */
-        }
-        imcap_workspace_free(ws);
-    }
+    val_io vio = {cache, imgs, res};
+    imcap_many_io io = {val_load, val_done, NULL, &vio, NULL};
+    imcap_error me;
+    /* a failure leaves its res[k] NULL: it is left out of the scores */
+    imcap_caption_many(m, (size_t)ni, &copt, 32, p->pool.nthreads, &io, NULL, &me);
     imcap_status s = IMCAP_OK;
     imcap_object_stats os = {0};
     int have_objects = 0, r0 = 0, nitems = 0;
