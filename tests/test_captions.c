@@ -5,7 +5,8 @@
  * --seed 4242), greedy and beam 3, as the engine produced them before any
  * speed work (scripts/make_caption_fixtures.sh). Every build must reproduce
  * the captions exactly, through every path that decodes: imcap batch with 1
- * and 2 threads, and imcap caption with many files. Scores may move by float
+ * and 2 threads and decoding blocks of 1, 7 and 32 images, and imcap caption
+ * with many files. Scores may move by float
  * summation order only (vectorised tanh/exp, fused products): |diff| <= 2e-4
  * on a sum of about 15 log-probabilities. */
 #include <criterion/criterion.h>
@@ -118,11 +119,37 @@ Test(captions, samples_greedy_and_beam3) {
 Test(captions, synthetic_1000_greedy, .timeout = 900) {
     const char *dir = synth_dir();
     check_batch(dir, "tests/data/fixtures/captions_synth4242_beam1.tsv", 1, "--threads 1");
-    check_batch(dir, "tests/data/fixtures/captions_synth4242_beam1.tsv", 1, "--threads 2");
+    check_batch(dir, "tests/data/fixtures/captions_synth4242_beam1.tsv", 1, "--threads 2 --block 7");
 }
 
 Test(captions, synthetic_1000_beam3, .timeout = 900) {
     const char *dir = synth_dir();
-    check_batch(dir, "tests/data/fixtures/captions_synth4242_beam3.tsv", 3, "--threads 1");
+    check_batch(dir, "tests/data/fixtures/captions_synth4242_beam3.tsv", 3, "--threads 1 --block 1");
     check_batch(dir, "tests/data/fixtures/captions_synth4242_beam3.tsv", 3, "--threads 2");
+}
+
+/* imcap caption over the 1,000 files at once: PATH<TAB>caption lines */
+Test(captions, caption_command_many_files, .timeout = 900) {
+    const char *dir = synth_dir();
+    static row rows[1000];
+    for (int beam = 1; beam <= 3; beam += 2) {
+        char fx[128], cmd[8192];
+        snprintf(fx, sizeof fx, "tests/data/fixtures/captions_synth4242_beam%d.tsv", beam);
+        int n = load_fixture(fx, rows, 1000);
+        snprintf(cmd, sizeof cmd, "cd '%s' && '%s' caption --beam %d --threads 2 *.png", dir, tu_exe(), beam);
+        char *out = run_ok(cmd), *p = out;
+        int i = 0, diffs = 0;
+        for (; *p && i < n; i++) {
+            char *nl = strchr(p, '\n'), *tab = strchr(p, '\t');
+            cr_assert(nl && tab && tab < nl, "line %d of imcap caption is not PATH<TAB>caption", i);
+            *nl = *tab = 0;
+            cr_assert_str_eq(p, rows[i].name);
+            if (strcmp(tab + 1, rows[i].caption) && diffs++ < 5)
+                cr_log_error("beam %d: %s: \"%s\", fixture \"%s\"", beam, p, tab + 1, rows[i].caption);
+            p = nl + 1;
+        }
+        cr_assert_eq(i, n);
+        cr_assert_eq(diffs, 0, "beam %d: %d captions differ", beam, diffs);
+        free(out);
+    }
 }
