@@ -1,6 +1,7 @@
 /* bench.c — imcap-bench: model load, encoder, decoder step, captioning,
- * training and `imcap batch` speed, next to the machine's sgemm speed.
- * See bench/README.md for what each number means. */
+ * training and `imcap batch` speed, next to the machine's limits (sgemm,
+ * sgemv, read bandwidth). bench/compare.py runs its groups one at a time,
+ * interleaved with PyTorch's. See bench/README.md for what each number means. */
 #include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,9 @@
 #include <unistd.h>
 
 #include "decode/decode.h"
+#ifdef IMCAP_BENCH_HAVE_ENCODER_N
+#include "model/encoder.h"
+#endif
 #include "image/image.h"
 #include "model/model.h"
 #include "model/network.h"
@@ -29,6 +33,8 @@ extern char **environ;
 #define RANDOM_VOCAB 50
 #define TRAIN_BATCH 32
 #define TRAIN_LENGTH 12
+#define MAX_ROWS 96    /* the largest decoder step row */
+#define STREAM_BIG (256u << 20) /* bytes of the memory-bandwidth buffer */
 
 /* ------------------------------------------------------------ options */
 
@@ -38,9 +44,10 @@ typedef struct {
     const char *json_path;
     const char *imcap_path;  /* NULL: ../imcap next to this executable */
     const char *only;        /* comma list of groups, NULL: all */
+    const char *caption_image; /* image file for the caption rows, NULL: random */
     int img_w, img_h;
-    int quick, natural;
-    int batch_count;
+    int quick, natural, single;
+    int batch_count, encoder_batch;
     int min_reps;
     double min_time, rep_target;
 } bench_opts;
@@ -49,7 +56,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: imcap-bench [--model M.safetensors | --config CFG.json] [--quick] [--json FILE]\n"
             "                   [--image WxH] [--min-time S] [--min-reps N] [--natural-length]\n"
-            "                   [--imcap PATH] [--batch-count N] [--only GROUPS]\n"
+            "                   [--imcap PATH] [--batch-count N] [--only GROUPS] [--single-thread]\n"
+            "                   [--caption-image FILE] [--encoder-batch N]\n"
             "\n"
             "Prints a Markdown table of timings on stdout (progress on stderr).\n"
             "  --model M          model to time (default models/default.safetensors if present,\n"
@@ -65,7 +73,11 @@ static void usage(FILE *f) {
             "  --imcap PATH       the imcap executable for the `imcap batch` rows (default: ../imcap\n"
             "                     next to imcap-bench)\n"
             "  --batch-count N    images for the `imcap batch` rows (default 200)\n"
-            "  --only GROUPS      comma list of load,encoder,decoder,caption,sgemm,train,batch\n",
+            "  --caption-image F  caption this image file in the caption rows instead of the random one\n"
+            "                     (with --natural-length: the comparison with PyTorch)\n"
+            "  --encoder-batch N  images per call in the `encoder batch` row (default 32)\n"
+            "  --single-thread    only the one-thread rows\n"
+            "  --only GROUPS      comma list of load,encoder,decoder,caption,sgemm,limits,train,batch\n",
             RANDOM_VOCAB);
 }
 
@@ -82,6 +94,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     o->config_path = "models/default_config.json";
     o->img_w = 640, o->img_h = 480;
     o->batch_count = 200;
+    o->encoder_batch = 32;
     o->min_reps = 5, o->min_time = 1.0, o->rep_target = 0.01;
     int min_reps = -1;
     double min_time = -1;
@@ -90,6 +103,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
         if (!strcmp(a, "--natural-length")) { o->natural = 1; continue; }
+        if (!strcmp(a, "--single-thread")) { o->single = 1; continue; }
         if (!v) { fprintf(stderr, "imcap-bench: %s: unknown option or missing value\n", a); return -1; }
         char *end = NULL;
         errno = 0;
@@ -98,6 +112,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         else if (!strcmp(a, "--json")) o->json_path = v;
         else if (!strcmp(a, "--imcap")) o->imcap_path = v;
         else if (!strcmp(a, "--only")) o->only = v;
+        else if (!strcmp(a, "--caption-image")) o->caption_image = v;
         else if (!strcmp(a, "--image")) {
             if (sscanf(v, "%dx%d", &o->img_w, &o->img_h) != 2 || o->img_w < 1 || o->img_h < 1 || o->img_w > 8192 ||
                 o->img_h > 8192) {
@@ -110,13 +125,14 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
                 fprintf(stderr, "imcap-bench: --min-time: '%s' is not a number of seconds in [0, 600]\n", v);
                 return -1;
             }
-        } else if (!strcmp(a, "--min-reps") || !strcmp(a, "--batch-count")) {
+        } else if (!strcmp(a, "--min-reps") || !strcmp(a, "--batch-count") || !strcmp(a, "--encoder-batch")) {
             long n = strtol(v, &end, 10);
             if (errno || *end || n < 1 || n > 100000) {
                 fprintf(stderr, "imcap-bench: %s: '%s' is not an integer in [1, 100000]\n", a, v);
                 return -1;
             }
             if (!strcmp(a, "--min-reps")) min_reps = (int)n;
+            else if (!strcmp(a, "--encoder-batch")) o->encoder_batch = (int)n;
             else o->batch_count = (int)n;
         } else {
             fprintf(stderr, "imcap-bench: unknown option '%s'\n", a);
@@ -125,7 +141,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         i++;
     }
     if (o->only) {
-        static const char *groups[] = {"load", "encoder", "decoder", "caption", "sgemm", "train", "batch"};
+        static const char *groups[] = {"load", "encoder", "decoder", "caption", "sgemm", "limits", "train", "batch"};
         char *copy = strdup(o->only), *save = NULL;
         for (char *g = strtok_r(copy, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
             size_t k = 0;
@@ -379,10 +395,17 @@ typedef struct {
     const imcap_model *m;
     imcap_workspace *ws[MAX_OUTER];
     /* decoder step */
-    int N;
+    int N, rows; /* rows: every row has its own image (imcap_decoder_step_forward_rows) */
     imcap_step_cache sc[MAX_OUTER];
     float *h[MAX_OUTER], *c[MAX_OUTER];
-    int tokens[MAX_OUTER][8];
+    int tokens[MAX_OUTER][MAX_ROWS];
+    float *img_a[MAX_OUTER], *img_p[MAX_OUTER]; /* [n_img,L,D], [n_img,L,A] copies of the encoded image */
+    const float *a_rows[MAX_OUTER][MAX_ROWS], *p_rows[MAX_OUTER][MAX_ROWS];
+#ifdef IMCAP_BENCH_HAVE_ENCODER_N
+    /* encoder over several images at once */
+    imcap_encoder_acts encn[MAX_OUTER];
+    int n_images;
+#endif
     /* captioning */
     imcap_image img;
     imcap_options opt;
@@ -399,13 +422,31 @@ static int work_encoder(void *vctx, int tid) {
     return 0;
 }
 
+#ifdef IMCAP_BENCH_HAVE_ENCODER_N
+static int work_encoder_n(void *vctx, int tid) {
+    net_ctx *c = vctx;
+    const imcap_model *m = c->m;
+    imcap_workspace *ws = c->ws[tid];
+    imcap_encoder_forward_n(&m->cfg, &m->p, &c->encn[tid], c->n_images);
+    /* outputs [n, D, H, W], one image after the other */
+    const float *out = imcap_encoder_output(&m->cfg, &c->encn[tid]);
+    size_t per = (size_t)m->cfg.D * m->cfg.L;
+    for (int i = 0; i < c->n_images; i++) imcap_decoder_prepare_forward(&m->cfg, &m->p, out + i * per, &ws->init);
+    return 0;
+}
+#endif
+
 static int work_step(void *vctx, int tid) {
     net_ctx *c = vctx;
     const imcap_model *m = c->m;
     imcap_workspace *ws = c->ws[tid];
     /* Same inputs every call: the cost of a step does not depend on them. */
-    imcap_decoder_step_forward(&m->cfg, &m->p, m->vocab.n, c->N, c->tokens[tid], c->h[tid], c->c[tid], ws->init.a, 0,
-                               ws->init.p, 0, NULL, &c->sc[tid]);
+    if (c->rows)
+        imcap_decoder_step_forward_rows(&m->cfg, &m->p, m->vocab.n, c->N, c->tokens[tid], c->h[tid], c->c[tid],
+                                        c->a_rows[tid], c->p_rows[tid], &c->sc[tid]);
+    else
+        imcap_decoder_step_forward(&m->cfg, &m->p, m->vocab.n, c->N, c->tokens[tid], c->h[tid], c->c[tid], ws->init.a,
+                                   0, ws->init.p, 0, NULL, &c->sc[tid]);
     return 0;
 }
 
@@ -435,6 +476,80 @@ static int work_sgemm(void *vctx, int tid) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->n, g->n, g->n, 1.0f, g->a, g->n, g->b, g->n, 0.0f, g->c,
                 g->n);
     return 0;
+}
+
+/* ------------------------------------------------------------ work: the machine's limits */
+
+/* y[M] = W[M,K] x[K] (sgemv) or C[Mr,M] = X[Mr,K] W^T (sgemm): the shapes of
+ * the decoder's LSTM gates, one row and Mr rows. */
+typedef struct {
+    int rows, M, K;
+    float *w, *x, *y;
+} gemv_ctx;
+
+static int work_sgemv(void *vctx, int tid) {
+    (void)tid;
+    gemv_ctx *g = vctx;
+    if (g->rows == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, g->M, g->K, 1.0f, g->w, g->K, g->x, 1, 0.0f, g->y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->rows, g->M, g->K, 1.0f, g->x, g->K, g->w, g->K, 0.0f,
+                    g->y, g->M);
+    return 0;
+}
+
+typedef struct {
+    const float *buf;
+    size_t n;
+    volatile float sink;
+} stream_ctx;
+
+/* A streaming sum with 8 independent vector accumulators, so that the loads
+ * and not the additions' latency set the pace. */
+typedef float v8f __attribute__((vector_size(32)));
+#define STREAM_BODY                                                                 \
+    const v8f *v = (const v8f *)x;                                                  \
+    size_t nv = n / 8, i = 0;                                                       \
+    v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0}; \
+    for (; i + 8 <= nv; i += 8) {                                                   \
+        s0 += v[i], s1 += v[i + 1], s2 += v[i + 2], s3 += v[i + 3];                 \
+        s4 += v[i + 4], s5 += v[i + 5], s6 += v[i + 6], s7 += v[i + 7];             \
+    }                                                                               \
+    for (; i < nv; i++) s0 += v[i];                                                 \
+    v8f t = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));                     \
+    float r = 0;                                                                    \
+    for (int k = 0; k < 8; k++) r += t[k];                                          \
+    for (size_t j = nv * 8; j < n; j++) r += x[j];                                  \
+    return r;
+
+static float stream_sum_generic(const float *x, size_t n) { STREAM_BODY }
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static float stream_sum_avx2(const float *x, size_t n) { STREAM_BODY }
+#endif
+
+static float (*stream_sum)(const float *, size_t) = stream_sum_generic;
+
+static void stream_pick(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) stream_sum = stream_sum_avx2;
+#endif
+}
+
+static int work_stream(void *vctx, int tid) {
+    (void)tid;
+    stream_ctx *c = vctx;
+    c->sink = stream_sum(c->buf, c->n);
+    return 0;
+}
+
+/* The bytes of the weights one decoder step reads for one row (the per-step
+ * matrices and biases, and one embedding row; not the per-image encoder_att,
+ * init_h, init_c). */
+static double decoder_step_weight_bytes(const imcap_config *c, int V) {
+    double A = c->attention_dim, Hd = c->hidden_dim, D = c->D, E = c->embed_dim;
+    double floats = (A * Hd + A) + (A + 1) + (D * Hd + D) + (4 * Hd * (E + D) + 4 * Hd * Hd + 8 * Hd) + (V * Hd + V) + E;
+    return 4 * floats;
 }
 
 /* ------------------------------------------------------------ work: training */
@@ -578,7 +693,8 @@ static void print_table(FILE *f, const table *t) {
     for (int i = 0; i < t->n; i++) {
         const row *r = &t->r[i];
         char a[32], b[32], c[32], d[32], reps[48];
-        if (r->ok) snprintf(reps, sizeof reps, "%d×%ld", r->reps, r->inner);
+        if (r->ok && r->reps == 0) snprintf(reps, sizeof reps, "derived");
+        else if (r->ok) snprintf(reps, sizeof reps, "%d×%ld", r->reps, r->inner);
         else snprintf(reps, sizeof reps, "—");
         fprintf(f, "| %s | %s | %s | %s | %s | %s%s%s | %s | %s | %s |\n", r->name, r->threads,
                 fmt_value(a, sizeof a, r->median * 1e3, r->ok), fmt_value(b, sizeof b, r->min * 1e3, r->ok), r->unit,
@@ -738,9 +854,15 @@ int main(int argc, char **argv) {
     net_ctx nc;
     memset(&nc, 0, sizeof nc);
     nc.m = m;
-    nc.img.width = o.img_w, nc.img.height = o.img_h;
-    nc.img.rgb = malloc((size_t)o.img_w * o.img_h * 3);
-    {
+    if (o.caption_image) {
+        if (imcap_image_load(o.caption_image, &nc.img, &err) != IMCAP_OK) {
+            fprintf(stderr, "imcap-bench: %s\n", err.msg);
+            rm_tree(tmpdir);
+            return 3;
+        }
+    } else {
+        nc.img.width = o.img_w, nc.img.height = o.img_h;
+        nc.img.rgb = malloc((size_t)o.img_w * o.img_h * 3);
         imcap_rng r;
         imcap_rng_seed(&r, 1);
         for (size_t i = 0; nc.img.rgb && i < (size_t)o.img_w * o.img_h * 3; i++)
@@ -757,29 +879,82 @@ int main(int argc, char **argv) {
         rm_tree(tmpdir);
         return 3;
     }
-    snprintf(mi.image_desc, sizeof mi.image_desc, "%dx%d random RGB (seed 1), resized to %dx%d inside the caption calls",
-             o.img_w, o.img_h, S, S);
+    if (o.caption_image)
+        snprintf(mi.image_desc, sizeof mi.image_desc, "%s (%dx%d%s)", o.caption_image, nc.img.width, nc.img.height,
+                 nc.img.width == S && nc.img.height == S ? ", no resize needed" : ", resized inside the caption calls");
+    else
+        snprintf(mi.image_desc, sizeof mi.image_desc,
+                 "%dx%d random RGB (seed 1), resized to %dx%d inside the caption calls", o.img_w, o.img_h, S, S);
 
     /* ---- encoder */
     if (want(&o, "encoder")) {
         struct { const char *th; int outer, blas; } cf[] = {{"1", 1, 1}, {"2 omp", 2, 1}, {"2 blas", 1, 2}};
-        for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++) {
+        for (size_t k = 0; k < (o.single ? 1 : sizeof cf / sizeof cf[0]); k++) {
             row *r = table_add(&tab, "encoder", cf[k].th, "ms/image");
             if (measure(&o, r, work_encoder, &nc, cf[k].outer, cf[k].blas)) { skip(r, "failed"), failures++; continue; }
             r->rate = 1 / r->median, snprintf(r->rate_unit, sizeof r->rate_unit, "images/s");
             r->gflops = info.encoder_flops / r->median / 1e9;
             snprintf(r->note, sizeof r->note, "imcap_encoder_forward + imcap_decoder_prepare_forward");
         }
+        /* Several images per encoder call. Switched on by bench/meson.build
+         * when src/model/encoder.h declares imcap_encoder_forward_n. */
+        char bname[48];
+        snprintf(bname, sizeof bname, "encoder batch %d", o.encoder_batch);
+        for (int k = 0; k < (o.single ? 1 : 2); k++) {
+            row *r = table_add(&tab, bname, k ? "2 omp" : "1", "ms/image");
+#ifdef IMCAP_BENCH_HAVE_ENCODER_N
+            int n = o.encoder_batch;
+            nc.n_images = n;
+            size_t in = (size_t)3 * S * S;
+            int eok = 1;
+            for (int t = 0; t < MAX_OUTER; t++) eok = eok && imcap_encoder_acts_init(&nc.encn[t], &m->cfg, n, 0) == IMCAP_OK;
+            for (int t = 0; eok && t < MAX_OUTER; t++)
+                for (int i = 0; i < n; i++)
+                    memcpy(nc.encn[t].act[0] + i * in, nc.ws[t]->enc.act[0], in * sizeof(float));
+            if (!eok) {
+                skip(r, "out of memory"), failures++;
+            } else if (measure(&o, r, work_encoder_n, &nc, k + 1, 1)) {
+                skip(r, "failed"), failures++;
+            } else {
+                r->median /= n, r->min /= n;
+                r->rate = 1 / r->median, snprintf(r->rate_unit, sizeof r->rate_unit, "images/s");
+                r->gflops = info.encoder_flops / r->median / 1e9;
+                snprintf(r->note, sizeof r->note,
+                         "imcap_encoder_forward_n over %d images + imcap_decoder_prepare_forward per image", n);
+            }
+            for (int t = 0; t < MAX_OUTER; t++) imcap_encoder_acts_free(&nc.encn[t]);
+#else
+            skip(r, "no imcap_encoder_forward_n in src/model/encoder.h yet");
+#endif
+        }
     }
 
     /* ---- decoder step */
     if (want(&o, "decoder")) {
-        int Hd = info.hidden_dim;
-        for (int N = 1; N <= 3; N += 2) {
-            nc.N = N;
+        int Hd = info.hidden_dim, L = m->cfg.L, D = m->cfg.D, A = m->cfg.attention_dim;
+        static const int Ns[] = {1, 3, 32, 96};
+        for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++) {
+            int N = Ns[ni];
+            /* 1 and 3 rows: one image (greedy, beam 3); 32 and 96 rows: rows of
+             * 32 images (greedy or beam 3 over 32 images at once) */
+            int n_img = N >= 32 ? 32 : 1, per_img = N / n_img;
+            nc.N = N, nc.rows = N >= 32;
             ok = 1;
             for (int t = 0; ok && t < MAX_OUTER; t++) {
-                ok = imcap_step_cache_alloc(&nc.sc[t], &m->cfg, V, N) == IMCAP_OK;
+                ok = imcap_step_cache_alloc_infer(&nc.sc[t], &m->cfg, V, N) == IMCAP_OK;
+                if (ok && nc.rows) {
+                    nc.img_a[t] = imcap_aligned_alloc((size_t)n_img * L * D * sizeof(float));
+                    nc.img_p[t] = imcap_aligned_alloc((size_t)n_img * L * A * sizeof(float));
+                    ok = nc.img_a[t] && nc.img_p[t];
+                    for (int i = 0; ok && i < n_img; i++) {
+                        memcpy(nc.img_a[t] + (size_t)i * L * D, nc.ws[t]->init.a, (size_t)L * D * sizeof(float));
+                        memcpy(nc.img_p[t] + (size_t)i * L * A, nc.ws[t]->init.p, (size_t)L * A * sizeof(float));
+                    }
+                    for (int n = 0; ok && n < N; n++) {
+                        nc.a_rows[t][n] = nc.img_a[t] + (size_t)(n / per_img) * L * D;
+                        nc.p_rows[t][n] = nc.img_p[t] + (size_t)(n / per_img) * L * A;
+                    }
+                }
                 nc.h[t] = imcap_aligned_alloc((size_t)N * Hd * sizeof(float));
                 nc.c[t] = imcap_aligned_alloc((size_t)N * Hd * sizeof(float));
                 ok = ok && nc.h[t] && nc.c[t];
@@ -792,20 +967,25 @@ int main(int argc, char **argv) {
             char name[48];
             snprintf(name, sizeof name, "decoder step N=%d", N);
             struct { const char *th; int outer; } cf[] = {{"1", 1}, {"2 omp", 2}};
-            for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++) {
+            for (size_t k = 0; k < (o.single ? 1 : sizeof cf / sizeof cf[0]); k++) {
                 row *r = table_add(&tab, name, cf[k].th, "ms/step");
                 if (!ok) { skip(r, "out of memory"), failures++; continue; }
                 if (measure(&o, r, work_step, &nc, cf[k].outer, 1)) { skip(r, "failed"), failures++; continue; }
                 r->rate = N / r->median, snprintf(r->rate_unit, sizeof r->rate_unit, "tokens/s");
                 r->gflops = N * info.decoder_flops / r->median / 1e9;
                 if (N == 1) snprintf(r->note, sizeof r->note, "imcap_decoder_step_forward, 1 row: ms/token of greedy");
-                else snprintf(r->note, sizeof r->note, "%d rows (beam %d): %.4g ms per row-token", N, N,
-                              r->median * 1e3 / N);
+                else if (!nc.rows)
+                    snprintf(r->note, sizeof r->note, "imcap_decoder_step_forward, %d rows of one image (beam %d): "
+                             "%.4g ms per row-token", N, N, r->median * 1e3 / N);
+                else
+                    snprintf(r->note, sizeof r->note, "imcap_decoder_step_forward_rows, %d rows of %d images (%s): "
+                             "%.4g ms per row-token", N, n_img, per_img == 1 ? "greedy" : "beam 3",
+                             r->median * 1e3 / N);
             }
             for (int t = 0; t < MAX_OUTER; t++) {
                 imcap_step_cache_free(&nc.sc[t]);
-                free(nc.h[t]), free(nc.c[t]);
-                nc.h[t] = nc.c[t] = NULL;
+                free(nc.h[t]), free(nc.c[t]), free(nc.img_a[t]), free(nc.img_p[t]);
+                nc.h[t] = nc.c[t] = nc.img_a[t] = nc.img_p[t] = NULL;
             }
         }
     }
@@ -828,7 +1008,7 @@ int main(int argc, char **argv) {
             char name[48];
             snprintf(name, sizeof name, beams[b] == 1 ? "caption greedy" : "caption beam %d", beams[b]);
             struct { const char *th; int outer; } cf[] = {{"1", 1}, {"2 omp", 2}};
-            for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++) {
+            for (size_t k = 0; k < (o.single ? 1 : sizeof cf / sizeof cf[0]); k++) {
                 row *r = table_add(&tab, name, cf[k].th, "ms/image");
                 nc.ntok[0] = nc.ntok[1] = 0;
                 if (measure(&o, r, work_caption, &nc, cf[k].outer, 1)) {
@@ -848,7 +1028,8 @@ int main(int argc, char **argv) {
         m->p.fc_b[IMCAP_TOK_END] = saved_end_bias;
     }
     for (int t = 0; t < MAX_OUTER; t++) imcap_workspace_free(nc.ws[t]);
-    free(nc.img.rgb);
+    if (o.caption_image) imcap_image_free(&nc.img);
+    else free(nc.img.rgb);
 
     /* ---- sgemm */
     if (want(&o, "sgemm")) {
@@ -866,7 +1047,7 @@ int main(int argc, char **argv) {
             }
             char name[48];
             snprintf(name, sizeof name, "sgemm n=%d", n);
-            for (int blas = 1; blas <= 2; blas++) {
+            for (int blas = 1; blas <= (o.single ? 1 : 2); blas++) {
                 row *r = table_add(&tab, name, blas == 1 ? "1" : "2 blas", "ms");
                 if (!g.a || !g.b || !g.c) { skip(r, "out of memory"), failures++; continue; }
                 if (measure(&o, r, work_sgemm, &g, 1, blas)) { skip(r, "failed"), failures++; continue; }
@@ -877,9 +1058,78 @@ int main(int argc, char **argv) {
         }
     }
 
+    /* ---- the machine's limits: BLAS at the decoder's shapes, read bandwidth */
+    if (want(&o, "limits")) {
+        openblas_set_num_threads(1);
+        int M = 4 * info.hidden_dim, K = info.embed_dim + info.feature_dim + info.hidden_dim;
+        struct { int rows, M, K; const char *what; } gs[] = {
+            {1, M, K, "the LSTM gates of one decoder row: [w_ih w_hh] times [x; h]"},
+            {32, M, K, "the LSTM gates of 32 rows"},
+            {1024, 1024, 1024, "a big product, the BLAS's peak"}};
+        for (size_t k = 0; k < sizeof gs / sizeof gs[0]; k++) {
+            char name[48];
+            if (gs[k].rows == 1) snprintf(name, sizeof name, "sgemv %dx%d", gs[k].M, gs[k].K);
+            else snprintf(name, sizeof name, "sgemm %dx%dx%d", gs[k].rows, gs[k].M, gs[k].K);
+            row *r = table_add(&tab, name, "1", "ms");
+            gemv_ctx g = {gs[k].rows, gs[k].M, gs[k].K, imcap_aligned_alloc((size_t)gs[k].M * gs[k].K * sizeof(float)),
+                          imcap_aligned_alloc((size_t)gs[k].rows * gs[k].K * sizeof(float)),
+                          imcap_aligned_alloc((size_t)gs[k].rows * gs[k].M * sizeof(float))};
+            if (!g.w || !g.x || !g.y) {
+                skip(r, "out of memory"), failures++;
+            } else {
+                imcap_rng rr;
+                imcap_rng_seed(&rr, 3);
+                for (size_t i = 0; i < (size_t)gs[k].M * gs[k].K; i++) g.w[i] = (float)imcap_rng_uniform(&rr) - 0.5f;
+                for (size_t i = 0; i < (size_t)gs[k].rows * gs[k].K; i++) g.x[i] = (float)imcap_rng_uniform(&rr) - 0.5f;
+                if (measure(&o, r, work_sgemv, &g, 1, 1)) {
+                    skip(r, "failed"), failures++;
+                } else {
+                    r->gflops = 2.0 * gs[k].rows * gs[k].M * gs[k].K / r->median / 1e9;
+                    snprintf(r->note, sizeof r->note, "cblas_%s, 1 thread: %s", gs[k].rows == 1 ? "sgemv" : "sgemm",
+                             gs[k].what);
+                }
+            }
+            free(g.w), free(g.x), free(g.y);
+        }
+        stream_pick();
+        double wbytes = decoder_step_weight_bytes(&m->cfg, V);
+        double bw[2] = {0, 0};
+        size_t sizes[2] = {((size_t)wbytes + 31) / 32 * 32, STREAM_BIG};
+        for (int k = 0; k < 2; k++) {
+            char name[48];
+            if (k == 0) snprintf(name, sizeof name, "read %.2f MB", sizes[k] / 1e6);
+            else snprintf(name, sizeof name, "read %u MiB", (unsigned)(sizes[k] >> 20));
+            row *r = table_add(&tab, name, "1", "ms");
+            float *buf = imcap_aligned_alloc(sizes[k]);
+            if (!buf) { skip(r, "out of memory"), failures++; continue; }
+            for (size_t i = 0; i < sizes[k] / sizeof(float); i++) buf[i] = (float)(i & 7);
+            stream_ctx sc = {buf, sizes[k] / sizeof(float), 0};
+            if (measure(&o, r, work_stream, &sc, 1, 1)) {
+                skip(r, "failed"), failures++;
+            } else {
+                bw[k] = sizes[k] / r->median / 1e9;
+                r->rate = bw[k], snprintf(r->rate_unit, sizeof r->rate_unit, "GB/s");
+                snprintf(r->note, sizeof r->note, "%s",
+                         k == 0 ? "streaming sum over a buffer the size of the decoder step's weights (fits L2)"
+                                : "streaming sum over 256 MiB: memory bandwidth (unless the last-level cache holds part of it)");
+            }
+            free(buf);
+        }
+        for (int k = 0; k < 2; k++) {
+            row *r = table_add(&tab, k == 0 ? "decoder step limit (cache)" : "decoder step limit (memory)", "1", "ms/step");
+            if (bw[k] <= 0) { skip(r, "no bandwidth measured"); continue; }
+            r->ok = 1, r->reps = 0, r->inner = 0;
+            r->median = r->min = wbytes / (bw[k] * 1e9);
+            snprintf(r->note, sizeof r->note,
+                     "derived: %.3f MB of decoder step weights (one row) / %.3g GB/s: the least a 1-row step can take "
+                     "when it reads every weight once",
+                     wbytes / 1e6, bw[k]);
+        }
+    }
+
     /* ---- training */
     if (want(&o, "train")) {
-        for (int T = 1; T <= 2; T++) {
+        for (int T = 1; T <= (o.single ? 1 : 2); T++) {
             row *r = table_add(&tab, "train step", T == 1 ? "1" : "2 omp", "ms/batch");
             train_ctx tc;
             if (train_ctx_init(&tc, m, T, &err)) { skip(r, "%s", err.msg), failures++; continue; }
@@ -938,7 +1188,7 @@ int main(int argc, char **argv) {
                 failures++;
             }
         }
-        for (int T = 1; T <= 2; T++) {
+        for (int T = 1; T <= (o.single ? 1 : 2); T++) {
             row *r = table_add(&tab, "imcap batch", T == 1 ? "1" : "2", "ms/image");
             if (!have) { skip(r, "%s", note); continue; }
             char th[8];

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# bench/run.sh — builds imcap (release) if needed, runs imcap-bench and writes
-# bench/results.md. Arguments go to imcap-bench (e.g. --quick, --model M).
-#   BUILD_DIR   build directory (default: build)
-#   RESULTS     where to write the report (default: bench/results.md)
+# bench/run.sh — the single command of the benchmark: builds imcap (release)
+# in its own build directory, then runs bench/compare.py, which checks that
+# PyTorch (bench/torch_ref.py) gives the same captions as imcap and times
+# every row on both, rounds interleaved, and writes bench/results.md.
+# Without PyTorch (scripts/setup.sh --bench-deps installs it) it runs imcap's
+# rows only and says so.
+#
+#   bench/run.sh [--quick] [--rounds N] [--no-torch] [--folder-count N] [--verify-count N]
+#
+#   BUILD_DIR   build directory (default: build-bench; configured as release if missing)
+#   RESULTS     the report (default: bench/results.md)
+#   PYTHON      the Python that runs compare.py (default: /usr/bin/python3 when it
+#               can import torch, Debian's python3-torch being installed for it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD_DIR=${BUILD_DIR:-build}
+BUILD_DIR=${BUILD_DIR:-build-bench}
 RESULTS=${RESULTS:-bench/results.md}
 
 for tool in meson ninja; do
@@ -35,30 +44,20 @@ if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=
   commit="$commit + uncommitted changes"
 fi
 
-tmp=$(mktemp "$RESULTS.tmp.XXXXXX")
-trap 'rm -f "$tmp" "$tmp.table"' EXIT
-rc=0
-"$BUILD_DIR/bench/imcap-bench" --imcap "$BUILD_DIR/imcap" "$@" >"$tmp.table" || rc=$?
-if [ "$rc" -ge 2 ]; then
-  rm -f "$tmp.table"
-  echo "bench/run.sh: imcap-bench failed (exit $rc); $RESULTS left as it was" >&2
-  exit "$rc"
+# A Python that can import torch: Debian's python3-torch lives in
+# /usr/lib/python3/dist-packages, which only /usr/bin/python3 sees.
+if [ -z "${PYTHON:-}" ]; then
+  for p in /usr/bin/python3 python3; do
+    if command -v "$p" >/dev/null && "$p" -c 'import torch, numpy, PIL' 2>/dev/null; then PYTHON=$p; break; fi
+  done
 fi
-{
-  echo "# imcap benchmark results"
-  echo
-  echo "Command: \`bench/run.sh${*:+ $*}\` (BUILD_DIR=$BUILD_DIR, buildtype $buildtype) at commit $commit,"
-  echo "run on $(date '+%Y-%m-%d %H:%M:%S %Z'). What the numbers mean: bench/README.md."
-  if [ "$rc" -ne 0 ]; then
-    echo
-    echo "**Some measurements failed** (imcap-bench exit $rc): see the notes in the table."
-  fi
-  echo
-  cat "$tmp.table"
-} >"$tmp"
-rm -f "$tmp.table"
-mv "$tmp" "$RESULTS"
-trap - EXIT
-cat "$RESULTS"
-echo "bench/run.sh: wrote $RESULTS" >&2
-exit "$rc"
+extra=()
+if [ -z "${PYTHON:-}" ]; then
+  PYTHON=$(command -v python3 || echo /usr/bin/python3)
+  echo "bench/run.sh: PyTorch is not installed (scripts/setup.sh --bench-deps): imcap's rows only" >&2
+  extra+=(--no-torch)
+fi
+
+exec "$PYTHON" bench/compare.py --imcap "$BUILD_DIR/imcap" --bench "$BUILD_DIR/bench/imcap-bench" \
+  --out "$RESULTS" --commit "$commit" --command "bench/run.sh${*:+ $*}" \
+  --build-desc "BUILD_DIR=$BUILD_DIR, buildtype $buildtype" "${extra[@]}" "$@"

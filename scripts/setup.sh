@@ -2,25 +2,30 @@
 # Sets up imcap on Debian 12: installs the packages it needs (idempotent, no
 # prompts), builds it in build/, and captions the images in samples/ with the
 # shipped model. Options: --deps-only (install packages, nothing else),
-# --test-deps (also what the test suite uses: browser, GNU parallel, numpy).
+# --test-deps (also what the test suite uses: browser, GNU parallel, numpy),
+# --bench-deps (also what bench/run.sh's PyTorch comparison uses: Debian's
+# python3-torch, python3-torchvision and python3-numpy, for /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_DEPS=(build-essential meson ninja-build pkg-config libopenblas-dev libcriterion-dev
             libcjson-dev libstb-dev libutf8proc-dev fonts-dejavu-core)
 TEST_DEPS=(chromium parallel python3-numpy)
+BENCH_DEPS=(python3-torch python3-torchvision python3-numpy)
 
-deps_only=0 test_deps=0
+deps_only=0 test_deps=0 bench_deps=0
 for a in "$@"; do
   case "$a" in
     --deps-only) deps_only=1 ;;
     --test-deps) test_deps=1 ;;
+    --bench-deps) bench_deps=1 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
 
 want=("${BUILD_DEPS[@]}")
 [ "$test_deps" = 1 ] && want+=("${TEST_DEPS[@]}")
+[ "$bench_deps" = 1 ] && want+=("${BENCH_DEPS[@]}")
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
