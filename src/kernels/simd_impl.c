@@ -9,6 +9,9 @@
  * changes the order in which one output is summed. */
 #include <stdint.h>
 #include <string.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "simd.h"
 #include "simd_ops.h"
@@ -32,7 +35,7 @@ enum { LANES = 16 };
 /* register blocking of imcap_rows_affine: outputs x rows per block */
 #if defined(__AVX512F__)
 #define GEMM_MB 6
-#define BO1 16
+#define BO1 8
 #define BO 4
 #define BN 4
 #else
@@ -44,12 +47,39 @@ enum { LANES = 16 };
 
 AI vf ld(const float *p) { return *(const vf_u *)p; }
 AI void st(float *p, vf v) { *(vf_u *)p = v; }
+/* the first n < 16 lanes (the rest zero), never touching memory past p + n */
+#if defined(__AVX512F__)
+AI vf ld_part(const float *p, int n) { return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p); }
+AI void st_part(float *p, vf v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), (__m512)v); }
+#elif defined(__AVX2__)
+AI __m256i lane_mask8(int n) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
 AI vf ld_part(const float *p, int n) {
-    vf v = {0};
-    memcpy(&v, p, (size_t)n * sizeof(float));
+    __m256 lo = _mm256_maskload_ps(p, lane_mask8(n)), hi = _mm256_maskload_ps(p + 8, lane_mask8(n - 8));
+    vf v;
+    memcpy(&v, &lo, 32);
+    memcpy((char *)&v + 32, &hi, 32);
     return v;
 }
-AI void st_part(float *p, vf v, int n) { memcpy(p, &v, (size_t)n * sizeof(float)); }
+AI void st_part(float *p, vf v, int n) {
+    __m256 lo, hi;
+    memcpy(&lo, &v, 32);
+    memcpy(&hi, (char *)&v + 32, 32);
+    _mm256_maskstore_ps(p, lane_mask8(n), lo);
+    _mm256_maskstore_ps(p + 8, lane_mask8(n - 8), hi);
+}
+#else
+AI vf ld_part(const float *p, int n) {
+    vf v = {0};
+    for (int l = 0; l < n; l++) v[l] = p[l];
+    return v;
+}
+AI void st_part(float *p, vf v, int n) {
+    for (int l = 0; l < n; l++) p[l] = v[l];
+}
+#endif
 AI vf splat(float x) { return (vf){0} + x; }
 AI vf sel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
 
@@ -149,6 +179,9 @@ AI void block(float *y, size_t ldy, int n0, int o0, int BOx, int BNx, const imca
             for (int b = 0; b < BNx; b++) xv[b] = ld(x + b * ldx + k0);
             for (int a = 0; a < BOx; a++) {
                 vf wv = ld(w + a * ldw + k0);
+                /* fetch the next block's weight rows while this one computes:
+                 * the hardware prefetchers do not follow BOx interleaved rows */
+                __builtin_prefetch(w + (a + BOx) * ldw + k0 + 2 * LANES);
                 for (int b = 0; b < BNx; b++) acc[a * BNx + b] += wv * xv[b];
             }
         }
@@ -174,31 +207,37 @@ AI void block(float *y, size_t ldy, int n0, int o0, int BOx, int BNx, const imca
     }
 }
 
-/* Rows n0 .. n0+BNx-1 against every output. */
-AI void row_block(float *y, size_t ldy, int n0, int BNx, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
-                  const float *b1, int acc) {
-    int o = 0;
-    if (BNx == 1) {
-        for (; o + BO1 <= M; o += BO1) block(y, ldy, n0, o, BO1, 1, seg, nseg, b0, b1, acc);
-    } else {
-        for (; o + BO <= M; o += BO) block(y, ldy, n0, o, BO, BNx, seg, nseg, b0, b1, acc);
-    }
-    for (; o < M; o++) block(y, ldy, n0, o, 1, BNx, seg, nseg, b0, b1, acc);
+/* Outputs o0 .. o0+BOx-1 (BOx == 1 for the tail) of rows n0 .. n1-1, in
+ * blocks of BN rows, then 3, 2, 1. */
+AI void rows_of_block(float *y, size_t ldy, int n0, int n1, int o0, int BOx, const imcap_mm_seg *seg, int nseg,
+                      const float *b0, const float *b1, int acc) {
+    int n = n0;
+    for (; n + BN <= n1; n += BN) block(y, ldy, n, o0, BOx, BN, seg, nseg, b0, b1, acc);
+#if BN > 2
+    if (n1 - n == 3) { block(y, ldy, n, o0, BOx, 3, seg, nseg, b0, b1, acc); n += 3; }
+#endif
+    if (n1 - n >= 2) { block(y, ldy, n, o0, BOx, 2, seg, nseg, b0, b1, acc); n += 2; }
+    if (n1 - n == 1) block(y, ldy, n, o0, BOx, 1, seg, nseg, b0, b1, acc);
 }
 
-/* Rows are taken in chunks small enough that the chunk's inputs stay in L1
- * while the weights stream past once per chunk. */
+/* Rows are taken in chunks small enough that the chunk's inputs stay in L1;
+ * within a chunk the outputs are the outer loop, so each block of weight
+ * rows is read from memory once per chunk and reused from L1 by all its
+ * rows. One row alone uses taller blocks (BO1 outputs): it is a gemv, bound
+ * by the stream of weights. */
 static void F(rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
                            const float *b1, int acc) {
     enum { CHUNK = 4 * BN };
+    if (N == 1) {
+        int o = 0;
+        for (; o + BO1 <= M; o += BO1) block(y, ldy, 0, o, BO1, 1, seg, nseg, b0, b1, acc);
+        for (; o < M; o++) block(y, ldy, 0, o, 1, 1, seg, nseg, b0, b1, acc);
+        return;
+    }
     for (int c0 = 0; c0 < N; c0 += CHUNK) {
-        int c1 = c0 + CHUNK < N ? c0 + CHUNK : N, n = c0;
-        for (; n + BN <= c1; n += BN) row_block(y, ldy, n, BN, M, seg, nseg, b0, b1, acc);
-#if BN > 2
-        if (c1 - n == 3) { row_block(y, ldy, n, 3, M, seg, nseg, b0, b1, acc); n += 3; }
-#endif
-        if (c1 - n >= 2) { row_block(y, ldy, n, 2, M, seg, nseg, b0, b1, acc); n += 2; }
-        if (c1 - n == 1) row_block(y, ldy, n, 1, M, seg, nseg, b0, b1, acc);
+        int c1 = c0 + CHUNK < N ? c0 + CHUNK : N, o = 0;
+        for (; o + BO <= M; o += BO) rows_of_block(y, ldy, c0, c1, o, BO, seg, nseg, b0, b1, acc);
+        for (; o < M; o++) rows_of_block(y, ldy, c0, c1, o, 1, seg, nseg, b0, b1, acc);
     }
 }
 
