@@ -10,6 +10,8 @@
  * hypothesis of the beam. (Bit equality holds because every row of a
  * decoder step is computed as if alone: src/kernels/simd.h.) */
 #include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,4 +164,91 @@ Test(batcher, bad_arguments, .init = setup, .fini = teardown) {
     cr_assert(strstr(err.msg, "full"), "%s", err.msg);
     imcap_batcher_free(b);
     imcap_batcher_free(NULL);
+}
+
+/* ---- imcap_caption_many: threads, order, failures, stop */
+
+typedef struct {
+    imcap_result *ref[N_IMAGES];
+    int n_done[N_IMAGES], emitted[N_IMAGES], n_emitted, order_ok, stop_at, mismatches;
+    size_t window, max_ahead;
+    volatile sig_atomic_t stop;
+} many_ctx;
+
+static imcap_status many_load(void *vctx, size_t i, imcap_image *img, imcap_error *err) {
+    (void)vctx;
+    if (i % 17 == 5) { /* some images fail before decoding */
+        snprintf(err->msg, sizeof err->msg, "image %zu: refused by the test", i);
+        return err->status = IMCAP_E_IMAGE;
+    }
+    img->width = imgs[i].width, img->height = imgs[i].height;
+    size_t n = (size_t)img->width * img->height * 3;
+    img->rgb = malloc(n);
+    memcpy(img->rgb, imgs[i].rgb, n);
+    return IMCAP_OK;
+}
+
+static void many_done(void *vctx, size_t i, imcap_result *res, imcap_status st, const imcap_error *err) {
+    many_ctx *c = vctx;
+#pragma omp atomic
+    c->n_done[i]++;
+    if (i % 17 == 5) {
+        if (st != IMCAP_E_IMAGE || res || !strstr(err->msg, "refused by the test")) {
+#pragma omp atomic
+            c->mismatches++;
+        }
+        return;
+    }
+    if (st != IMCAP_OK || !res || strcmp(res->hyps[0].text, c->ref[i]->hyps[0].text) != 0 ||
+        res->hyps[0].score != c->ref[i]->hyps[0].score) {
+#pragma omp atomic
+        c->mismatches++;
+    }
+    imcap_result_free(res);
+}
+
+static void many_emit(void *vctx, size_t i) {
+    many_ctx *c = vctx;
+    if ((int)i != c->n_emitted || c->n_done[i] != 1) c->order_ok = 0;
+    c->emitted[i]++;
+    c->n_emitted++;
+    if (c->stop_at && c->n_emitted == c->stop_at) c->stop = 1;
+}
+
+static void run_many(int threads, int block, int stop_at) {
+    imcap_options opt;
+    imcap_options_default(&opt);
+    static many_ctx c;
+    memset(&c, 0, sizeof c);
+    c.order_ok = 1, c.stop_at = stop_at;
+    alone(&opt, c.ref);
+    imcap_many_io io = {many_load, many_done, many_emit, &c, &c.stop};
+    imcap_error err;
+    size_t n_done = 0;
+    cr_assert_eq(imcap_caption_many(model, N_IMAGES, &opt, block, threads, &io, &n_done, &err), IMCAP_OK, "%s",
+                 err.msg);
+    cr_assert(c.order_ok, "threads %d block %d: emitted out of order or before done", threads, block);
+    cr_assert_eq(c.mismatches, 0, "threads %d block %d: %d results differ from alone", threads, block, c.mismatches);
+    cr_assert_eq((int)n_done, c.n_emitted);
+    if (!stop_at) {
+        cr_assert_eq(c.n_emitted, N_IMAGES);
+    } else {
+        /* the images started are a prefix, all of them finished and emitted */
+        cr_assert_geq(c.n_emitted, stop_at);
+        cr_assert_lt((size_t)c.n_emitted, (size_t)stop_at + imcap_caption_many_window(threads, block));
+    }
+    for (int i = 0; i < N_IMAGES; i++) {
+        int want = i < c.n_emitted ? 1 : 0;
+        cr_assert_eq(c.n_done[i], want, "image %d: done %d times", i, c.n_done[i]);
+        cr_assert_eq(c.emitted[i], want, "image %d: emitted %d times", i, c.emitted[i]);
+        imcap_result_free(c.ref[i]);
+    }
+}
+
+Test(caption_many, one_thread_in_order, .init = setup, .fini = teardown) { run_many(1, 5, 0); }
+Test(caption_many, two_threads_in_order, .init = setup, .fini = teardown) { run_many(2, 3, 0); }
+Test(caption_many, two_threads_block_1, .init = setup, .fini = teardown) { run_many(2, 1, 0); }
+Test(caption_many, stop_leaves_an_emitted_prefix, .init = setup, .fini = teardown) {
+    run_many(1, 4, 10);
+    run_many(2, 4, 37);
 }
