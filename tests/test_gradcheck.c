@@ -154,7 +154,7 @@ static void fixture_init(fixture *f, const char *json, float dropout, float att_
 
     const imcap_config *c = &f->m->cfg;
     for (int e = 0; e < N_EX; e++) {
-        cr_assert_eq(imcap_encoder_acts_init(&f->enc[e], c, 0), IMCAP_OK);
+        cr_assert_eq(imcap_encoder_acts_init(&f->enc[e], c, 1, 1), IMCAP_OK);
         imcap_normalise(f->rgb[e], S, c->mean, c->std, f->enc[e].act[0]);
     }
     size_t per = 0;

@@ -100,7 +100,7 @@ imcap_status imcap_batcher_new(const imcap_model *m, const imcap_options *opt, i
              imcap_decoder_init_alloc(&sl->init, cfg) == IMCAP_OK &&
              imcap_beam_init(&sl->beam, b->k, b->T, cfg->L, V, 0) == IMCAP_OK;
     }
-    ok = ok && imcap_encoder_acts_init(&b->enc, cfg, 0) == IMCAP_OK;
+    ok = ok && imcap_encoder_acts_init(&b->enc, cfg, 1, 0) == IMCAP_OK;
     ok = ok && imcap_step_cache_alloc_infer(&b->step, cfg, V, b->rcap) == IMCAP_OK;
     size_t rh = (size_t)b->rcap * Hd * sizeof(float);
     ok = ok && (b->tokens = malloc((size_t)b->rcap * sizeof(int))) && (b->h = imcap_aligned_alloc(rh)) &&

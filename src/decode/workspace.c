@@ -9,7 +9,7 @@ imcap_workspace *imcap_workspace_new(const imcap_model *m) {
     imcap_workspace *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
     ws->model = m;
-    if (imcap_encoder_acts_init(&ws->enc, &m->cfg, 0) != IMCAP_OK || imcap_decoder_init_alloc(&ws->init, &m->cfg) != IMCAP_OK ||
+    if (imcap_encoder_acts_init(&ws->enc, &m->cfg, 1, 0) != IMCAP_OK || imcap_decoder_init_alloc(&ws->init, &m->cfg) != IMCAP_OK ||
         imcap_workspace_reserve(ws, 3) != IMCAP_OK) {
         imcap_workspace_free(ws);
         return NULL;

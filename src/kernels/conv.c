@@ -1,4 +1,4 @@
-/* conv.c — 2-D convolution as im2col + one sgemm per image. */
+/* conv.c — 2-D convolution as im2col + one sgemm over every image. */
 #include <cblas.h>
 #include <string.h>
 
@@ -6,68 +6,169 @@
 
 size_t imcap_conv2d_col_size(int C, int k, int Ho, int Wo) { return (size_t)C * k * k * Ho * Wo; }
 
-/* col[(c*k + ky)*k + kx][oy*Wo + ox] = in[c][oy*s - pad + ky][ox*s - pad + kx] (0 outside) */
-static void im2col(float *col, const float *in, int C, int H, int W, int k, int s, int pad, int Ho, int Wo) {
-    for (int c = 0; c < C; c++)
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                float *row = col + ((size_t)(c * k + ky) * k + kx) * Ho * Wo;
-                for (int oy = 0; oy < Ho; oy++) {
-                    int iy = oy * s - pad + ky;
-                    float *dst = row + (size_t)oy * Wo;
-                    if (iy < 0 || iy >= H) {
-                        memset(dst, 0, (size_t)Wo * sizeof *dst);
-                        continue;
-                    }
-                    const float *src = in + ((size_t)c * H + iy) * W;
-                    for (int ox = 0; ox < Wo; ox++) {
-                        int ix = ox * s - pad + kx;
-                        dst[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.0f;
-                    }
-                }
-            }
+/* The outputs o in [*lo, *hi) whose input o*s - pad + kk lies in [0, n); the
+ * ones before lo and from hi on read the zero padding. Computed once per
+ * kernel offset, so the copy loops below need no bounds check per element. */
+static void inside(int kk, int s, int pad, int n, int n_out, int *lo, int *hi) {
+    int first = pad - kk, last = n - 1 + pad - kk; /* o*s must lie in [first, last] */
+    int l = first <= 0 ? 0 : (first + s - 1) / s;
+    int h = last < 0 ? 0 : last / s + 1;
+    if (h > n_out) h = n_out;
+    if (l > h) l = h;
+    *lo = l, *hi = h;
 }
 
-static void col2im_add(float *din, const float *col, int C, int H, int W, int k, int s, int pad, int Ho, int Wo) {
-    for (int c = 0; c < C; c++)
-        for (int ky = 0; ky < k; ky++)
+/* The zeros left and right of a row: at most pad elements, so a call to
+ * memset (what the compiler makes of a loop) would cost more than the
+ * stores. */
+static inline void zero_few(float *d, int n) {
+    switch (n) {
+    case 2: d[1] = 0.0f; /* fallthrough */
+    case 1: d[0] = 0.0f; /* fallthrough */
+    case 0: return;
+    default: memset(d, 0, (size_t)n * sizeof *d);
+    }
+}
+
+/* One image: col[(c*k + ky)*k + kx][oy*Wo + ox] = in[c][oy*s - pad + ky][ox*s - pad + kx]
+ * (0 outside). Row r of col starts at col + r*ldc (ldc = n*Ho*Wo when n
+ * images share the matrix); channel c of the image starts at in + c*in_ch. */
+static void im2col(float *col, size_t ldc, const float *in, size_t in_ch, int C, int H, int W, int k, int s, int pad,
+                   int Ho, int Wo) {
+    for (int c = 0; c < C; c++) {
+        const float *plane = in + (size_t)c * in_ch;
+        for (int ky = 0; ky < k; ky++) {
+            int ylo, yhi;
+            inside(ky, s, pad, H, Ho, &ylo, &yhi);
             for (int kx = 0; kx < k; kx++) {
-                const float *row = col + ((size_t)(c * k + ky) * k + kx) * Ho * Wo;
-                for (int oy = 0; oy < Ho; oy++) {
-                    int iy = oy * s - pad + ky;
-                    if (iy < 0 || iy >= H) continue;
-                    float *dst = din + ((size_t)c * H + iy) * W;
-                    const float *src = row + (size_t)oy * Wo;
-                    for (int ox = 0; ox < Wo; ox++) {
-                        int ix = ox * s - pad + kx;
-                        if (ix >= 0 && ix < W) dst[ix] += src[ox];
+                int xlo, xhi;
+                inside(kx, s, pad, W, Wo, &xlo, &xhi);
+                int nx = xhi - xlo, shift = kx - pad; /* input column = ox*s + shift */
+                float *row = col + ((size_t)(c * k + ky) * k + kx) * ldc;
+                memset(row, 0, (size_t)ylo * Wo * sizeof *row);
+                memset(row + (size_t)yhi * Wo, 0, (size_t)(Ho - yhi) * Wo * sizeof *row);
+                if (ylo == yhi) continue;
+                const float *src = plane + (size_t)(ylo * s - pad + ky) * W; /* input row of output row ylo */
+                if (s == 1 && Wo == W) {
+                    /* a "same" conv: output rows ylo..yhi-1 read consecutive
+                     * input rows with the same width, so the whole band is one
+                     * copy shifted by `shift`; the few columns that belong to
+                     * the padding are zeroed after it */
+                    float *dst = row + (size_t)ylo * Wo;
+                    size_t len = (size_t)(yhi - ylo) * W, a = (size_t)(shift < 0 ? -shift : shift);
+                    if (a < len) {
+                        if (shift >= 0) memcpy(dst, src + a, (len - a) * sizeof *dst);
+                        else memcpy(dst + a, src, (len - a) * sizeof *dst);
                     }
+                    for (int oy = ylo; oy < yhi; oy++, dst += Wo) {
+                        zero_few(dst, xlo);
+                        zero_few(dst + xhi, Wo - xhi);
+                    }
+                    continue;
+                }
+                src += xlo * s + shift;
+                for (int oy = ylo; oy < yhi; oy++, src += (size_t)s * W) {
+                    float *dst = row + (size_t)oy * Wo;
+                    zero_few(dst, xlo);
+                    if (s == 1)
+                        memcpy(dst + xlo, src, (size_t)nx * sizeof *dst);
+                    else
+                        for (int i = 0; i < nx; i++) dst[xlo + i] = src[(size_t)i * s];
+                    zero_few(dst + xhi, Wo - xhi);
                 }
             }
+        }
+    }
+}
+
+/* The adjoint of im2col: din[c][iy][ix] += every col entry that copied it.
+ * Each element receives its terms in (ky, kx) order, as the bounds-checked
+ * loop it replaces did, so gradients keep their bits. */
+static void col2im_add(float *din, size_t in_ch, const float *col, size_t ldc, int C, int H, int W, int k, int s,
+                       int pad, int Ho, int Wo) {
+    for (int c = 0; c < C; c++) {
+        float *plane = din + (size_t)c * in_ch;
+        for (int ky = 0; ky < k; ky++) {
+            int ylo, yhi;
+            inside(ky, s, pad, H, Ho, &ylo, &yhi);
+            for (int kx = 0; kx < k; kx++) {
+                int xlo, xhi;
+                inside(kx, s, pad, W, Wo, &xlo, &xhi);
+                int nx = xhi - xlo, x0 = xlo * s - pad + kx;
+                const float *row = col + ((size_t)(c * k + ky) * k + kx) * ldc;
+                for (int oy = ylo; oy < yhi; oy++) {
+                    float *dst = plane + (size_t)(oy * s - pad + ky) * W + x0;
+                    const float *src = row + (size_t)oy * Wo + xlo;
+                    if (s == 1)
+                        for (int i = 0; i < nx; i++) dst[i] += src[i];
+                    else
+                        for (int i = 0; i < nx; i++) dst[(size_t)i * s] += src[i];
+                }
+            }
+        }
+    }
+}
+
+/* A 1x1 stride-1 unpadded conv over channel planes n*P apart needs no
+ * im2col: the input already is the [C, n*P] matrix. */
+static int input_is_col(size_t in_img, size_t in_ch, int n, int H, int W, int k, int s, int pad) {
+    size_t P = (size_t)H * W;
+    return k == 1 && s == 1 && pad == 0 && in_ch == (size_t)n * P && (n == 1 || in_img == P);
+}
+
+static const float *build_col(float *col, const float *in, size_t in_img, size_t in_ch, int n, int C, int H, int W,
+                              int k, int s, int pad, int Ho, int Wo) {
+    if (input_is_col(in_img, in_ch, n, H, W, k, s, pad)) return in;
+    size_t P = (size_t)Ho * Wo, ldc = (size_t)n * P;
+    for (int j = 0; j < n; j++) im2col(col + j * P, ldc, in + j * in_img, in_ch, C, H, W, k, s, pad, Ho, Wo);
+    return col;
+}
+
+void imcap_conv2d_forward_n(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,
+                            const float *b, int n, int C, int H, int W, int O, int k, int stride, int pad,
+                            float *col) {
+    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;
+    int NP = n * Ho * Wo;
+    const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);
+    /* the bias first and the product added onto it (beta = 1): the order the
+     * model's outputs were produced with, so they keep their bits */
+    for (int o = 0; o < O; o++) {
+        float *d = out + (size_t)o * ld;
+        for (int i = 0; i < NP; i++) d[i] = b[o];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, NP, K, 1.0f, w, K, B, NP, 1.0f, out, (int)ld);
+}
+
+void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout, size_t ld, const float *in,
+                             size_t in_img, size_t in_ch, const float *w, int n, int C, int H, int W, int O, int k,
+                             int stride, int pad, float *col) {
+    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;
+    int P = Ho * Wo, NP = n * P;
+    for (int o = 0; o < O; o++) {
+        const float *d = dout + (size_t)o * ld;
+        float s = 0;
+        for (int i = 0; i < NP; i++) s += d[i];
+        db[o] += s;
+    }
+    const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, NP, 1.0f, dout, (int)ld, B, NP, 1.0f, dw, K);
+    if (!din) return;
+    /* dcol = w^T dout, into col (B may be the input itself) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, NP, O, 1.0f, w, K, dout, (int)ld, 0.0f, col, NP);
+    for (int j = 0; j < n; j++)
+        col2im_add(din + j * in_img, in_ch, col + (size_t)j * P, (size_t)NP, C, H, W, k, stride, pad, Ho, Wo);
 }
 
 void imcap_conv2d_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int O,
                           int k, int stride, int pad, float *col) {
-    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, P = Ho * Wo, K = C * k * k;
-    im2col(col, in, C, H, W, k, stride, pad, Ho, Wo);
-    for (int o = 0; o < O; o++)
-        for (int i = 0; i < P; i++) out[(size_t)o * P + i] = b[o];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, P, K, 1.0f, w, K, col, P, 1.0f, out, P);
+    size_t plane = (size_t)H * W;
+    size_t P = (size_t)((H + 2 * pad - k) / stride + 1) * ((W + 2 * pad - k) / stride + 1);
+    imcap_conv2d_forward_n(out, P, in, (size_t)C * plane, plane, w, b, 1, C, H, W, O, k, stride, pad, col);
 }
 
 void imcap_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                            int C, int H, int W, int O, int k, int stride, int pad, float *col) {
-    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, P = Ho * Wo, K = C * k * k;
-    for (int o = 0; o < O; o++) {
-        const float *d = dout + (size_t)o * P;
-        float s = 0;
-        for (int i = 0; i < P; i++) s += d[i];
-        db[o] += s;
-    }
-    im2col(col, in, C, H, W, k, stride, pad, Ho, Wo);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, P, 1.0f, dout, P, col, P, 1.0f, dw, K);
-    if (!din) return;
-    /* dcol = w^T dout, reusing col */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, O, 1.0f, w, K, dout, P, 0.0f, col, P);
-    col2im_add(din, col, C, H, W, k, stride, pad, Ho, Wo);
+    size_t plane = (size_t)H * W;
+    size_t P = (size_t)((H + 2 * pad - k) / stride + 1) * ((W + 2 * pad - k) / stride + 1);
+    imcap_conv2d_backward_n(din, dw, db, dout, P, in, (size_t)C * plane, plane, w, 1, C, H, W, O, k, stride, pad, col);
 }

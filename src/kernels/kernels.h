@@ -16,19 +16,45 @@ void imcap_conv2d_forward(float *out, const float *in, const float *w, const flo
  * from in, so the caller need not keep it from the forward pass. */
 void imcap_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                            int C, int H, int W, int O, int k, int stride, int pad, float *col);
+/* The same over n images as one product w[O,K] col[K, n*Ho*Wo]. Channel c of
+ * image j is the H*W plane at in + j*in_img + c*in_ch: [n,C,H,W] has
+ * in_img = C*H*W, in_ch = H*W; [C,n,H,W] has in_img = H*W, in_ch = n*H*W.
+ * Output (and dout) rows are ld >= n*Ho*Wo apart: image j's output p of
+ * channel o is out[o*ld + j*Ho*Wo + p], so one image's product can write into
+ * a [O, N, Ho, Wo] batch (out + j*Ho*Wo, ld = N*Ho*Wo). din has the layout of
+ * in. col: n times imcap_conv2d_col_size() floats. dw and db sum over the
+ * images. With n = 1 an image gets the bits of imcap_conv2d_forward whatever
+ * the strides; with n > 1 whether each column keeps its bits depends on the
+ * BLAS (OpenBLAS 0.3.21's Haswell/Zen sgemm kernels round a column
+ * differently with the number of columns). */
+void imcap_conv2d_forward_n(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,
+                            const float *b, int n, int C, int H, int W, int O, int k, int stride, int pad,
+                            float *col);
+void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout, size_t ld, const float *in,
+                             size_t in_img, size_t in_ch, const float *w, int n, int C, int H, int W, int O, int k,
+                             int stride, int pad, float *col);
 
-/* ---- relu */
+/* ---- relu (out may be in) */
 void imcap_relu_forward(float *out, const float *in, size_t n);
 void imcap_relu_backward(float *din, const float *dout, const float *out, size_t n);
 
 /* ---- maxpool (square, no padding, floor): argmax [C,Ho,Wo] saves the
- * winning input index; ties go to the first (row-major) element, as PyTorch. */
+ * winning input index; ties go to the first (row-major) element and a NaN
+ * wins, as PyTorch. argmax may be NULL (then as imcap_maxpool_infer). */
 void imcap_maxpool_forward(float *out, int *argmax, const float *in, int C, int H, int W, int k, int stride);
 void imcap_maxpool_backward(float *din, const float *dout, const int *argmax, int C, int Ho, int Wo);
+/* Inference only (no backward): the same maxima without recording winners,
+ * 2x2 stride-2 windows vectorised. relu != 0 pools relu(in) instead, a ReLU
+ * directly followed by the pool in one pass, with the bits of the two. */
+void imcap_maxpool_infer(float *out, const float *in, int C, int H, int W, int k, int stride, int relu);
 
-/* ---- coords: [C,H,W] -> [C+2,H,W], channel C = x, C+1 = y in (-1, 1) */
+/* ---- coords: [C,H,W] -> [C+2,H,W], channel C = x, C+1 = y in (-1, 1);
+ * out may be in (with room for the two channels) */
 void imcap_coords_forward(float *out, const float *in, int C, int H, int W);
 void imcap_coords_backward(float *din, const float *dout, int C, int H, int W);
+/* The same over n images laid out [C,n,H,W] -> [C+2,n,H,W]. */
+void imcap_coords_forward_n(float *out, const float *in, int n, int C, int H, int W);
+void imcap_coords_backward_n(float *din, const float *dout, int n, int C, int H, int W);
 
 /* ---- affine: y[N,out] = x[N,in] w[out,in]^T + b[out] (b may be NULL) */
 void imcap_affine_forward(float *y, const float *x, const float *w, const float *b, int N, int in, int out);

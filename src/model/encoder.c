@@ -1,99 +1,230 @@
 /* encoder.c — the convolutional encoder: a torch.nn.Sequential of conv,
- * relu, maxpool and coords layers over one image. */
+ * relu, maxpool and coords layers over n images (see encoder.h for the
+ * layouts and why the forward's products are per image). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
 #include "encoder.h"
 
-imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *cfg, int with_backward) {
+static size_t in_size(const imcap_layer *l) { return (size_t)l->in_c * l->in_h * l->in_w; }
+static size_t out_size(const imcap_layer *l) { return (size_t)l->out_c * l->out_h * l->out_w; }
+
+static float *own(imcap_encoder_acts *e, size_t floats) {
+    float *b = imcap_aligned_alloc(floats * sizeof(float));
+    if (b) e->owned[e->n_owned++] = b;
+    return b;
+}
+
+/* [a, b, P] -> [b, a, P] */
+static void swap_outer(float *dst, const float *src, int a, int b, size_t P) {
+    for (int i = 0; i < a; i++)
+        for (int j = 0; j < b; j++)
+            memcpy(dst + ((size_t)j * a + i) * P, src + ((size_t)i * b + j) * P, P * sizeof *dst);
+}
+
+/* Training: what layer i reads and writes. The first layer reads the
+ * images as [n,3,S,S] when it is a conv (its im2col takes any layout),
+ * otherwise the copy in x0 laid out [3,n,S,S] like everything after it. */
+static float *output_of(const imcap_config *cfg, const imcap_encoder_acts *e, int i) {
+    return i == cfg->n_layers - 1 ? e->last : e->act[i + 1];
+}
+static const float *input_of(const imcap_config *cfg, const imcap_encoder_acts *e, int i) {
+    if (i > 0) return output_of(cfg, e, i - 1);
+    return e->x0 ? e->x0 : e->act[0];
+}
+
+/* At inference a relu directly followed by a maxpool is done by the pool. */
+static int folded_relu(const imcap_config *cfg, int i) {
+    return cfg->layers[i].type == IMCAP_LAYER_RELU && i + 1 < cfg->n_layers &&
+           cfg->layers[i + 1].type == IMCAP_LAYER_MAXPOOL;
+}
+
+imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *cfg, int max_images,
+                                     int with_backward) {
     memset(e, 0, sizeof *e);
-    size_t max_col = 1;
-    e->max_act = (size_t)3 * cfg->image_size * cfg->image_size;
-    e->act[0] = imcap_aligned_alloc(e->max_act * sizeof(float));
-    if (!e->act[0]) return IMCAP_E_NOMEM;
-    for (int i = 0; i < cfg->n_layers; i++) {
+    if (max_images < 1) return IMCAP_E_ARG;
+    e->max_images = max_images, e->with_backward = with_backward;
+    int nl = cfg->n_layers;
+    size_t S = (size_t)cfg->image_size, I = 3 * S * S, M = I, K = 1;
+    for (int i = 0; i < nl; i++) {
         const imcap_layer *l = &cfg->layers[i];
-        size_t n = (size_t)l->out_c * l->out_h * l->out_w;
-        if (n > e->max_act) e->max_act = n;
-        e->act[i + 1] = imcap_aligned_alloc(n * sizeof(float));
-        if (!e->act[i + 1]) return IMCAP_E_NOMEM;
-        if (l->type == IMCAP_LAYER_MAXPOOL) {
-            e->argmax[i] = calloc(n, sizeof(int));
-            if (!e->argmax[i]) return IMCAP_E_NOMEM;
-        }
+        if (out_size(l) > M) M = out_size(l);
         if (l->type == IMCAP_LAYER_CONV) {
             size_t c = imcap_conv2d_col_size(l->in_c, l->kernel, l->out_h, l->out_w);
-            if (c > max_col) max_col = c;
+            if (c > K) K = c;
         }
     }
-    e->col = imcap_aligned_alloc(max_col * sizeof(float));
-    if (!e->col) return IMCAP_E_NOMEM;
-    if (with_backward)
-        for (int k = 0; k < 2; k++)
-            if (!(e->dbuf[k] = imcap_aligned_alloc(e->max_act * sizeof(float)))) return IMCAP_E_NOMEM;
+    e->max_act = M;
+    /* training keeps every image: n of everything; inference runs the images
+     * one after the other through one image's buffers */
+    size_t n = (size_t)max_images, nb = with_backward ? n : 1;
+    /* maxpool winners are int indices into n images' activations; blas takes int sizes */
+    if (nb * M > INT_MAX || nb * K > INT_MAX) return IMCAP_E_ARG;
+    if (!(e->act[0] = own(e, n * I))) goto nomem;
+    if (nl == 0) return IMCAP_OK; /* act[0] is the output */
+    const imcap_layer *last = &cfg->layers[nl - 1];
+    if (!(e->col = own(e, nb * K)) || !(e->act[nl] = own(e, n * out_size(last)))) goto nomem;
+    if (with_backward && cfg->layers[0].type != IMCAP_LAYER_CONV && !(e->x0 = own(e, n * I))) goto nomem;
+    float *pp[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        float *buf = own(e, nb * M);
+        if (!buf) goto nomem;
+        if (with_backward) e->dbuf[k] = buf;
+        else pp[k] = buf;
+    }
+    if (!with_backward) {
+        /* which of the two buffers each layer but the last writes (the last
+         * writes the output); imcap_encoder_forward_n follows the same rules */
+        float *cur = NULL; /* the image */
+        for (int i = 0; i < nl - 1; i++) {
+            const imcap_layer *l = &cfg->layers[i];
+            float *y;
+            if (folded_relu(cfg, i)) y = cur;
+            else if (cur && (l->type == IMCAP_LAYER_RELU || l->type == IMCAP_LAYER_COORDS)) y = cur;
+            else y = cur == pp[0] ? pp[1] : pp[0];
+            e->act[i + 1] = y ? y : e->act[0];
+            cur = y;
+        }
+        return IMCAP_OK;
+    }
+    float *input = e->x0 ? e->x0 : e->act[0], *cur = input;
+    for (int i = 0; i < nl; i++) {
+        const imcap_layer *l = &cfg->layers[i];
+        /* a relu works in place, but never over the image */
+        float *y = cur != input && l->type == IMCAP_LAYER_RELU ? cur : own(e, n * out_size(l));
+        if (!y) goto nomem;
+        if (l->type == IMCAP_LAYER_MAXPOOL && !(e->argmax[i] = calloc(n * out_size(l), sizeof(int)))) goto nomem;
+        if (i < nl - 1) e->act[i + 1] = y;
+        else e->last = y;
+        cur = y;
+    }
     return IMCAP_OK;
+nomem:
+    imcap_encoder_acts_free(e);
+    return IMCAP_E_NOMEM;
 }
 
 void imcap_encoder_acts_free(imcap_encoder_acts *e) {
-    for (int i = 0; i <= IMCAP_MAX_LAYERS; i++) free(e->act[i]);
+    for (int i = 0; i < e->n_owned; i++) free(e->owned[i]);
     for (int i = 0; i < IMCAP_MAX_LAYERS; i++) free(e->argmax[i]);
-    free(e->col);
-    free(e->dbuf[0]);
-    free(e->dbuf[1]);
     memset(e, 0, sizeof *e);
 }
 
-void imcap_encoder_forward(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e) {
-    for (int i = 0; i < cfg->n_layers; i++) {
+/* Inference: image j alone through every layer, in one image's buffers
+ * (they stay in cache), its features into block j of the output. */
+static void forward_image(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e, int j) {
+    int nl = cfg->n_layers, S = cfg->image_size;
+    const float *x = e->act[0] + (size_t)j * 3 * S * S;
+    for (int i = 0; i < nl; i++) {
         const imcap_layer *l = &cfg->layers[i];
-        const float *in = e->act[i];
-        float *out = e->act[i + 1];
+        float *y = i == nl - 1 ? e->act[nl] + (size_t)j * out_size(l) : e->act[i + 1];
         switch (l->type) {
         case IMCAP_LAYER_CONV:
-            imcap_conv2d_forward(out, in, p->enc_w[i], p->enc_b[i], l->in_c, l->in_h, l->in_w, l->out, l->kernel,
+            imcap_conv2d_forward(y, x, p->enc_w[i], p->enc_b[i], l->in_c, l->in_h, l->in_w, l->out, l->kernel,
                                  l->stride, l->pad, e->col);
             break;
-        case IMCAP_LAYER_RELU: imcap_relu_forward(out, in, (size_t)l->in_c * l->in_h * l->in_w); break;
-        case IMCAP_LAYER_MAXPOOL:
-            imcap_maxpool_forward(out, e->argmax[i], in, l->in_c, l->in_h, l->in_w, l->kernel, l->stride);
+        case IMCAP_LAYER_RELU:
+            if (folded_relu(cfg, i)) continue; /* the pool applies it to x */
+            imcap_relu_forward(y, x, in_size(l));
             break;
-        case IMCAP_LAYER_COORDS: imcap_coords_forward(out, in, l->in_c, l->in_h, l->in_w); break;
+        case IMCAP_LAYER_MAXPOOL:
+            imcap_maxpool_infer(y, x, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, i > 0 && folded_relu(cfg, i - 1));
+            break;
+        case IMCAP_LAYER_COORDS: imcap_coords_forward(y, x, l->in_c, l->in_h, l->in_w); break;
         }
+        x = y;
     }
 }
 
-void imcap_encoder_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
-                            imcap_encoder_acts *e, const float *dfeat) {
-    int n = cfg->n_layers;
-    if (n == 0) return;
-    const imcap_layer *last = &cfg->layers[n - 1];
-    float *dout = e->dbuf[0];
-    memcpy(dout, dfeat, (size_t)last->out_c * last->out_h * last->out_w * sizeof(float));
-    for (int i = n - 1; i >= 0; i--) {
+/* Training: layer by layer over the n images laid out [C,n,H,W], keeping
+ * every output for the backward. Each image's conv is its own product, on
+ * its columns of the batch, so it gets the bits it gets alone on any BLAS
+ * (one product over the n images does not on some: see kernels.h). */
+static void forward_batch(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e, int n) {
+    int nl = cfg->n_layers, S = cfg->image_size;
+    if (e->x0) swap_outer(e->x0, e->act[0], n, 3, (size_t)S * S);
+    for (int i = 0; i < nl; i++) {
         const imcap_layer *l = &cfg->layers[i];
-        size_t nin = (size_t)l->in_c * l->in_h * l->in_w;
-        /* the image itself needs no gradient: stop after the first conv's weights */
-        int need_din = 0;
-        for (int j = 0; j < i; j++) need_din |= cfg->layers[j].type == IMCAP_LAYER_CONV;
+        const float *in = input_of(cfg, e, i);
+        float *out = output_of(cfg, e, i);
+        size_t plane = (size_t)l->in_h * l->in_w, P = (size_t)l->out_h * l->out_w;
+        switch (l->type) {
+        case IMCAP_LAYER_CONV: {
+            int nchw = in == e->act[0]; /* channel c of image j: in + j*in_img + c*in_ch */
+            size_t in_img = nchw ? (size_t)l->in_c * plane : plane, in_ch = nchw ? plane : (size_t)n * plane;
+            for (int j = 0; j < n; j++)
+                imcap_conv2d_forward_n(out + j * P, (size_t)n * P, in + j * in_img, in_img, in_ch, p->enc_w[i],
+                                       p->enc_b[i], 1, l->in_c, l->in_h, l->in_w, l->out, l->kernel, l->stride,
+                                       l->pad, e->col);
+            break;
+        }
+        case IMCAP_LAYER_RELU: imcap_relu_forward(out, in, (size_t)n * in_size(l)); break;
+        case IMCAP_LAYER_MAXPOOL:
+            imcap_maxpool_forward(out, e->argmax[i], in, l->in_c * n, l->in_h, l->in_w, l->kernel, l->stride);
+            break;
+        case IMCAP_LAYER_COORDS: imcap_coords_forward_n(out, in, n, l->in_c, l->in_h, l->in_w); break;
+        }
+    }
+    const imcap_layer *last = &cfg->layers[nl - 1];
+    swap_outer(e->act[nl], e->last, last->out_c, n, (size_t)last->out_h * last->out_w);
+}
+
+void imcap_encoder_forward_n(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e, int n) {
+    if (cfg->n_layers == 0 || n < 1 || n > e->max_images) return;
+    if (e->with_backward) forward_batch(cfg, p, e, n);
+    else
+        for (int j = 0; j < n; j++) forward_image(cfg, p, e, j);
+}
+
+void imcap_encoder_forward(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e) {
+    imcap_encoder_forward_n(cfg, p, e, 1);
+}
+
+void imcap_encoder_backward_n(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
+                              imcap_encoder_acts *e, const float *dfeat, int n) {
+    int nl = cfg->n_layers;
+    if (nl == 0 || n < 1 || n > e->max_images || !e->with_backward) return;
+    /* the image itself needs no gradient: stop after the first conv's weights */
+    int first_conv = nl;
+    for (int i = nl - 1; i >= 0; i--)
+        if (cfg->layers[i].type == IMCAP_LAYER_CONV) first_conv = i;
+    const imcap_layer *last = &cfg->layers[nl - 1];
+    float *dout = e->dbuf[0];
+    swap_outer(dout, dfeat, n, last->out_c, (size_t)last->out_h * last->out_w);
+    for (int i = nl - 1; i >= 0; i--) {
+        const imcap_layer *l = &cfg->layers[i];
+        size_t nin = (size_t)n * in_size(l), plane = (size_t)l->in_h * l->in_w;
+        int need_din = i > first_conv;
         float *din = dout == e->dbuf[0] ? e->dbuf[1] : e->dbuf[0];
         if (need_din) memset(din, 0, nin * sizeof(float));
         switch (l->type) {
-        case IMCAP_LAYER_CONV:
-            imcap_conv2d_backward(need_din ? din : NULL, g->enc_w[i], g->enc_b[i], dout, e->act[i], p->enc_w[i],
-                                  l->in_c, l->in_h, l->in_w, l->out, l->kernel, l->stride, l->pad, e->col);
+        case IMCAP_LAYER_CONV: {
+            const float *in = input_of(cfg, e, i);
+            int nchw = in == e->act[0];
+            size_t in_img = nchw ? (size_t)l->in_c * plane : plane, in_ch = nchw ? plane : (size_t)n * plane;
+            imcap_conv2d_backward_n(need_din ? din : NULL, g->enc_w[i], g->enc_b[i], dout,
+                                    (size_t)n * l->out_h * l->out_w, in, in_img, in_ch, p->enc_w[i], n, l->in_c,
+                                    l->in_h, l->in_w, l->out, l->kernel, l->stride, l->pad, e->col);
             break;
+        }
         case IMCAP_LAYER_RELU:
-            if (need_din) imcap_relu_backward(din, dout, e->act[i + 1], nin);
+            if (need_din) imcap_relu_backward(din, dout, output_of(cfg, e, i), nin);
             break;
         case IMCAP_LAYER_MAXPOOL:
-            if (need_din) imcap_maxpool_backward(din, dout, e->argmax[i], l->out_c, l->out_h, l->out_w);
+            if (need_din) imcap_maxpool_backward(din, dout, e->argmax[i], l->out_c * n, l->out_h, l->out_w);
             break;
         case IMCAP_LAYER_COORDS:
-            if (need_din) imcap_coords_backward(din, dout, l->in_c, l->in_h, l->in_w);
+            if (need_din) imcap_coords_backward_n(din, dout, n, l->in_c, l->in_h, l->in_w);
             break;
         }
         if (!need_din) return;
         dout = din;
     }
+}
+
+void imcap_encoder_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
+                            imcap_encoder_acts *e, const float *dfeat) {
+    imcap_encoder_backward_n(cfg, p, g, e, dfeat, 1);
 }

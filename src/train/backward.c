@@ -13,7 +13,7 @@
 
 struct imcap_trainer_worker {
     int cap, T;                  /* examples, steps */
-    imcap_encoder_acts *enc;     /* [cap] */
+    imcap_encoder_acts enc;      /* the cap images as one batch */
     imcap_decoder_init *init;    /* [cap] views into the contiguous arrays below */
     float *a, *p, *h0, *c0;      /* [cap,L,D], [cap,L,A], [cap,Hd] x 2 */
     float *da, *dp, *dh0, *dc0, *dfeat, *prep_scratch;
@@ -37,18 +37,16 @@ imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap) {
     imcap_trainer_worker *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     w->cap = cap, w->T = T;
-    w->enc = calloc((size_t)cap, sizeof *w->enc);
     w->init = calloc((size_t)cap, sizeof *w->init);
     w->steps = calloc((size_t)T, sizeof *w->steps);
-    int ok = w->enc && w->init && w->steps;
-    for (int e = 0; ok && e < cap; e++) ok = imcap_encoder_acts_init(&w->enc[e], c, 1) == IMCAP_OK;
+    int ok = w->init && w->steps && imcap_encoder_acts_init(&w->enc, c, cap, 1) == IMCAP_OK;
     for (int t = 0; ok && t < T; t++) ok = imcap_step_cache_alloc(&w->steps[t], c, V, cap) == IMCAP_OK;
     ok = ok && imcap_step_scratch_alloc(&w->scratch, c, cap) == IMCAP_OK;
     float **bufs[] = {&w->a, &w->p, &w->h0, &w->c0, &w->da, &w->dp, &w->dh0, &w->dc0, &w->dfeat, &w->prep_scratch,
                       &w->dh[0], &w->dh[1], &w->dc[0], &w->dc[1], &w->dlogits, &w->lse, &w->dalpha,
                       &w->alpha_sum, &w->masks, &w->grads};
     size_t sizes[] = {(size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd,
-                      (size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)D * L,
+                      (size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * D * L,
                       (size_t)D + Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd,
                       (size_t)cap * V, (size_t)T * cap, (size_t)cap * L, (size_t)cap * L, (size_t)T * cap * Hd,
                       m->tab.total};
@@ -76,7 +74,7 @@ imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap) {
 
 void imcap_worker_free(imcap_trainer_worker *w) {
     if (!w) return;
-    for (int e = 0; w->enc && e < w->cap; e++) imcap_encoder_acts_free(&w->enc[e]);
+    imcap_encoder_acts_free(&w->enc);
     for (int t = 0; w->steps && t < w->T; t++) imcap_step_cache_free(&w->steps[t]);
     imcap_step_scratch_free(&w->scratch);
     float *bufs[] = {w->a, w->p, w->h0, w->c0, w->da, w->dp, w->dh0, w->dc0, w->dfeat, w->prep_scratch,
@@ -85,7 +83,7 @@ void imcap_worker_free(imcap_trainer_worker *w) {
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
     if (w->init)
         for (int e = 0; e < w->cap; e++) free(w->init[e].abar);
-    free(w->enc), free(w->init), free(w->steps), free(w->tokens), free(w->order), free(w->active);
+    free(w->init), free(w->steps), free(w->tokens), free(w->order), free(w->active);
     free(w);
 }
 
@@ -111,12 +109,11 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
     int T = ex[w->order[0]].length;
     if (T > w->T) T = w->T;
 
-    for (int r = 0; r < n; r++) {
-        const imcap_example *e = &ex[w->order[r]];
-        imcap_normalise(e->rgb, S, c->mean, c->std, w->enc[r].act[0]);
-        imcap_encoder_forward(c, P, &w->enc[r]);
-        imcap_decoder_prepare_forward(c, P, imcap_encoder_output(c, &w->enc[r]), &w->init[r]);
-    }
+    for (int r = 0; r < n; r++)
+        imcap_normalise(ex[w->order[r]].rgb, S, c->mean, c->std, w->enc.act[0] + (size_t)r * 3 * S * S);
+    imcap_encoder_forward_n(c, P, &w->enc, n);
+    for (int r = 0; r < n; r++)
+        imcap_decoder_prepare_forward(c, P, imcap_encoder_output(c, &w->enc) + (size_t)r * D * L, &w->init[r]);
     int use_dropout = opt->dropout > 0 && !no_grad;
     float keep_scale = use_dropout ? 1.0f / (1.0f - opt->dropout) : 1.0f;
     memset(w->alpha_sum, 0, (size_t)n * L * sizeof(float));
@@ -202,9 +199,9 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         cur ^= 1;
     }
     /* through the initial state and encoder_att into the encoder */
-    for (int r = 0; r < n; r++) {
+    for (int r = 0; r < n; r++)
         imcap_decoder_prepare_backward(c, P, &w->g, &w->init[r], w->da + (size_t)r * L * D, w->dp + (size_t)r * L * A,
-                                       w->dh0 + (size_t)r * Hd, w->dc0 + (size_t)r * Hd, w->dfeat, w->prep_scratch);
-        imcap_encoder_backward(c, P, &w->g, &w->enc[r], w->dfeat);
-    }
+                                       w->dh0 + (size_t)r * Hd, w->dc0 + (size_t)r * Hd, w->dfeat + (size_t)r * D * L,
+                                       w->prep_scratch);
+    imcap_encoder_backward_n(c, P, &w->g, &w->enc, w->dfeat, n);
 }
