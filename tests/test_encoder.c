@@ -7,8 +7,9 @@
  *   b = 0 every product is x*1 or x*0 and every sum x + 0, all exact, so the
  *   conv's output IS the im2col matrix bit for bit, and its input gradient
  *   for dout = D is col2im(D).
- * - maxpool without argmax (and relu folded into it) equals the argmax
- *   version bit for bit, NaN and ties included.
+ * - maxpool with argmax (2x2 stride-2 fast path) equals the plain loop,
+ *   values and winners; without argmax (and with a relu folded into it)
+ *   equals the argmax version bit for bit, NaN and ties included.
  * - forward over n images equals n single-image forwards bit for bit, at
  *   inference and in training mode, for the default config, one with
  *   stride-2 convs and one that starts without a conv. (It holds on any
@@ -146,6 +147,24 @@ Test(im2col, odd_shapes_against_naive) {
 
 /* ------------------------------------------------------------ maxpool */
 
+/* the loop the kernels replace: ties to the first element, a NaN wins */
+static void naive_pool(float *out, int *argmax, const float *in, int C, int H, int W, int k, int s) {
+    int Ho = (H - k) / s + 1, Wo = (W - k) / s + 1;
+    for (int c = 0; c < C; c++)
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++) {
+                int best = (c * H + oy * s) * W + ox * s;
+                float m = in[best];
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        int idx = (c * H + oy * s + ky) * W + ox * s + kx;
+                        if (in[idx] > m || (in[idx] != in[idx] && m == m)) m = in[idx], best = idx;
+                    }
+                out[((size_t)c * Ho + oy) * Wo + ox] = m;
+                argmax[((size_t)c * Ho + oy) * Wo + ox] = best;
+            }
+}
+
 static void pool_case(int C, int H, int W, int k, int s) {
     int Ho = (H - k) / s + 1, Wo = (W - k) / s + 1;
     size_t nin = (size_t)C * H * W, nout = (size_t)C * Ho * Wo;
@@ -166,7 +185,13 @@ static void pool_case(int C, int H, int W, int k, int s) {
         }
         memcpy(&in[i], &bits, 4);
     }
+    int *am2 = malloc(nout * sizeof(int));
+    cr_assert_not_null(am2);
+    naive_pool(b, am2, in, C, H, W, k, s);
     imcap_maxpool_forward(a, am, in, C, H, W, k, s);
+    cr_expect(!memcmp(a, b, nout * sizeof(float)) && !memcmp(am, am2, nout * sizeof(int)),
+              "maxpool %dx%dx%d k%d s%d: values or winners differ from the plain loop", C, H, W, k, s);
+    free(am2);
     imcap_maxpool_infer(b, in, C, H, W, k, s, 0);
     cr_expect(!memcmp(a, b, nout * sizeof(float)), "maxpool %dx%dx%d k%d s%d: no-argmax differs", C, H, W, k, s);
     imcap_maxpool_forward(b, NULL, in, C, H, W, k, s);

@@ -145,9 +145,15 @@ void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;
     int P = Ho * Wo, NP = n * P;
     for (int o = 0; o < O; o++) {
+        /* eight partial sums: one chain of n*P dependent adds is the
+         * slowest part of the backward outside the products */
         const float *d = dout + (size_t)o * ld;
-        float s = 0;
-        for (int i = 0; i < NP; i++) s += d[i];
+        float part[8] = {0};
+        int i = 0;
+        for (; i + 8 <= NP; i += 8)
+            for (int q = 0; q < 8; q++) part[q] += d[i + q];
+        float s = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+        for (; i < NP; i++) s += d[i];
         db[o] += s;
     }
     const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);

@@ -5,12 +5,38 @@
  * first NaN stays, as in PyTorch */
 static inline float take(float m, float x) { return (x > m || (x != x && m == m)) ? x : m; }
 
+/* One output row of 2x2 stride-2 windows with their winners, as the loop
+ * below but with selects, which vectorise: r0 is the index of the window
+ * row's first element in `in`. */
+static void pool2x2_argmax(float *restrict out, int *restrict argmax, const float *restrict in, int r0, int W, int Wo) {
+    const float *a = in + r0, *c = a + W;
+    for (int ox = 0; ox < Wo; ox++) {
+        float m = a[2 * ox], x;
+        int best = r0 + 2 * ox, t;
+        x = a[2 * ox + 1], t = x > m || (x != x && m == m);
+        m = t ? x : m, best = t ? r0 + 2 * ox + 1 : best;
+        x = c[2 * ox], t = x > m || (x != x && m == m);
+        m = t ? x : m, best = t ? r0 + W + 2 * ox : best;
+        x = c[2 * ox + 1], t = x > m || (x != x && m == m);
+        m = t ? x : m, best = t ? r0 + W + 2 * ox + 1 : best;
+        out[ox] = m;
+        argmax[ox] = best;
+    }
+}
+
 void imcap_maxpool_forward(float *out, int *argmax, const float *in, int C, int H, int W, int k, int stride) {
     if (!argmax) {
         imcap_maxpool_infer(out, in, C, H, W, k, stride, 0);
         return;
     }
     int Ho = (H - k) / stride + 1, Wo = (W - k) / stride + 1;
+    if (k == 2 && stride == 2) {
+        for (int c = 0; c < C; c++)
+            for (int oy = 0; oy < Ho; oy++)
+                pool2x2_argmax(out + ((size_t)c * Ho + oy) * Wo, argmax + ((size_t)c * Ho + oy) * Wo, in,
+                               (c * H + 2 * oy) * W, W, Wo);
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int oy = 0; oy < Ho; oy++)
             for (int ox = 0; ox < Wo; ox++) {
