@@ -55,15 +55,16 @@ static void im2col(float *col, size_t ldc, const float *in, size_t in_ch, int C,
                      * copy shifted by `shift`; the few columns that belong to
                      * the padding are zeroed after it */
                     float *dst = row + (size_t)ylo * Wo;
-                    size_t len = (size_t)(yhi - ylo) * W, a = (size_t)(shift < 0 ? -shift : shift);
+                    size_t rows = (size_t)(yhi - ylo), len = rows * W, a = (size_t)(shift < 0 ? -shift : shift);
                     if (a < len) {
                         if (shift >= 0) memcpy(dst, src + a, (len - a) * sizeof *dst);
                         else memcpy(dst + a, src, (len - a) * sizeof *dst);
                     }
-                    for (int oy = ylo; oy < yhi; oy++, dst += Wo) {
-                        zero_few(dst, xlo);
-                        zero_few(dst + xhi, Wo - xhi);
-                    }
+                    /* column by column: one strided store per row, no per-row branches */
+                    for (int ox = 0; ox < xlo; ox++)
+                        for (size_t r = 0; r < rows; r++) dst[r * Wo + ox] = 0.0f;
+                    for (int ox = xhi; ox < Wo; ox++)
+                        for (size_t r = 0; r < rows; r++) dst[r * Wo + ox] = 0.0f;
                     continue;
                 }
                 src += xlo * s + shift;
