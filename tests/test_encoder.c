@@ -238,6 +238,24 @@ Test(maxpool_infer, nan_rule) {
     cr_expect_eq(bits[1], 0u);
 }
 
+/* ------------------------------------------------------------ relu */
+
+Test(relu, backward_passes_where_positive_and_keeps_bits_elsewhere) {
+    /* din -0 where nothing passes stays -0 (adding +0 would make it +0); a
+     * NaN gradient passes only where the output is positive */
+    float out[6] = {1, 0, -1, 2, 0, 3}, dout[6] = {0.5f, 7, 7, -0.0f, NAN, 0.25f};
+    float din[6] = {-0.0f, -0.0f, 1, 2, 3, -0.0f};
+    imcap_relu_backward(din, dout, out, 6);
+    uint32_t bits[6];
+    memcpy(bits, din, sizeof bits);
+    cr_expect_eq(din[0], 0.5f);
+    cr_expect_eq(bits[1], 0x80000000u, "-0 kept, got %08x", bits[1]);
+    cr_expect_eq(din[2], 1.0f);
+    cr_expect_eq(din[3], 2.0f);
+    cr_expect_eq(din[4], 3.0f, "a NaN where the output is 0 does not pass");
+    cr_expect_eq(din[5], 0.25f);
+}
+
 /* ------------------------------------------------------------ the encoder */
 
 static const char *DEFAULT_CFG =
