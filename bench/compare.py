@@ -91,6 +91,20 @@ def err_line(e):
     return (lines[0] if lines else type(e).__name__)[:160]
 
 
+def cpu_seconds():
+    """(seconds of CPU time all processes used, seconds this process and its
+    waited-for children used) so far."""
+    busy = 0.0
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        busy = (sum(v) - v[3] - (v[4] if len(v) > 4 else 0)) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
+    except (OSError, ValueError):
+        pass
+    t = os.times()
+    return busy, t.user + t.system + t.children_user + t.children_system
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 
@@ -407,6 +421,7 @@ def main():
 
     t_start = time.time()
     load_start = loadavg()
+    cpu_start = cpu_seconds()
     out = {}
     tr, torch_note = None, ""
     if args.no_torch:
@@ -447,7 +462,7 @@ def main():
             log("choosing PyTorch's best variant per row ...")
             tch.inputs(tch.model.load_rgb(one))
             tch.choose(["enc1", "enc32"] + [f"dec{n}" for n in DEC_ROWS] + ["greedy", "beam3"])
-            chunks = [None, 128] if not q else [None, 32]
+            chunks = [None, 128, 32] if not q else [None, 32]
             sel_files = vfiles[len(samples):]
             tch.choose_folder(sel_files, ffiles, 1, chunks)
             tch.choose_folder(sel_files, ffiles, 3, chunks)
@@ -538,6 +553,9 @@ def main():
 
     # ---- report
     load_end = loadavg()
+    cpu_end = cpu_seconds()
+    wall = time.time() - t_start
+    others = ((cpu_end[0] - cpu_start[0]) - (cpu_end[1] - cpu_start[1])) / wall if wall > 0 else 0
     info = imc.info or {}
     dec_note = ""
     lim = {}
@@ -614,7 +632,8 @@ def main():
     if q:
         lines += ["**QUICK mode**: a smoke test, the numbers are not worth keeping.", ""]
     lines.append(f"- Machine: {cpu_model()} (family {fam}, model {mod}), {os.cpu_count()} cores online; "
-                 f"load average {load_start} at the start, {load_end} at the end")
+                 f"load average {load_start} at the start, {load_end} at the end; other processes kept "
+                 f"{max(others, 0):.2f} cores busy on average during the run (this benchmark uses one)")
     lines.append(f"- OpenBLAS (both sides): {info.get('openblas', 'unknown')}"
                  f"{'; OPENBLAS_CORETYPE=' + os.environ['OPENBLAS_CORETYPE'] if os.environ.get('OPENBLAS_CORETYPE') else ''}")
     lines.append(f"- imcap: {info.get('compiler', '')}; model {info.get('model', args.model)}")
