@@ -120,6 +120,8 @@ AI vf v_tanh(vf x) {
     p = p * z + 1.33314422036e-1f;
     p = p * z - 3.33332819422e-1f;
     vf small = (p * z) * x + x;
+    /* tanh(-0) = -0: (p z) x + x rounds -0 to +0; the sign is x's anyway */
+    small = (vf)((vi)small | ((vi)x & INT32_MIN));
     vf t = v_exp(ax + ax);
     vf large = 1.0f - 2.0f / (t + 1.0f);
     large = (vf)((vi)large | ((vi)x & INT32_MIN));
