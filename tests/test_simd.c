@@ -1035,3 +1035,101 @@ Test(simd_reference, lstm_cell) {
         }
     fprintf(stderr, "lstm_cell against double: gates %.3g, c/tanh_c/h %.3g\n", mg, mcell);
 }
+
+/* ---- imcap_gemm (outer form), the optimiser's loops */
+
+/* C (+)= A B + bias with A given by strides: against double, every table;
+ * AVX2 = AVX-512 bit for bit; a column's value does not depend on how many
+ * columns share the call (the property the encoder's batches rely on). */
+Test(simd_tables, gemm) {
+    const imcap_simd_ops *T[3];
+    int nt = tables(T);
+    const int shapes[][3] = {{1, 1, 1}, {6, 32, 27}, {7, 33, 5}, {16, 100, 144}, {3, 17, 1}, {13, 65, 40}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int trans = 0; trans < 2; trans++)
+            for (int acc = 0; acc < 2; acc++) {
+                int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                size_t ldc = (size_t)N + 3, ldb = (size_t)N + 1;
+                float *a = rand_vec((size_t)M * K, -1, 1), *B = rand_vec((size_t)K * ldb, -1, 1);
+                float *bias = rand_vec((size_t)M, -1, 1), *C0 = rand_vec((size_t)M * ldc, -1, 1);
+                size_t ars = trans ? 1 : (size_t)K, acs = trans ? (size_t)M : 1;
+                float *out[3];
+                for (int t = 0; t < nt; t++) {
+                    out[t] = copy_f(C0, (size_t)M * ldc);
+                    T[t]->gemm(out[t], ldc, a, ars, acs, B, ldb, M, N, K, bias, acc);
+                    for (int m = 0; m < M; m++)
+                        for (int n = 0; n < N; n++) {
+                            double s = 0, mag = 0;
+                            for (int k = 0; k < K; k++) {
+                                double p = (double)a[m * ars + k * acs] * B[(size_t)k * ldb + n];
+                                s += p, mag += fabs(p);
+                            }
+                            double want = (acc ? C0[m * ldc + n] : 0.0) + s + bias[m];
+                            mag += fabs(bias[m]) + (acc ? fabs(C0[m * ldc + n]) : 0.0);
+                            cr_assert(fabs(out[t][m * ldc + n] - want) <= 3e-7 * mag + 1e-30,
+                                      "%s gemm %dx%dx%d trans %d acc %d at (%d,%d): %g, want %g", T[t]->name, M, N, K,
+                                      trans, acc, m, n, out[t][m * ldc + n], want);
+                        }
+                    for (int m = 0; m < M; m++) /* the padding between rows is untouched */
+                        for (size_t n = (size_t)N; n < ldc; n++) cr_assert(same(out[t][m * ldc + n], C0[m * ldc + n]));
+                    /* one column alone gives that column's bits */
+                    for (int n = 0; n < N; n += 1 + N / 4) {
+                        float *one = alloc_f((size_t)M), *bcol = alloc_f((size_t)K);
+                        for (int k = 0; k < K; k++) bcol[k] = B[(size_t)k * ldb + n];
+                        for (int m = 0; m < M; m++) one[m] = C0[m * ldc + n];
+                        T[t]->gemm(one, 1, a, ars, acs, bcol, 1, M, 1, K, bias, acc);
+                        for (int m = 0; m < M; m++)
+                            cr_assert(same(one[m], out[t][m * ldc + n]), "%s gemm: column %d alone differs", T[t]->name,
+                                      n);
+                        free(one), free(bcol);
+                    }
+                }
+                for (int t = 1; t < nt; t++)
+                    if (must_match(T[0], T[t]))
+                        for (size_t i = 0; i < (size_t)M * ldc; i++)
+                            cr_assert(same(out[0][i], out[t][i]), "gemm: %s and %s differ", T[0]->name, T[t]->name);
+                for (int t = 0; t < nt; t++) free(out[t]);
+                free(a), free(B), free(bias), free(C0);
+            }
+}
+
+Test(simd_tables, sumsq_and_adam) {
+    const imcap_simd_ops *T[3];
+    int nt = tables(T);
+    const size_t lens[] = {0, 1, 15, 16, 17, 1000, 4099};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        size_t n = lens[li];
+        float *g = rand_vec(n ? n : 1, -2, 2);
+        double want = 0;
+        for (size_t i = 0; i < n; i++) want += (double)g[i] * g[i];
+        double first = 0;
+        for (int t = 0; t < nt; t++) {
+            double got = T[t]->sumsq(g, n);
+            cr_assert(fabs(got - want) <= 1e-12 * (want + 1), "%s sumsq(%zu) = %.17g, want %.17g", T[t]->name, n, got,
+                      want);
+            if (t == 0) first = got;
+            else cr_assert_eq(got, first, "sumsq: %s and %s differ", T[0]->name, T[t]->name); /* no FMA in doubles */
+        }
+        /* AdamW against the formula in double */
+        float *p0 = rand_vec(n ? n : 1, -1, 1), *m0 = rand_vec(n ? n : 1, -0.1, 0.1), *v0 = rand_vec(n ? n : 1, 0, 0.01);
+        const float scale = 0.7f, b1 = 0.9f, b2 = 0.999f, step = 1e-3f, ib2 = 3.0f, eps = 1e-8f, wd = 1e-4f;
+        for (int t = 0; t < nt; t++) {
+            float *p = copy_f(p0, n ? n : 1), *m = copy_f(m0, n ? n : 1), *v = copy_f(v0, n ? n : 1);
+            T[t]->adam_update(p, g, m, v, n, scale, b1, b2, step, ib2, eps, wd);
+            for (size_t i = 0; i < n; i++) {
+                double gi = (double)g[i] * scale, mi = b1 * (double)m0[i] + (1 - (double)b1) * gi;
+                double vi = b2 * (double)v0[i] + (1 - (double)b2) * gi * gi;
+                double pi = p0[i] - (step * mi / (sqrt(vi * ib2) + eps) + wd * (double)p0[i]);
+                /* float rounding of each term, relative to the terms (they may cancel) */
+                double mmag = fabs(b1 * (double)m0[i]) + fabs((1 - (double)b1) * gi);
+                double vmag = fabs(b2 * (double)v0[i]) + fabs((1 - (double)b2) * gi * gi);
+                double pmag = fabs(p0[i]) + fabs(step * mmag / (sqrt(vi * ib2) + eps)) + fabs(wd * (double)p0[i]);
+                cr_assert(fabs(m[i] - mi) <= 1e-6 * mmag, "%s adam m[%zu]: %.9g, want %.9g", T[t]->name, i, m[i], mi);
+                cr_assert(fabs(v[i] - vi) <= 1e-6 * vmag, "%s adam v[%zu]: %.9g, want %.9g", T[t]->name, i, v[i], vi);
+                cr_assert(fabs(p[i] - pi) <= 1e-6 * pmag, "%s adam p[%zu]: %.9g, want %.9g", T[t]->name, i, p[i], pi);
+            }
+            free(p), free(m), free(v);
+        }
+        free(g), free(p0), free(m0), free(v0);
+    }
+}
