@@ -1,8 +1,8 @@
 /* conv.c — 2-D convolution as im2col + one sgemm over every image. */
-#include <cblas.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "simd.h"
 
 size_t imcap_conv2d_col_size(int C, int k, int Ho, int Wo) { return (size_t)C * k * k * Ho * Wo; }
 
@@ -131,13 +131,7 @@ void imcap_conv2d_forward_n(float *out, size_t ld, const float *in, size_t in_im
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;
     int NP = n * Ho * Wo;
     const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);
-    /* the bias first and the product added onto it (beta = 1): the order the
-     * model's outputs were produced with, so they keep their bits */
-    for (int o = 0; o < O; o++) {
-        float *d = out + (size_t)o * ld;
-        for (int i = 0; i < NP; i++) d[i] = b[o];
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, NP, K, 1.0f, w, K, B, NP, 1.0f, out, (int)ld);
+    imcap_gemm(out, ld, w, (size_t)K, 1, B, (size_t)NP, O, NP, K, b, 0);
 }
 
 void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout, size_t ld, const float *in,
@@ -158,10 +152,12 @@ void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout
         db[o] += s;
     }
     const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, NP, 1.0f, dout, (int)ld, B, NP, 1.0f, dw, K);
+    /* dw[o, kk] += sum_p dout[o, p] col[kk, p]: dot products over the pixels */
+    imcap_mm_seg seg = {B, (size_t)NP, dout, ld, NP};
+    imcap_rows_affine_acc(dw, (size_t)K, O, K, &seg, 1);
     if (!din) return;
     /* dcol = w^T dout, into col (B may be the input itself) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, NP, O, 1.0f, w, K, dout, (int)ld, 0.0f, col, NP);
+    imcap_gemm(col, (size_t)NP, w, 1, (size_t)K, dout, ld, K, NP, O, NULL, 0);
     for (int j = 0; j < n; j++)
         col2im_add(din + j * in_img, in_ch, col + (size_t)j * P, (size_t)NP, C, H, W, k, stride, pad, Ho, Wo);
 }

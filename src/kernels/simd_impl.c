@@ -80,7 +80,8 @@ AI void st_part(float *p, vf v, int n) {
     for (int l = 0; l < n; l++) p[l] = v[l];
 }
 #endif
-AI vf splat(float x) { return (vf){0} + x; }
+/* a broadcast, not 0 + x (which costs an add and turns -0 into +0) */
+AI vf splat(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
 AI vf sel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
 
 /* ---------------------------------------------------------------- elementwise */

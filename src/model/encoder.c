@@ -139,9 +139,8 @@ static void forward_image(const imcap_config *cfg, const imcap_params *p, imcap_
 }
 
 /* Training: layer by layer over the n images laid out [C,n,H,W], keeping
- * every output for the backward. Each image's conv is its own product, on
- * its columns of the batch, so it gets the bits it gets alone on any BLAS
- * (one product over the n images does not on some: see kernels.h). */
+ * every output for the backward; each conv is one product over the n images
+ * (imcap_gemm sums every column alone, so each image keeps its bits). */
 static void forward_batch(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e, int n) {
     int nl = cfg->n_layers, S = cfg->image_size;
     if (e->x0) swap_outer(e->x0, e->act[0], n, 3, (size_t)S * S);
@@ -154,10 +153,8 @@ static void forward_batch(const imcap_config *cfg, const imcap_params *p, imcap_
         case IMCAP_LAYER_CONV: {
             int nchw = in == e->act[0]; /* channel c of image j: in + j*in_img + c*in_ch */
             size_t in_img = nchw ? (size_t)l->in_c * plane : plane, in_ch = nchw ? plane : (size_t)n * plane;
-            for (int j = 0; j < n; j++)
-                imcap_conv2d_forward_n(out + j * P, (size_t)n * P, in + j * in_img, in_img, in_ch, p->enc_w[i],
-                                       p->enc_b[i], 1, l->in_c, l->in_h, l->in_w, l->out, l->kernel, l->stride,
-                                       l->pad, e->col);
+            imcap_conv2d_forward_n(out, (size_t)n * P, in, in_img, in_ch, p->enc_w[i], p->enc_b[i], n, l->in_c,
+                                   l->in_h, l->in_w, l->out, l->kernel, l->stride, l->pad, e->col);
             break;
         }
         case IMCAP_LAYER_RELU: imcap_relu_forward(out, in, (size_t)n * in_size(l)); break;
