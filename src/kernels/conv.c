@@ -1,4 +1,4 @@
-/* conv.c — 2-D convolution as im2col + one sgemm over every image. */
+/* conv.c — 2-D convolution as im2col + one product (imcap_gemm) over every image. */
 #include <string.h>
 
 #include "kernels.h"

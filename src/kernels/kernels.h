@@ -1,6 +1,8 @@
 /* kernels.h — the numerical layers, each x_forward next to x_backward with
  * the same arguments (llm.c style). Single-threaded: parallelism lives in the
- * callers' outer loops (images, examples); matrix products go to OpenBLAS.
+ * callers' outer loops (images, examples); matrix products go to simd.h's
+ * imcap_rows_affine / imcap_gemm (no packing; every output summed alone, so a
+ * row or an image never changes bits with the company it is computed in).
  * Backward functions ACCUMULATE (+=) into every d-prefixed output, so callers
  * zero gradients once per step. Layouts are row-major. */
 #ifndef IMCAP_KERNELS_H
@@ -23,10 +25,8 @@ void imcap_conv2d_backward(float *din, float *dw, float *db, const float *dout, 
  * channel o is out[o*ld + j*Ho*Wo + p], so one image's product can write into
  * a [O, N, Ho, Wo] batch (out + j*Ho*Wo, ld = N*Ho*Wo). din has the layout of
  * in. col: n times imcap_conv2d_col_size() floats. dw and db sum over the
- * images. With n = 1 an image gets the bits of imcap_conv2d_forward whatever
- * the strides; with n > 1 whether each column keeps its bits depends on the
- * BLAS (OpenBLAS 0.3.21's Haswell/Zen sgemm kernels round a column
- * differently with the number of columns). */
+ * images. Every image gets the bits of imcap_conv2d_forward alone, whatever
+ * n and the strides (imcap_gemm sums each column alone). */
 void imcap_conv2d_forward_n(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,
                             const float *b, int n, int C, int H, int W, int O, int k, int stride, int pad,
                             float *col);

@@ -12,12 +12,9 @@
  * Training (with_backward = 1) goes layer by layer over the n images laid
  * out [C,n,H,W] (channels outer), so that im2col of the n images is one
  * [K, n*P] matrix and the backward is one product per layer over all of
- * them: dw += dout[O, n*P] col[K, n*P]^T and dcol = w^T dout. The forward's
- * conv is one product per image on that image's columns of the batch: one
- * product over the n images would give each column bits that depend on n
- * with some BLAS kernels (OpenBLAS 0.3.21: Haswell/Zen for every shape,
- * the others for widths that are not a multiple of their unroll or that hit
- * their small-matrix path), and per image it costs no more.
+ * them: y = w col, dw += dout[O, n*P] col[K, n*P]^T and dcol = w^T dout.
+ * imcap_gemm sums every output column alone, so each image keeps the bits
+ * it gets alone.
  *
  * Memory, in floats, with per image I = 3*S*S, O_i = layer i's output size,
  * M = max(I, max O_i), K = the largest conv's im2col size (C*k*k*Ho*Wo) and
