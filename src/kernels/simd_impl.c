@@ -34,12 +34,14 @@ enum { LANES = 16 };
 
 /* register blocking of imcap_rows_affine: outputs x rows per block */
 #if defined(__AVX512F__)
-#define GEMM_MB 6
+#define GEMM_MB 4
+#define GEMM_NV 4
 #define BO1 8
 #define BO 4
 #define BN 4
 #else
-#define GEMM_MB 3
+#define GEMM_MB 2
+#define GEMM_NV 2
 #define BO1 4
 #define BO 2
 #define BN 2
@@ -253,16 +255,18 @@ static void F(rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_se
  * rows are read as vectors: no packing. */
 AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int K,
                    const float *bias, int acc_c, int m0, int MBx, int n0, int NV, int r) {
-    vf acc[GEMM_MB][2];
-    for (int i = 0; i < MBx; i++) acc[i][0] = acc[i][1] = (vf){0};
+    vf acc[GEMM_MB][GEMM_NV];
+    for (int i = 0; i < MBx; i++)
+        for (int v = 0; v < NV; v++) acc[i][v] = (vf){0};
+    const float *arow[GEMM_MB];
+    for (int i = 0; i < MBx; i++) arow[i] = a + (size_t)(m0 + i) * ars;
     for (int k = 0; k < K; k++) {
         const float *b = B + (size_t)k * ldb + n0;
-        vf b0 = NV == 2 || r == LANES ? ld(b) : ld_part(b, r), b1 = {0};
-        if (NV == 2) b1 = r == LANES ? ld(b + LANES) : ld_part(b + LANES, r);
+        vf bv[GEMM_NV];
+        for (int v = 0; v < NV; v++) bv[v] = v < NV - 1 || r == LANES ? ld(b + v * LANES) : ld_part(b + v * LANES, r);
         for (int i = 0; i < MBx; i++) {
-            vf av = splat(a[(size_t)(m0 + i) * ars + (size_t)k * acs]);
-            acc[i][0] += av * b0;
-            if (NV == 2) acc[i][1] += av * b1;
+            vf av = splat(arow[i][(size_t)k * acs]);
+            for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
         }
     }
     for (int i = 0; i < MBx; i++) {
@@ -278,20 +282,45 @@ AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
     }
 }
 
+/* Rows m0.. of one column panel (NV vectors, the last r lanes wide): full
+ * blocks of GEMM_MB rows, then one block of the rows left (each size its own
+ * unrolled copy: a one-row block would be latency bound). */
+AI void gemm_panel(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
+                   int K, const float *bias, int acc_c, int n0, int NV, int r) {
+    int m0 = 0;
+    for (; m0 + GEMM_MB <= M; m0 += GEMM_MB)
+        gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, GEMM_MB, n0, NV, r);
+    switch (M - m0) {
+#if GEMM_MB > 3
+    case 3: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 3, n0, NV, r); break;
+#endif
+#if GEMM_MB > 2
+    case 2: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 2, n0, NV, r); break;
+#endif
+    case 1: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 1, n0, NV, r); break;
+    default: break;
+    }
+}
+
 static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
                     int N, int K, const float *bias, int accumulate) {
     int n0 = 0;
-    for (; n0 + 2 * LANES <= N; n0 += 2 * LANES) {
-        int m0 = 0;
-        for (; m0 + GEMM_MB <= M; m0 += GEMM_MB)
-            gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, accumulate, m0, GEMM_MB, n0, 2, LANES);
-        for (; m0 < M; m0++) gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, accumulate, m0, 1, n0, 2, LANES);
-    }
-    for (; n0 < N; n0 += LANES) {
-        int r = N - n0 < LANES ? N - n0 : LANES, m0 = 0;
-        for (; m0 + GEMM_MB <= M; m0 += GEMM_MB)
-            gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, accumulate, m0, GEMM_MB, n0, 1, r);
-        for (; m0 < M; m0++) gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, accumulate, m0, 1, n0, 1, r);
+    for (; n0 + GEMM_NV * LANES <= N; n0 += GEMM_NV * LANES)
+        gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, GEMM_NV, LANES);
+    int left = N - n0;
+    if (left > 0) {
+        int nv = (left + LANES - 1) / LANES, r = left - (nv - 1) * LANES;
+        switch (nv) {
+        case GEMM_NV: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, GEMM_NV, r); break;
+#if GEMM_NV > 3
+        case 3: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, 3, r); break;
+#endif
+#if GEMM_NV > 2
+        case 2: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, 2, r); break;
+#endif
+        case 1: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, 1, r); break;
+        default: break;
+        }
     }
 }
 
