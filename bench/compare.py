@@ -701,11 +701,12 @@ def main():
     if tch and tch.trials:
         lines += ["## PyTorch variants (short timings used to choose: the minimum over repetitions, ms per unit of the row)", "",
                   "| row | " + " | ".join(["variants"]) + " | chosen |", "|---|---|---|"]
+        labels = {t["key"]: t["row"] for t in table}
         for row, trials in tch.trials.items():
             b_ = tch.best.get(row)
             chosen = b_ if isinstance(b_, str) else f"{b_[0]}, chunk {b_[1] or 'all'}"
             desc = "; ".join(f"{v} {fmt(t)}" if isinstance(t, float) else f"{v} {t}" for v, t in trials.items())
-            lines.append(f"| {row} | {desc} | {chosen} |")
+            lines.append(f"| {labels.get(row, row)} | {desc} | {chosen} |")
         lines.append("")
 
     report = "\n".join(lines)
