@@ -100,7 +100,7 @@ imcap_status imcap_batcher_new(const imcap_model *m, const imcap_options *opt, i
              imcap_decoder_init_alloc(&sl->init, cfg) == IMCAP_OK &&
              imcap_beam_init(&sl->beam, b->k, b->T, cfg->L, V, 0) == IMCAP_OK;
     }
-    ok = ok && imcap_encoder_acts_init(&b->enc, cfg, 1, 0) == IMCAP_OK;
+    ok = ok && imcap_encoder_acts_init(&b->enc, cfg, ENC_GROUP, 0) == IMCAP_OK;
     ok = ok && imcap_step_cache_alloc_infer(&b->step, cfg, V, b->rcap) == IMCAP_OK;
     size_t rh = (size_t)b->rcap * Hd * sizeof(float);
     ok = ok && (b->tokens = malloc((size_t)b->rcap * sizeof(int))) && (b->h = imcap_aligned_alloc(rh)) &&
@@ -135,19 +135,29 @@ imcap_status imcap_batcher_push(imcap_batcher *b, const imcap_image *img, uint64
     return IMCAP_OK;
 }
 
-/* Encodes every queued image and starts its search. */
+/* Encodes the queued images, ENC_GROUP at a time, and starts their search. */
 static void encode_queued(imcap_batcher *b) {
     const imcap_model *m = b->m;
     const imcap_config *cfg = &m->cfg;
-    size_t in_floats = (size_t)3 * cfg->image_size * cfg->image_size;
-    for (int i = 0; i < b->block; i++) {
-        bslot *sl = &b->slots[i];
-        if (sl->state != SLOT_QUEUED) continue;
-        memcpy(b->enc.act[0], sl->input, in_floats * sizeof(float));
-        imcap_encoder_forward(cfg, &m->p, &b->enc);
-        imcap_decoder_prepare_forward(cfg, &m->p, imcap_encoder_output(cfg, &b->enc), &sl->init);
-        imcap_beam_reset(&sl->beam);
-        sl->state = SLOT_DECODING;
+    size_t in_floats = (size_t)3 * cfg->image_size * cfg->image_size, feat = (size_t)cfg->D * cfg->L;
+    bslot *group[ENC_GROUP];
+    int i = 0;
+    while (i < b->block) {
+        int n = 0;
+        for (; i < b->block && n < ENC_GROUP; i++)
+            if (b->slots[i].state == SLOT_QUEUED) {
+                group[n] = &b->slots[i];
+                memcpy(b->enc.act[0] + n * in_floats, group[n]->input, in_floats * sizeof(float));
+                n++;
+            }
+        if (n == 0) break;
+        imcap_encoder_forward_n(cfg, &m->p, &b->enc, n);
+        const float *out = imcap_encoder_output(cfg, &b->enc);
+        for (int j = 0; j < n; j++) {
+            imcap_decoder_prepare_forward(cfg, &m->p, out + j * feat, &group[j]->init);
+            imcap_beam_reset(&group[j]->beam);
+            group[j]->state = SLOT_DECODING;
+        }
     }
 }
 

@@ -152,9 +152,14 @@ void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout
         db[o] += s;
     }
     const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);
-    /* dw[o, kk] += sum_p dout[o, p] col[kk, p]: dot products over the pixels */
-    imcap_mm_seg seg = {B, (size_t)NP, dout, ld, NP};
-    imcap_rows_affine_acc(dw, (size_t)K, O, K, &seg, 1);
+    /* dw[o, kk] += sum_p dout[o, p] col[kk, p]: dot products over the
+     * pixels, a slice of pixels at a time so that the rows of a block stay
+     * in cache (a slice's sums are added to dw one after the other) */
+    enum { SLICE = 2048 };
+    for (int p0 = 0; p0 < NP; p0 += SLICE) {
+        imcap_mm_seg seg = {B + p0, (size_t)NP, dout + p0, ld, NP - p0 < SLICE ? NP - p0 : SLICE};
+        imcap_rows_affine_acc(dw, (size_t)K, O, K, &seg, 1);
+    }
     if (!din) return;
     /* dcol = w^T dout, into col (B may be the input itself) */
     imcap_gemm(col, (size_t)NP, w, 1, (size_t)K, dout, ld, K, NP, O, NULL, 0);
