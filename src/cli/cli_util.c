@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include <cblas.h>
 
 #include "cli.h"
 #include "util/util.h"
@@ -91,10 +90,9 @@ int cli_parse_float(const char *opt, const char *val, double lo, double hi, doub
 
 void cli_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
+    /* the library's products are its own single-threaded kernels
+     * (src/kernels/simd.h): OpenMP's threads are the only ones */
     omp_set_num_threads(n);
-    /* OpenBLAS runs inside our parallel regions single-threaded; outside them
-     * the products are small, so one thread avoids oversubscription. */
-    openblas_set_num_threads(1);
 }
 
 int cli_make_dirs(const char *path) {

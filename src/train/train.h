@@ -140,8 +140,6 @@ imcap_status imcap_checkpoint_save(const char *path, const imcap_model *m, const
                                    imcap_error *err);
 imcap_status imcap_checkpoint_load(const char *path, imcap_model **m, imcap_train_state *st, imcap_error *err);
 
-/* The caller pins OpenBLAS to one thread (openblas_set_num_threads(1)):
- * the threads run inside OpenMP regions. */
 /* Trains m in place on the train (+ restval) split of ds, validating on the
  * val split; images come from cache (one entry per ds image). st carries the
  * optimiser state (fresh or from a checkpoint). Returns IMCAP_E_INTERRUPTED
