@@ -125,13 +125,55 @@ static const float *build_col(float *col, const float *in, size_t in_img, size_t
     return col;
 }
 
-void imcap_conv2d_forward_n(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,
-                            const float *b, int n, int C, int H, int W, int O, int k, int stride, int pad,
-                            float *col) {
+/* Images per product: as many as keep the group's im2col matrix within
+ * about 1 MB, so that it is still in L2 when the product reads it (one
+ * product over a whole training batch streams tens of MB through memory).
+ * Columns are summed alone (imcap_gemm), so the grouping changes no bits of
+ * the forward; the weight gradient adds the groups' sums in order. */
+static int group_size(int n, int K, int P) {
+    long g = (256L * 1024) / ((long)K * P);
+    return g < 1 ? 1 : g > n ? n : (int)g;
+}
+
+static void forward_group(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,
+                          const float *b, int n, int C, int H, int W, int O, int k, int stride, int pad, float *col) {
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;
     int NP = n * Ho * Wo;
     const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);
-    imcap_gemm(out, ld, w, (size_t)K, 1, B, (size_t)NP, O, NP, K, b, 0);
+    size_t ldb = B == in ? in_ch : (size_t)NP;
+    imcap_gemm(out, ld, w, (size_t)K, 1, B, ldb, O, NP, K, b, 0);
+}
+
+void imcap_conv2d_forward_n(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,
+                            const float *b, int n, int C, int H, int W, int O, int k, int stride, int pad,
+                            float *col) {
+    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, P = Ho * Wo;
+    int g = group_size(n, C * k * k, P);
+    for (int j0 = 0; j0 < n; j0 += g)
+        forward_group(out + (size_t)j0 * P, ld, in + j0 * in_img, in_img, in_ch, w, b, n - j0 < g ? n - j0 : g, C, H,
+                      W, O, k, stride, pad, col);
+}
+
+static void backward_group(float *din, float *dw, const float *dout, size_t ld, const float *in, size_t in_img,
+                           size_t in_ch, const float *w, int n, int C, int H, int W, int O, int k, int stride, int pad,
+                           float *col) {
+    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;
+    int P = Ho * Wo, NP = n * P;
+    const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);
+    size_t ldb = B == in ? in_ch : (size_t)NP;
+    /* dw[o, kk] += sum_p dout[o, p] col[kk, p]: dot products over the
+     * pixels, a slice of pixels at a time so that the rows of a block stay
+     * in cache (a slice's sums are added to dw one after the other) */
+    enum { SLICE = 2048 };
+    for (int p0 = 0; p0 < NP; p0 += SLICE) {
+        imcap_mm_seg seg = {B + p0, ldb, dout + p0, ld, NP - p0 < SLICE ? NP - p0 : SLICE};
+        imcap_rows_affine_acc(dw, (size_t)K, O, K, &seg, 1);
+    }
+    if (!din) return;
+    /* dcol = w^T dout, into col (B may be the input itself) */
+    imcap_gemm(col, (size_t)NP, w, 1, (size_t)K, dout, ld, K, NP, O, NULL, 0);
+    for (int j = 0; j < n; j++)
+        col2im_add(din + j * in_img, in_ch, col + (size_t)j * P, (size_t)NP, C, H, W, k, stride, pad, Ho, Wo);
 }
 
 void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout, size_t ld, const float *in,
@@ -151,20 +193,10 @@ void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout
         for (; i < NP; i++) s += d[i];
         db[o] += s;
     }
-    const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);
-    /* dw[o, kk] += sum_p dout[o, p] col[kk, p]: dot products over the
-     * pixels, a slice of pixels at a time so that the rows of a block stay
-     * in cache (a slice's sums are added to dw one after the other) */
-    enum { SLICE = 2048 };
-    for (int p0 = 0; p0 < NP; p0 += SLICE) {
-        imcap_mm_seg seg = {B + p0, (size_t)NP, dout + p0, ld, NP - p0 < SLICE ? NP - p0 : SLICE};
-        imcap_rows_affine_acc(dw, (size_t)K, O, K, &seg, 1);
-    }
-    if (!din) return;
-    /* dcol = w^T dout, into col (B may be the input itself) */
-    imcap_gemm(col, (size_t)NP, w, 1, (size_t)K, dout, ld, K, NP, O, NULL, 0);
-    for (int j = 0; j < n; j++)
-        col2im_add(din + j * in_img, in_ch, col + (size_t)j * P, (size_t)NP, C, H, W, k, stride, pad, Ho, Wo);
+    int g = group_size(n, K, P);
+    for (int j0 = 0; j0 < n; j0 += g)
+        backward_group(din ? din + j0 * in_img : NULL, dw, dout + (size_t)j0 * P, ld, in + j0 * in_img, in_img, in_ch,
+                       w, n - j0 < g ? n - j0 : g, C, H, W, O, k, stride, pad, col);
 }
 
 void imcap_conv2d_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int O,
