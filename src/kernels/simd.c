@@ -66,6 +66,12 @@ void imcap_attention_fused(float *ctx, float *alpha, float *tanh_pq, const float
     best()->attention_fused(ctx, alpha, tanh_pq, a, p, q, w, b, L, A, D);
 }
 
+void imcap_attention_backward_simd(float *da, float *dp, float *dq, float *dw, float *db, const float *dctx,
+                                   const float *dalpha_extra, const float *a, const float *alpha,
+                                   const float *tanh_pq, const float *w, int L, int A, int D, float *scratch) {
+    best()->attention_backward(da, dp, dq, dw, db, dctx, dalpha_extra, a, alpha, tanh_pq, w, L, A, D, scratch);
+}
+
 void imcap_lstm_cell(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H) {
     best()->lstm_cell(h, c, tanh_c, gates, c_prev, N, H);
 }

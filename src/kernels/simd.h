@@ -91,6 +91,11 @@ void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, co
 void imcap_attention_fused(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
                            const float *w, float b, int L, int A, int D);
 
+/* imcap_attention_backward's body (kernels.h), vectorised. */
+void imcap_attention_backward_simd(float *da, float *dp, float *dq, float *dw, float *db, const float *dctx,
+                                   const float *dalpha_extra, const float *a, const float *alpha,
+                                   const float *tanh_pq, const float *w, int L, int A, int D, float *scratch);
+
 /* The LSTM cell's pointwise part: gates [N,4H] hold the pre-activations
  * (i, f, g, o) and receive the activations; c, tanh_c, h [N,H]. */
 void imcap_lstm_cell(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H);

@@ -403,6 +403,66 @@ static void F(attention_fused)(float *ctx, float *alpha, float *tanh_pq, const f
     }
 }
 
+/* The attention's backward for one query (kernels.h documents the
+ * arguments): de_i = dalpha_i + dctx . a_i, through the softmax, then into
+ * w, b, q and p through tanh' = 1 - t^2. */
+static void F(attention_backward)(float *da, float *dp, float *dq, float *dw, float *db, const float *dctx,
+                                  const float *dalpha_extra, const float *a, const float *alpha, const float *tanh_pq,
+                                  const float *w, int L, int A, int D, float *de) {
+    for (int i0 = 0; i0 < L; i0 += 16) {
+        int nc = L - i0 < 16 ? L - i0 : 16;
+        vf acc[16];
+        for (int j = 0; j < 16; j++) acc[j] = (vf){0};
+        for (int j = 0; j < nc; j++) {
+            const float *ai = a + (size_t)(i0 + j) * D;
+            float *dai = da ? da + (size_t)(i0 + j) * D : NULL;
+            vf al = splat(alpha[i0 + j]);
+            int d = 0;
+            for (; d + LANES <= D; d += LANES) {
+                vf g = ld(dctx + d);
+                acc[j] += g * ld(ai + d);
+                if (dai) st(dai + d, ld(dai + d) + al * g);
+            }
+            if (d < D) {
+                int r = D - d;
+                vf g = ld_part(dctx + d, r);
+                acc[j] += g * ld_part(ai + d, r);
+                if (dai) st_part(dai + d, ld_part(dai + d, r) + al * g, r);
+            }
+        }
+        float e[16];
+        st(e, reduce16(acc));
+        for (int j = 0; j < nc; j++) de[i0 + j] = e[j] + (dalpha_extra ? dalpha_extra[i0 + j] : 0.0f);
+    }
+    double dot = 0;
+    for (int i = 0; i < L; i++) dot += (double)de[i] * alpha[i];
+    float sum = 0;
+    for (int i = 0; i < L; i++) {
+        de[i] = alpha[i] * (de[i] - (float)dot);
+        sum += de[i];
+    }
+    *db += sum;
+    for (int i = 0; i < L; i++) {
+        const float *t = tanh_pq + (size_t)i * A;
+        float *dpi = dp ? dp + (size_t)i * A : NULL;
+        vf dei = splat(de[i]);
+        int k = 0;
+        for (; k + LANES <= A; k += LANES) {
+            vf tk = ld(t + k), g = dei * ld(w + k) * (1.0f - tk * tk);
+            st(dw + k, ld(dw + k) + dei * tk);
+            st(dq + k, ld(dq + k) + g);
+            if (dpi) st(dpi + k, ld(dpi + k) + g);
+        }
+        if (k < A) {
+            int r = A - k;
+            vf tk = ld_part(t + k, r), g = dei * ld_part(w + k, r) * (1.0f - tk * tk);
+            st_part(dw + k, ld_part(dw + k, r) + dei * tk, r);
+            st_part(dq + k, ld_part(dq + k, r) + g, r);
+            if (dpi) st_part(dpi + k, ld_part(dpi + k, r) + g, r);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- LSTM cell */
 
 AI void cell_chunk(float *gt, float *c, float *tanh_c, float *h, const float *c_prev, int H, int j, int r) {
@@ -461,5 +521,6 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .rows_affine = F(rows_affine),
     .gemm = F(gemm),
     .attention_fused = F(attention_fused),
+    .attention_backward = F(attention_backward),
     .lstm_cell = F(lstm_cell),
 };

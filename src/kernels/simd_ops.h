@@ -20,6 +20,9 @@ typedef struct {
                  int K, const float *bias, int accumulate);
     void (*attention_fused)(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
                             const float *w, float b, int L, int A, int D);
+    void (*attention_backward)(float *da, float *dp, float *dq, float *dw, float *db, const float *dctx,
+                               const float *dalpha_extra, const float *a, const float *alpha, const float *tanh_pq,
+                               const float *w, int L, int A, int D, float *scratch);
     void (*lstm_cell)(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H);
 } imcap_simd_ops;
 
