@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # measure_batch_memory.sh — peak resident memory of `imcap batch` over N
 # small images, for several N, to show that it does not grow with N (issue 6,
-# point 7): batch keeps the sorted list of paths and one window of 64
-# records, never all the results.
+# point 7; issue 9): batch keeps the sorted list of paths, each thread's
+# decoding block (--block images) and a window of records, never all the
+# results.
 #
 # usage: scripts/measure_batch_memory.sh [-b BUILD_DIR] [-m MODEL] [-t THREADS] [-s SIZE] [N...]
 #   N           image counts (default: 1000 10000)

@@ -303,6 +303,12 @@ AI void gemm_panel(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
     for (; m0 + GEMM_MB <= M; m0 += GEMM_MB)
         gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, GEMM_MB, n0, NV, r);
     switch (M - m0) {
+#if GEMM_MB > 5
+    case 5: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 5, n0, NV, r); break;
+#endif
+#if GEMM_MB > 4
+    case 4: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 4, n0, NV, r); break;
+#endif
 #if GEMM_MB > 3
     case 3: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 3, n0, NV, r); break;
 #endif
