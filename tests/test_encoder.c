@@ -20,6 +20,8 @@
  *   1e-5 of each tensor's largest element (float summation order differs:
  *   one product over n*P columns instead of n products over P). */
 #include <criterion/criterion.h>
+
+#include "testutil.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,13 +33,7 @@
 #include "util/util.h"
 
 static uint64_t rng_state;
-static double urand(double lo, double hi) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return lo + (hi - lo) * ((z >> 11) * (1.0 / 9007199254740992.0));
-}
+static double urand(double lo, double hi) { return tu_urand(&rng_state, lo, hi); }
 /* random values, none of them -0 (0 + -0 = +0 would break the identity trick) */
 static float *rand_vec(size_t n, double lo, double hi) {
     float *v = malloc((n ? n : 1) * sizeof *v);

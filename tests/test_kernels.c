@@ -15,6 +15,8 @@
  * EPS away from every input. Gradient buffers are pre-filled with a known
  * value to check that backward functions accumulate (+=) as documented. */
 #include <criterion/criterion.h>
+
+#include "testutil.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,13 +38,7 @@ static void expect_vec(const float *got, const double *want, size_t n, double to
 
 /* deterministic pseudo-random numbers in [lo, hi) (splitmix64) */
 static uint64_t rng_state;
-static double urand(double lo, double hi) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return lo + (hi - lo) * ((z >> 11) * (1.0 / 9007199254740992.0));
-}
+static double urand(double lo, double hi) { return tu_urand(&rng_state, lo, hi); }
 static float *rand_vec(size_t n, double lo, double hi) {
     float *v = malloc((n ? n : 1) * sizeof *v);
     for (size_t i = 0; i < n; i++) v[i] = (float)urand(lo, hi);

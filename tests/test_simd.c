@@ -42,6 +42,8 @@
  * Every measured maximum is printed on stderr (meson test --print-errorlogs
  * or the test log shows it). */
 #include <criterion/criterion.h>
+
+#include "testutil.h"
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -134,13 +136,7 @@ static int same(float a, float b) { return bits(a) == bits(b) || (isnan(a) && is
 
 /* deterministic pseudo-random numbers in [lo, hi) (splitmix64) */
 static uint64_t rng_state;
-static double urand(double lo, double hi) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return lo + (hi - lo) * ((z >> 11) * (1.0 / 9007199254740992.0));
-}
+static double urand(double lo, double hi) { return tu_urand(&rng_state, lo, hi); }
 static int irand(int lo, int hi) { return lo + (int)urand(0, hi - lo + 1); } /* [lo, hi] */
 /* exactly n floats (ASan flags any access past them) */
 static float *alloc_f(size_t n) {

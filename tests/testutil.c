@@ -72,3 +72,11 @@ int tu_run(const char *cmd, char **out, char **err) {
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+double tu_urand(uint64_t *state, double lo, double hi) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return lo + (hi - lo) * ((z >> 11) * (1.0 / 9007199254740992.0));
+}

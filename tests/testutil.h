@@ -2,6 +2,7 @@
 #ifndef IMCAP_TESTUTIL_H
 #define IMCAP_TESTUTIL_H
 #include <stddef.h>
+#include <stdint.h>
 
 /* $IMCAP_SOURCE_ROOT/rel (static buffer rotated over 8 slots). */
 const char *tu_src(const char *rel);
@@ -15,4 +16,6 @@ int tu_run(const char *cmd, char **out, char **err);
 /* Writes bytes to path (not atomic: tests only). */
 void tu_write(const char *path, const void *data, size_t n);
 char *tu_read(const char *path, size_t *n);
+/* Deterministic pseudo-random double in [lo, hi) from *state (splitmix64). */
+double tu_urand(uint64_t *state, double lo, double hi);
 #endif
