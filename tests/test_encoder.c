@@ -91,7 +91,8 @@ static void im2col_case(int n, int C, int H, int W, int k, int s, int p, int nch
     size_t in_img = nchw ? (size_t)C * plane : plane, in_ch = nchw ? plane : (size_t)n * plane;
     float *in = rand_vec(nin, -2, 2), *w = zeros((size_t)K * K), *b = zeros((size_t)K);
     for (int r = 0; r < K; r++) w[(size_t)r * K + r] = 1.0f;
-    float *out = zeros((size_t)K * n * P), *col = zeros((size_t)K * n * P), *img = zeros((size_t)C * plane);
+    float *out = zeros((size_t)K * n * P), *col = zeros((size_t)n * imcap_conv2d_col_size(C, k, Ho, Wo)),
+          *img = zeros((size_t)C * plane);
     float *want = zeros((size_t)K * P);
     imcap_conv2d_forward_n(out, (size_t)n * P, in, in_img, in_ch, w, b, n, C, H, W, K, k, s, p, col);
     for (int j = 0; j < n; j++) {

@@ -80,6 +80,7 @@ void imcap_adam_update(float *p, const float *g, float *m, float *v, size_t n, f
  * bias NULL or [M]. Every output is summed over k in order: a column's value
  * never depends on N (how many pixels or images share the call), on the
  * blocking or on the AVX build. Reads B's rows as vectors; never packs.
+ * C must not overlap A or B (partial sums go through C).
  * Convolution: C = out [O,P], A = w [O,K] (ars K, acs 1), B = im2col [K,P]. */
 void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
                 int K, const float *bias, int accumulate);

@@ -33,6 +33,7 @@ typedef float vf_u __attribute__((vector_size(64), aligned(4), may_alias));
 enum { LANES = 16 };
 
 /* register blocking of imcap_rows_affine: outputs x rows per block */
+#define GEMM_KC 64
 #if defined(__AVX512F__)
 #define GEMM_MB 4
 #define GEMM_NV 4
@@ -265,14 +266,24 @@ static void F(rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_se
  * order, so it depends neither on the blocking, nor on N (how many pixels or
  * images share the call), nor on the build. A's elements are broadcast, B's
  * rows are read as vectors: no packing. */
-AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int K,
-                   const float *bias, int acc_c, int m0, int MBx, int n0, int NV, int r) {
+/* One block over k in [k0, k1). phase: 0 the whole sum (C = (C if acc_c)
+ * + sum + bias); 1 the first slice (C = partial sum); 2 a middle slice
+ * (C = C + slice, continuing the same accumulators); 3 the last (then
+ * + bias). Slices reload the running sums into the accumulators, so every
+ * output is the same sequence of fused multiply-adds as in one pass. */
+AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int k0,
+                   int k1, const float *bias, int acc_c, int phase, int m0, int MBx, int n0, int NV, int r) {
     vf acc[GEMM_MB][GEMM_NV];
-    for (int i = 0; i < MBx; i++)
-        for (int v = 0; v < NV; v++) acc[i][v] = (vf){0};
+    for (int i = 0; i < MBx; i++) {
+        float *c = C + (size_t)(m0 + i) * ldc + n0;
+        for (int v = 0; v < NV; v++) {
+            int rv = v == NV - 1 ? r : LANES;
+            acc[i][v] = phase >= 2 ? (rv == LANES ? ld(c + v * LANES) : ld_part(c + v * LANES, rv)) : (vf){0};
+        }
+    }
     const float *arow[GEMM_MB];
     for (int i = 0; i < MBx; i++) arow[i] = a + (size_t)(m0 + i) * ars;
-    for (int k = 0; k < K; k++) {
+    for (int k = k0; k < k1; k++) {
         const float *b = B + (size_t)k * ldb + n0;
         vf bv[GEMM_NV];
         for (int v = 0; v < NV; v++) bv[v] = v < NV - 1 || r == LANES ? ld(b + v * LANES) : ld_part(b + v * LANES, r);
@@ -286,8 +297,9 @@ AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
         vf add = splat(bias ? bias[m0 + i] : 0.0f);
         for (int v = 0; v < NV; v++) {
             int rv = v == NV - 1 ? r : LANES;
-            vf out = acc[i][v] + add;
-            if (acc_c) out = (rv == LANES ? ld(c + v * LANES) : ld_part(c + v * LANES, rv)) + out;
+            vf out = acc[i][v];
+            if (phase == 0 || phase == 3) out = out + add;
+            if (phase == 0 && acc_c) out = (rv == LANES ? ld(c + v * LANES) : ld_part(c + v * LANES, rv)) + out;
             if (rv == LANES) st(c + v * LANES, out);
             else st_part(c + v * LANES, out, rv);
         }
@@ -298,47 +310,67 @@ AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
  * blocks of GEMM_MB rows, then one block of the rows left (each size its own
  * unrolled copy: a one-row block would be latency bound). */
 AI void gemm_panel(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
-                   int K, const float *bias, int acc_c, int n0, int NV, int r) {
+                   int k0, int k1, const float *bias, int acc_c, int phase, int n0, int NV, int r) {
     int m0 = 0;
-    for (; m0 + GEMM_MB <= M; m0 += GEMM_MB)
-        gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, GEMM_MB, n0, NV, r);
+#define GB(MBx) gemm_block(C, ldc, a, ars, acs, B, ldb, k0, k1, bias, acc_c, phase, m0, MBx, n0, NV, r)
+    for (; m0 + GEMM_MB <= M; m0 += GEMM_MB) GB(GEMM_MB);
     switch (M - m0) {
 #if GEMM_MB > 5
-    case 5: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 5, n0, NV, r); break;
+    case 5: GB(5); break;
 #endif
 #if GEMM_MB > 4
-    case 4: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 4, n0, NV, r); break;
+    case 4: GB(4); break;
 #endif
 #if GEMM_MB > 3
-    case 3: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 3, n0, NV, r); break;
+    case 3: GB(3); break;
 #endif
 #if GEMM_MB > 2
-    case 2: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 2, n0, NV, r); break;
+    case 2: GB(2); break;
 #endif
-    case 1: gemm_block(C, ldc, a, ars, acs, B, ldb, K, bias, acc_c, m0, 1, n0, NV, r); break;
+    case 1: GB(1); break;
     default: break;
     }
+#undef GB
 }
 
-static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
-                    int N, int K, const float *bias, int accumulate) {
+/* Every column panel for k in [k0, k1). */
+AI void gemm_slice(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
+                   int N, int k0, int k1, const float *bias, int acc_c, int phase) {
     int n0 = 0;
     for (; n0 + GEMM_NV * LANES <= N; n0 += GEMM_NV * LANES)
-        gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, GEMM_NV, LANES);
+        gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, GEMM_NV, LANES);
     int left = N - n0;
     if (left > 0) {
         int nv = (left + LANES - 1) / LANES, r = left - (nv - 1) * LANES;
         switch (nv) {
-        case GEMM_NV: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, GEMM_NV, r); break;
+        case GEMM_NV: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, GEMM_NV, r); break;
 #if GEMM_NV > 3
-        case 3: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, 3, r); break;
+        case 3: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, 3, r); break;
 #endif
 #if GEMM_NV > 2
-        case 2: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, 2, r); break;
+        case 2: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, 2, r); break;
 #endif
-        case 1: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, K, bias, accumulate, n0, 1, r); break;
+        case 1: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, 1, r); break;
         default: break;
         }
+    }
+}
+
+/* k is taken in slices of GEMM_KC rows of B, so that a column panel's slice
+ * (GEMM_KC x 64 floats) stays in L1 while every block of rows of A uses
+ * it; a long k in one pass reads each panel from L2 once per block of rows.
+ * The running sums go through C between slices (see gemm_block), which
+ * needs C to start empty: accumulate takes k in one pass. */
+static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
+                    int N, int K, const float *bias, int accumulate) {
+    if (accumulate || K <= GEMM_KC) {
+        gemm_slice(C, ldc, a, ars, acs, B, ldb, M, N, 0, K, bias, accumulate, 0);
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
+        int k1 = k0 + GEMM_KC < K ? k0 + GEMM_KC : K;
+        int phase = k0 == 0 ? 1 : k1 == K ? 3 : 2;
+        gemm_slice(C, ldc, a, ars, acs, B, ldb, M, N, k0, k1, bias, 0, phase);
     }
 }
 
