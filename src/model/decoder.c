@@ -15,7 +15,8 @@ imcap_status imcap_decoder_init_alloc(imcap_decoder_init *d, const imcap_config 
     d->abar = imcap_aligned_alloc((size_t)cfg->D * sizeof(float));
     d->h0 = imcap_aligned_alloc((size_t)cfg->hidden_dim * sizeof(float));
     d->c0 = imcap_aligned_alloc((size_t)cfg->hidden_dim * sizeof(float));
-    if (!d->a || !d->p || !d->abar || !d->h0 || !d->c0) {
+    d->pt = imcap_aligned_alloc((size_t)cfg->L * cfg->attention_dim * sizeof(float));
+    if (!d->a || !d->p || !d->abar || !d->h0 || !d->c0 || !d->pt) {
         imcap_decoder_init_free(d);
         return IMCAP_E_NOMEM;
     }
@@ -23,7 +24,7 @@ imcap_status imcap_decoder_init_alloc(imcap_decoder_init *d, const imcap_config 
 }
 
 void imcap_decoder_init_free(imcap_decoder_init *d) {
-    free(d->a), free(d->p), free(d->abar), free(d->h0), free(d->c0);
+    free(d->a), free(d->p), free(d->abar), free(d->h0), free(d->c0), free(d->pt);
     memset(d, 0, sizeof *d);
 }
 
@@ -39,7 +40,11 @@ void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *
         }
         d->abar[c] = s / (float)L;
     }
-    imcap_affine_forward(d->p, d->a, p->enc_att_w, p->enc_att_b, L, D, A);
+    /* p = a W^T + b computed as p^T = W feat + b: feat [D,L] is already the
+     * product's right-hand side, and the outer form beats L dot products */
+    imcap_gemm(d->pt, (size_t)L, p->enc_att_w, (size_t)D, 1, feat, (size_t)L, A, L, D, p->enc_att_b, 0);
+    for (int i = 0; i < L; i++)
+        for (int k = 0; k < A; k++) d->p[(size_t)i * A + k] = d->pt[(size_t)k * L + i];
     imcap_affine_forward(d->h0, d->abar, p->init_h_w, p->init_h_b, 1, D, Hd);
     imcap_affine_forward(d->c0, d->abar, p->init_c_w, p->init_c_b, 1, D, Hd);
     imcap_vtanh(d->h0, d->h0, (size_t)Hd);

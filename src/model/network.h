@@ -13,6 +13,7 @@ typedef struct {
     float *p;     /* [L,A] encoder_att(a_i) */
     float *abar;  /* [D] */
     float *h0, *c0; /* [Hd] tanh(init_h(abar)), tanh(init_c(abar)) */
+    float *pt;    /* [A,L] scratch: encoder_att as one product over the feature map [D,L], then transposed to p */
 } imcap_decoder_init;
 
 imcap_status imcap_decoder_init_alloc(imcap_decoder_init *d, const imcap_config *cfg);

@@ -16,6 +16,7 @@ struct imcap_trainer_worker {
     imcap_encoder_acts enc;      /* the cap images as one batch */
     imcap_decoder_init *init;    /* [cap] views into the contiguous arrays below */
     float *a, *p, *h0, *c0;      /* [cap,L,D], [cap,L,A], [cap,Hd] x 2 */
+    float *pt;                   /* [A,L] the preparation's scratch */
     float *da, *dp, *dh0, *dc0, *dfeat, *prep_scratch;
     imcap_step_cache *steps;     /* [T] */
     imcap_step_scratch scratch;
@@ -59,10 +60,15 @@ imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap) {
         imcap_worker_free(w);
         return NULL;
     }
+    if (!(w->pt = imcap_aligned_alloc((size_t)L * A * sizeof(float)))) {
+        imcap_worker_free(w);
+        return NULL;
+    }
     for (int e = 0; e < cap; e++) {
         imcap_decoder_init *d = &w->init[e];
         d->a = w->a + (size_t)e * L * D, d->p = w->p + (size_t)e * L * A;
         d->h0 = w->h0 + (size_t)e * Hd, d->c0 = w->c0 + (size_t)e * Hd;
+        d->pt = w->pt; /* scratch, shared: the examples are prepared one after the other */
         if (!(d->abar = imcap_aligned_alloc((size_t)D * sizeof(float)))) {
             imcap_worker_free(w);
             return NULL;
@@ -83,6 +89,7 @@ void imcap_worker_free(imcap_trainer_worker *w) {
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
     if (w->init)
         for (int e = 0; e < w->cap; e++) free(w->init[e].abar);
+    free(w->pt);
     free(w->init), free(w->steps), free(w->tokens), free(w->order), free(w->active);
     free(w);
 }
