@@ -1,5 +1,6 @@
 /* maxpool.c — square max pooling without padding, output size floored. */
 #include "kernels.h"
+#include "simd.h"
 
 /* m after seeing x: strict > keeps the first maximum; a NaN wins and the
  * first NaN stays, as in PyTorch */
@@ -58,30 +59,6 @@ void imcap_maxpool_backward(float *din, const float *dout, const int *argmax, in
     for (size_t i = 0; i < n; i++) din[argmax[i]] += dout[i];
 }
 
-/* 2x2 windows at stride 2, the common case: branch-free selects over one
- * output row, which the compiler turns into vector compares and blends. */
-static void pool2x2(float *restrict out, const float *restrict r0, const float *restrict r1, int Wo, int relu) {
-    if (relu)
-        /* max of relu(x) = the largest positive x, else +0: a NaN compares
-         * false and is dropped, as relu drops it before the pool */
-        for (int ox = 0; ox < Wo; ox++) {
-            float m = 0.0f, a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-            m = a > m ? a : m;
-            m = b > m ? b : m;
-            m = c > m ? c : m;
-            m = d > m ? d : m;
-            out[ox] = m;
-        }
-    else
-        for (int ox = 0; ox < Wo; ox++) {
-            float m = r0[2 * ox];
-            m = take(m, r0[2 * ox + 1]);
-            m = take(m, r1[2 * ox]);
-            m = take(m, r1[2 * ox + 1]);
-            out[ox] = m;
-        }
-}
-
 void imcap_maxpool_infer(float *out, const float *in, int C, int H, int W, int k, int stride, int relu) {
     int Ho = (H - k) / stride + 1, Wo = (W - k) / stride + 1;
     for (int c = 0; c < C; c++) {
@@ -89,7 +66,8 @@ void imcap_maxpool_infer(float *out, const float *in, int C, int H, int W, int k
         float *op = out + (size_t)c * Ho * Wo;
         if (k == 2 && stride == 2) {
             for (int oy = 0; oy < Ho; oy++)
-                pool2x2(op + (size_t)oy * Wo, plane + (size_t)2 * oy * W, plane + (size_t)(2 * oy + 1) * W, Wo, relu);
+                imcap_pool2x2_row(op + (size_t)oy * Wo, plane + (size_t)2 * oy * W, plane + (size_t)(2 * oy + 1) * W, Wo,
+                                  relu);
             continue;
         }
         for (int oy = 0; oy < Ho; oy++)

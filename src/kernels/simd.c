@@ -77,3 +77,7 @@ void imcap_lstm_cell(float *h, float *c, float *tanh_c, float *gates, const floa
 }
 
 const char *imcap_simd_name(void) { return best()->name; }
+
+void imcap_pool2x2_row(float *out, const float *r0, const float *r1, int Wo, int relu) {
+    best()->pool2x2_row(out, r0, r1, Wo, relu);
+}

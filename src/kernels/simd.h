@@ -101,6 +101,11 @@ void imcap_attention_backward_simd(float *da, float *dp, float *dq, float *dw, f
  * (i, f, g, o) and receive the activations; c, tanh_c, h [N,H]. */
 void imcap_lstm_cell(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H);
 
+/* One output row of a 2x2 stride-2 max-pool over input rows r0, r1 (2*Wo
+ * values each), with maxpool.c's rules (ties: the first; a NaN wins);
+ * relu: the ReLU folded in (the largest positive value, else +0). */
+void imcap_pool2x2_row(float *out, const float *r0, const float *r1, int Wo, int relu);
+
 /* Which build simd.c dispatches to: "avx512", "avx2" or "generic". */
 const char *imcap_simd_name(void);
 #endif

@@ -501,6 +501,42 @@ static void F(attention_backward)(float *da, float *dp, float *dq, float *dw, fl
     }
 }
 
+/* ---------------------------------------------------------------- max-pool */
+
+/* One output row of 2x2 stride-2 windows over input rows r0, r1, sixteen
+ * outputs at a time (even and odd columns split by one shuffle each). The
+ * selects are maxpool.c's: without relu, strict > keeps the first maximum
+ * and a NaN wins, the first NaN staying; with relu folded in, the largest
+ * positive value or +0. */
+AI vf take_v(vf m, vf x) { return sel((x > m) | ((x != x) & (m == m)), x, m); }
+AI vf pool16(vf a0, vf a1, vf b0, vf b1, int relu) {
+    const vi ev = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const vi od = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+    vf a = __builtin_shuffle(a0, a1, ev), b = __builtin_shuffle(a0, a1, od);
+    vf c = __builtin_shuffle(b0, b1, ev), d = __builtin_shuffle(b0, b1, od);
+    if (relu) {
+        vf m = (vf){0};
+        m = sel(a > m, a, m), m = sel(b > m, b, m), m = sel(c > m, c, m), m = sel(d > m, d, m);
+        return m;
+    }
+    return take_v(take_v(take_v(a, b), c), d);
+}
+
+static void F(pool2x2_row)(float *out, const float *r0, const float *r1, int Wo, int relu) {
+    int ox = 0;
+    for (; ox + LANES <= Wo; ox += LANES) {
+        const float *p = r0 + 2 * ox, *q = r1 + 2 * ox;
+        st(out + ox, pool16(ld(p), ld(p + LANES), ld(q), ld(q + LANES), relu));
+    }
+    if (ox < Wo) {
+        int r = Wo - ox, n0 = 2 * r < LANES ? 2 * r : LANES, n1 = 2 * r - n0;
+        const float *p = r0 + 2 * ox, *q = r1 + 2 * ox;
+        vf a0 = n0 == LANES ? ld(p) : ld_part(p, n0), b0 = n0 == LANES ? ld(q) : ld_part(q, n0);
+        vf a1 = n1 > 0 ? ld_part(p + LANES, n1) : (vf){0}, b1 = n1 > 0 ? ld_part(q + LANES, n1) : (vf){0};
+        st_part(out + ox, pool16(a0, a1, b0, b1, relu), r);
+    }
+}
+
 /* ---------------------------------------------------------------- LSTM cell */
 
 AI void cell_chunk(float *gt, float *c, float *tanh_c, float *h, const float *c_prev, int H, int j, int r) {
@@ -561,4 +597,5 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .attention_fused = F(attention_fused),
     .attention_backward = F(attention_backward),
     .lstm_cell = F(lstm_cell),
+    .pool2x2_row = F(pool2x2_row),
 };

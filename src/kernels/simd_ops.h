@@ -24,6 +24,7 @@ typedef struct {
                                const float *dalpha_extra, const float *a, const float *alpha, const float *tanh_pq,
                                const float *w, int L, int A, int D, float *scratch);
     void (*lstm_cell)(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H);
+    void (*pool2x2_row)(float *out, const float *r0, const float *r1, int Wo, int relu);
 } imcap_simd_ops;
 
 extern const imcap_simd_ops imcap_simd_ops_generic;
