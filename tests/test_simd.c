@@ -1130,3 +1130,36 @@ Test(simd_tables, sumsq_and_adam) {
         free(g), free(p0), free(m0), free(v0);
     }
 }
+
+/* 2x2 stride-2 max-pool rows: every table against the scalar rule (ties to
+ * the first, a NaN wins and the first NaN stays; relu folded: the largest
+ * positive value or +0), widths around the 16-lane tail, NaN, -0, ties. */
+static float take_ref(float m, float x) { return (x > m || (x != x && m == m)) ? x : m; }
+
+Test(simd_tables, pool2x2_row) {
+    const imcap_simd_ops *T[3];
+    int nt = tables(T);
+    const float specials[] = {0.0f, -0.0f, NAN, 1.0f, 1.0f, -INFINITY, INFINITY, -1.0f};
+    for (int Wo = 1; Wo <= 40; Wo++)
+        for (int relu = 0; relu < 2; relu++)
+            for (int t = 0; t < nt; t++) {
+                float *r0 = rand_vec((size_t)2 * Wo, -1, 1), *r1 = rand_vec((size_t)2 * Wo, -1, 1);
+                for (int i = 0; i < 2 * Wo; i += 3) r0[i] = specials[(i / 3) % 8], r1[(i + 1) % (2 * Wo)] = r0[i];
+                float *out = sentinel_vec((size_t)Wo + 1);
+                T[t]->pool2x2_row(out, r0, r1, Wo, relu);
+                for (int ox = 0; ox < Wo; ox++) {
+                    float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1], want;
+                    if (relu) {
+                        want = 0.0f;
+                        want = a > want ? a : want, want = b > want ? b : want;
+                        want = c > want ? c : want, want = d > want ? d : want;
+                    } else {
+                        want = take_ref(take_ref(take_ref(a, b), c), d);
+                    }
+                    cr_assert(same(out[ox], want), "%s pool2x2 Wo=%d relu=%d at %d: %g, want %g", T[t]->name, Wo, relu,
+                              ox, out[ox], want);
+                }
+                cr_assert(bits(out[Wo]) == SENTINEL, "%s pool2x2 wrote past Wo", T[t]->name);
+                free(r0), free(r1), free(out);
+            }
+}
