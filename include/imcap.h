@@ -220,8 +220,8 @@ imcap_status imcap_batcher_next(imcap_batcher *b, uint64_t *tag, imcap_result **
 
 /* n images through one batcher of `block`: out[i] receives image i's result
  * (NULL when it failed; status[i], when status is non-NULL, says why).
- * Returns IMCAP_OK when every image was captioned, otherwise the first
- * failure (err names the image's index). */
+ * Returns IMCAP_OK when every image was captioned, otherwise the status of
+ * the failed image with the lowest index (err names that index). */
 imcap_status imcap_caption_images(const imcap_model *m, int n, const imcap_image *imgs, const imcap_options *opt,
                                   int block, imcap_result **out, imcap_status *status, imcap_error *err);
 

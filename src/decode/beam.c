@@ -57,7 +57,10 @@ static imcap_status export_hyp(const imcap_model *m, const imcap_beam_hist *h, i
     int nw = (n > 0 && h->tok[n - 1] == IMCAP_TOK_END) ? n - 1 : n;
     for (int t = 0; t < n; t++) {
         const char *w = imcap_model_word(m, h->tok[t]);
-        if (!(out->words[t] = strdup(w))) return IMCAP_E_NOMEM;
+        if (!(out->words[t] = strdup(w))) {
+            imcap_buf_free(&text);
+            return IMCAP_E_NOMEM;
+        }
         if (t < nw) {
             if (t) imcap_buf_append(&text, " ", 1);
             imcap_buf_append(&text, w, strlen(w));

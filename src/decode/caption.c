@@ -75,14 +75,16 @@ imcap_status imcap_caption_images(const imcap_model *m, int n, const imcap_image
     imcap_batcher *b;
     imcap_status s = imcap_batcher_new(m, opt, block, &b, err);
     if (s) return s;
-    int next = 0, failed = 0;
-    imcap_error e;
+    /* the failure reported is the one of the lowest index */
+    int next = 0, first_bad = n;
+    imcap_status bad_status = IMCAP_OK;
+    imcap_error e, bad_err = {0};
     while (next < n || imcap_batcher_pending(b) > 0) {
         while (next < n && imcap_batcher_space(b) > 0) {
             imcap_status ps = imcap_batcher_push(b, &imgs[next], (uint64_t)next, &e);
             if (ps) {
                 if (status) status[next] = ps;
-                if (!failed++ && err) snprintf(err->msg, sizeof err->msg, "image %d: %.900s", next, e.msg), err->status = ps;
+                if (next < first_bad) first_bad = next, bad_status = ps, bad_err = e;
             }
             next++;
         }
@@ -91,11 +93,10 @@ imcap_status imcap_caption_images(const imcap_model *m, int n, const imcap_image
         imcap_status ns = imcap_batcher_next(b, &tag, &r, &e);
         if (ns == IMCAP_OK && !r) continue;
         if (status) status[tag] = ns;
-        if (ns) {
-            if (!failed++ && err) snprintf(err->msg, sizeof err->msg, "image %d: %.900s", (int)tag, e.msg), err->status = ns;
-        }
+        if (ns && (int)tag < first_bad) first_bad = (int)tag, bad_status = ns, bad_err = e;
         out[tag] = r;
     }
     imcap_batcher_free(b);
-    return failed ? (err ? err->status : IMCAP_E_ARG) : IMCAP_OK;
+    if (first_bad == n) return IMCAP_OK;
+    return imcap_fail(err, bad_status, "image %d: %.900s", first_bad, bad_err.msg);
 }

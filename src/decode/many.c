@@ -64,6 +64,8 @@ static void worker(many *mn, const imcap_model *m, const imcap_options *opt, int
             }
             if (k == SIZE_MAX) break;
             imcap_image img = {0};
+            /* a callback that fails without a message still gets one */
+            imcap_fail(&err, IMCAP_E_IMAGE, "image %zu: it could not be loaded", k);
             imcap_status s = io->load(io->ctx, k, &img, &err);
             if (s == IMCAP_OK) s = imcap_batcher_push(bt, &img, (uint64_t)k, &err);
             imcap_image_free(&img);
