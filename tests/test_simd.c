@@ -1163,3 +1163,62 @@ Test(simd_tables, pool2x2_row) {
                 free(r0), free(r1), free(out);
             }
 }
+
+/* The attention's backward: every table against a double computation of
+ * the same formulas, AVX2 = AVX-512 bit for bit. */
+Test(simd_tables, attention_backward) {
+    const imcap_simd_ops *T[3];
+    int nt = tables(T);
+    const int shapes[][3] = {{1, 1, 1}, {5, 16, 66}, {17, 100, 3}, {64, 128, 66}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int L = shapes[si][0], A = shapes[si][1], D = shapes[si][2];
+        float *a = rand_vec((size_t)L * D, -1, 1), *t = rand_vec((size_t)L * A, -0.99, 0.99);
+        float *w = rand_vec((size_t)A, -1, 1), *dctx = rand_vec((size_t)D, -1, 1), *dal = rand_vec((size_t)L, -1, 1);
+        float *alpha = rand_vec((size_t)L, 0.01, 1);
+        double z = 0;
+        for (int i = 0; i < L; i++) z += alpha[i];
+        for (int i = 0; i < L; i++) alpha[i] = (float)(alpha[i] / z);
+        /* the truth in double */
+        double *de = calloc((size_t)L, sizeof *de), dot = 0, db = 0;
+        for (int i = 0; i < L; i++) {
+            double s = dal[i];
+            for (int d = 0; d < D; d++) s += (double)dctx[d] * a[(size_t)i * D + d];
+            de[i] = s, dot += s * alpha[i];
+        }
+        for (int i = 0; i < L; i++) de[i] = alpha[i] * (de[i] - dot), db += de[i];
+        float *out[3][5];
+        for (int k = 0; k < nt; k++) {
+            float *da = alloc_f((size_t)L * D), *dp = alloc_f((size_t)L * A), *dq = alloc_f((size_t)A),
+                  *dw = alloc_f((size_t)A), *dbv = alloc_f(1), *scratch = alloc_f((size_t)L);
+            memset(da, 0, (size_t)L * D * sizeof(float)), memset(dp, 0, (size_t)L * A * sizeof(float));
+            memset(dq, 0, (size_t)A * sizeof(float)), memset(dw, 0, (size_t)A * sizeof(float)), dbv[0] = 0;
+            T[k]->attention_backward(da, dp, dq, dw, dbv, dctx, dal, a, alpha, t, w, L, A, D, scratch);
+            cr_assert(fabs(dbv[0] - db) <= 1e-5, "%s attention_backward db %g, want %g", T[k]->name, dbv[0], db);
+            for (int i = 0; i < L; i++)
+                for (int d = 0; d < D; d++)
+                    cr_assert(fabs(da[(size_t)i * D + d] - (double)alpha[i] * dctx[d]) <= 1e-6, "%s da", T[k]->name);
+            for (int c = 0; c < A; c++) {
+                double sw = 0, sq = 0;
+                for (int i = 0; i < L; i++) {
+                    double tk = t[(size_t)i * A + c], g = de[i] * w[c] * (1 - tk * tk);
+                    sw += de[i] * tk, sq += g;
+                    cr_assert(fabs(dp[(size_t)i * A + c] - g) <= 1e-5, "%s dp[%d,%d]", T[k]->name, i, c);
+                }
+                cr_assert(fabs(dw[c] - sw) <= 1e-5 * (1 + fabs(sw)), "%s dw[%d]: %g, want %g", T[k]->name, c, dw[c], sw);
+                cr_assert(fabs(dq[c] - sq) <= 1e-5 * (1 + fabs(sq)), "%s dq[%d]: %g, want %g", T[k]->name, c, dq[c], sq);
+            }
+            out[k][0] = da, out[k][1] = dp, out[k][2] = dq, out[k][3] = dw, out[k][4] = dbv;
+            free(scratch);
+        }
+        size_t len[5] = {(size_t)L * D, (size_t)L * A, (size_t)A, (size_t)A, 1};
+        for (int k = 1; k < nt; k++)
+            if (must_match(T[0], T[k]))
+                for (int j = 0; j < 5; j++)
+                    for (size_t i = 0; i < len[j]; i++)
+                        cr_assert(same(out[0][j][i], out[k][j][i]), "attention_backward: %s and %s differ", T[0]->name,
+                                  T[k]->name);
+        for (int k = 0; k < nt; k++)
+            for (int j = 0; j < 5; j++) free(out[k][j]);
+        free(a), free(t), free(w), free(dctx), free(dal), free(alpha), free(de);
+    }
+}
