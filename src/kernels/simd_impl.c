@@ -86,6 +86,14 @@ AI void st_part(float *p, vf v, int n) {
 /* a broadcast, not 0 + x (which costs an add and turns -0 into +0) */
 AI vf splat(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
 AI vf sel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+/* r lanes (r <= 16): the loops below take 16 at a time and r at the end,
+ * with one body for both */
+AI vf ldn(const float *p, int r) { return r == LANES ? ld(p) : ld_part(p, r); }
+AI void stn(float *p, vf v, int r) {
+    if (r == LANES) st(p, v);
+    else st_part(p, v, r);
+}
+AI int lanes_left(int n, int i) { return n - i < LANES ? n - i : LANES; }
 
 /* ---------------------------------------------------------------- elementwise */
 
@@ -148,9 +156,10 @@ AI vf v_sigmoid(vf x) { return 1.0f / (1.0f + v_exp(-x)); }
 
 #define ELEMENTWISE(name, fn)                                                                                          \
     static void F(name)(float *y, const float *x, size_t n) {                                                          \
-        size_t i = 0;                                                                                                  \
-        for (; i + LANES <= n; i += LANES) st(y + i, fn(ld(x + i)));                                                   \
-        if (i < n) st_part(y + i, fn(ld_part(x + i, (int)(n - i))), (int)(n - i));                                     \
+        for (size_t i = 0; i < n; i += LANES) {                                                                        \
+            int r = n - i < LANES ? (int)(n - i) : LANES;                                                              \
+            stn(y + i, fn(ldn(x + i, r)), r);                                                                          \
+        }                                                                                                              \
     }
 ELEMENTWISE(vexp, v_exp)
 ELEMENTWISE(vtanh, v_tanh)
@@ -278,7 +287,7 @@ AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
         float *c = C + (size_t)(m0 + i) * ldc + n0;
         for (int v = 0; v < NV; v++) {
             int rv = v == NV - 1 ? r : LANES;
-            acc[i][v] = phase >= 2 ? (rv == LANES ? ld(c + v * LANES) : ld_part(c + v * LANES, rv)) : (vf){0};
+            acc[i][v] = phase >= 2 ? ldn(c + v * LANES, rv) : (vf){0};
         }
     }
     const float *arow[GEMM_MB];
@@ -286,7 +295,7 @@ AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
     for (int k = k0; k < k1; k++) {
         const float *b = B + (size_t)k * ldb + n0;
         vf bv[GEMM_NV];
-        for (int v = 0; v < NV; v++) bv[v] = v < NV - 1 || r == LANES ? ld(b + v * LANES) : ld_part(b + v * LANES, r);
+        for (int v = 0; v < NV; v++) bv[v] = ldn(b + v * LANES, v < NV - 1 ? LANES : r);
         for (int i = 0; i < MBx; i++) {
             vf av = splat(arow[i][(size_t)k * acs]);
             for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
@@ -299,9 +308,8 @@ AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
             int rv = v == NV - 1 ? r : LANES;
             vf out = acc[i][v];
             if (phase == 0 || phase == 3) out = out + add;
-            if (phase == 0 && acc_c) out = (rv == LANES ? ld(c + v * LANES) : ld_part(c + v * LANES, rv)) + out;
-            if (rv == LANES) st(c + v * LANES, out);
-            else st_part(c + v * LANES, out, rv);
+            if (phase == 0 && acc_c) out = ldn(c + v * LANES, rv) + out;
+            stn(c + v * LANES, out, rv);
         }
     }
 }
@@ -386,58 +394,42 @@ static void F(attention_fused)(float *ctx, float *alpha, float *tanh_pq, const f
         for (int j = 0; j < nc; j++) {
             const float *pi = p + (size_t)(i0 + j) * A;
             float *ti = tanh_pq ? tanh_pq + (size_t)(i0 + j) * A : NULL;
-            int k = 0;
-            for (; k + LANES <= A; k += LANES) {
-                vf t = v_tanh(ld(pi + k) + ld(q + k));
-                if (ti) st(ti + k, t);
-                acc[j] += ld(w + k) * t;
-            }
-            if (k < A) {
-                int r = A - k;
-                vf t = v_tanh(ld_part(pi + k, r) + ld_part(q + k, r));
-                if (ti) st_part(ti + k, t, r);
-                acc[j] += ld_part(w + k, r) * t;
+            for (int k = 0; k < A; k += LANES) {
+                int r = lanes_left(A, k);
+                vf t = v_tanh(ldn(pi + k, r) + ldn(q + k, r));
+                if (ti) stn(ti + k, t, r);
+                acc[j] += ldn(w + k, r) * t;
             }
         }
         float e[16];
         st(e, reduce16(acc));
         for (int j = 0; j < nc; j++) alpha[i0 + j] = e[j] + b;
     }
-    /* softmax over the L cells */
+    /* softmax over the L cells; lanes past L must add nothing to the sum */
     float m = alpha[0];
     for (int i = 1; i < L; i++) m = alpha[i] > m ? alpha[i] : m;
+    const vi lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     vf sum = {0};
-    int i = 0;
-    for (; i + LANES <= L; i += LANES) {
-        vf e = v_exp(ld(alpha + i) - m);
-        st(alpha + i, e);
-        sum += e;
-    }
-    if (i < L) {
-        vf e = v_exp(ld_part(alpha + i, L - i) - m);
-        const vi lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-        e = sel(lane < L - i, e, splat(0.0f));
-        st_part(alpha + i, e, L - i);
+    for (int i = 0; i < L; i += LANES) {
+        int r = lanes_left(L, i);
+        vf e = sel(lane < r, v_exp(ldn(alpha + i, r) - m), splat(0.0f));
+        stn(alpha + i, e, r);
         sum += e;
     }
     vf zero[16] = {sum};
     float s[16];
     st(s, reduce16(zero));
     float inv = 1.0f / s[0];
-    for (i = 0; i + LANES <= L; i += LANES) st(alpha + i, ld(alpha + i) * inv);
-    if (i < L) st_part(alpha + i, ld_part(alpha + i, L - i) * inv, L - i);
-    /* ctx = sum_i alpha_i a_i, cells in order */
-    int d = 0;
-    for (; d + LANES <= D; d += LANES) {
-        vf c = {0};
-        for (int j = 0; j < L; j++) c += alpha[j] * ld(a + (size_t)j * D + d);
-        st(ctx + d, c);
+    for (int i = 0; i < L; i += LANES) {
+        int r = lanes_left(L, i);
+        stn(alpha + i, ldn(alpha + i, r) * inv, r);
     }
-    if (d < D) {
-        int r = D - d;
+    /* ctx = sum_i alpha_i a_i, cells in order */
+    for (int d = 0; d < D; d += LANES) {
+        int r = lanes_left(D, d);
         vf c = {0};
-        for (int j = 0; j < L; j++) c += alpha[j] * ld_part(a + (size_t)j * D + d, r);
-        st_part(ctx + d, c, r);
+        for (int j = 0; j < L; j++) c += alpha[j] * ldn(a + (size_t)j * D + d, r);
+        stn(ctx + d, c, r);
     }
 }
 
@@ -455,17 +447,11 @@ static void F(attention_backward)(float *da, float *dp, float *dq, float *dw, fl
             const float *ai = a + (size_t)(i0 + j) * D;
             float *dai = da ? da + (size_t)(i0 + j) * D : NULL;
             vf al = splat(alpha[i0 + j]);
-            int d = 0;
-            for (; d + LANES <= D; d += LANES) {
-                vf g = ld(dctx + d);
-                acc[j] += g * ld(ai + d);
-                if (dai) st(dai + d, ld(dai + d) + al * g);
-            }
-            if (d < D) {
-                int r = D - d;
-                vf g = ld_part(dctx + d, r);
-                acc[j] += g * ld_part(ai + d, r);
-                if (dai) st_part(dai + d, ld_part(dai + d, r) + al * g, r);
+            for (int d = 0; d < D; d += LANES) {
+                int r = lanes_left(D, d);
+                vf g = ldn(dctx + d, r);
+                acc[j] += g * ldn(ai + d, r);
+                if (dai) stn(dai + d, ldn(dai + d, r) + al * g, r);
             }
         }
         float e[16];
@@ -484,19 +470,12 @@ static void F(attention_backward)(float *da, float *dp, float *dq, float *dw, fl
         const float *t = tanh_pq + (size_t)i * A;
         float *dpi = dp ? dp + (size_t)i * A : NULL;
         vf dei = splat(de[i]);
-        int k = 0;
-        for (; k + LANES <= A; k += LANES) {
-            vf tk = ld(t + k), g = dei * ld(w + k) * (1.0f - tk * tk);
-            st(dw + k, ld(dw + k) + dei * tk);
-            st(dq + k, ld(dq + k) + g);
-            if (dpi) st(dpi + k, ld(dpi + k) + g);
-        }
-        if (k < A) {
-            int r = A - k;
-            vf tk = ld_part(t + k, r), g = dei * ld_part(w + k, r) * (1.0f - tk * tk);
-            st_part(dw + k, ld_part(dw + k, r) + dei * tk, r);
-            st_part(dq + k, ld_part(dq + k, r) + g, r);
-            if (dpi) st_part(dpi + k, ld_part(dpi + k, r) + g, r);
+        for (int k = 0; k < A; k += LANES) {
+            int r = lanes_left(A, k);
+            vf tk = ldn(t + k, r), g = dei * ldn(w + k, r) * (1.0f - tk * tk);
+            stn(dw + k, ldn(dw + k, r) + dei * tk, r);
+            stn(dq + k, ldn(dq + k, r) + g, r);
+            if (dpi) stn(dpi + k, ldn(dpi + k, r) + g, r);
         }
     }
 }
@@ -531,7 +510,7 @@ static void F(pool2x2_row)(float *out, const float *r0, const float *r1, int Wo,
     if (ox < Wo) {
         int r = Wo - ox, n0 = 2 * r < LANES ? 2 * r : LANES, n1 = 2 * r - n0;
         const float *p = r0 + 2 * ox, *q = r1 + 2 * ox;
-        vf a0 = n0 == LANES ? ld(p) : ld_part(p, n0), b0 = n0 == LANES ? ld(q) : ld_part(q, n0);
+        vf a0 = ldn(p, n0), b0 = ldn(q, n0);
         vf a1 = n1 > 0 ? ld_part(p + LANES, n1) : (vf){0}, b1 = n1 > 0 ? ld_part(q + LANES, n1) : (vf){0};
         st_part(out + ox, pool16(a0, a1, b0, b1, relu), r);
     }
@@ -539,22 +518,19 @@ static void F(pool2x2_row)(float *out, const float *r0, const float *r1, int Wo,
 
 /* ---------------------------------------------------------------- LSTM cell */
 
-AI void cell_chunk(float *gt, float *c, float *tanh_c, float *h, const float *c_prev, int H, int j, int r) {
-    vf i = v_sigmoid(ld_part(gt + j, r)), f = v_sigmoid(ld_part(gt + H + j, r));
-    vf g = v_tanh(ld_part(gt + 2 * H + j, r)), o = v_sigmoid(ld_part(gt + 3 * H + j, r));
-    st_part(gt + j, i, r), st_part(gt + H + j, f, r), st_part(gt + 2 * H + j, g, r), st_part(gt + 3 * H + j, o, r);
-    vf cc = f * ld_part(c_prev + j, r) + i * g;
-    vf tc = v_tanh(cc);
-    st_part(c + j, cc, r), st_part(tanh_c + j, tc, r), st_part(h + j, o * tc, r);
-}
-
 static void F(lstm_cell)(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H) {
     for (int n = 0; n < N; n++) {
         float *gt = gates + (size_t)n * 4 * H;
         size_t off = (size_t)n * H;
-        int j = 0;
-        for (; j + LANES <= H; j += LANES) cell_chunk(gt, c + off, tanh_c + off, h + off, c_prev + off, H, j, LANES);
-        if (j < H) cell_chunk(gt, c + off, tanh_c + off, h + off, c_prev + off, H, j, H - j);
+        for (int j = 0; j < H; j += LANES) {
+            int r = lanes_left(H, j);
+            vf i = v_sigmoid(ldn(gt + j, r)), f = v_sigmoid(ldn(gt + H + j, r));
+            vf g = v_tanh(ldn(gt + 2 * H + j, r)), o = v_sigmoid(ldn(gt + 3 * H + j, r));
+            stn(gt + j, i, r), stn(gt + H + j, f, r), stn(gt + 2 * H + j, g, r), stn(gt + 3 * H + j, o, r);
+            vf cc = f * ldn(c_prev + off + j, r) + i * g;
+            vf tc = v_tanh(cc);
+            stn(c + off + j, cc, r), stn(tanh_c + off + j, tc, r), stn(h + off + j, o * tc, r);
+        }
     }
 }
 
