@@ -384,6 +384,23 @@ static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs
 
 /* ---------------------------------------------------------------- attention */
 
+/* w . tanh(p_i + q) over lanes k..k+r-1 (also stored in ti when given).
+ * The loops call it with r = LANES, a constant that turns ldn into plain
+ * loads in the hot path, and once with the tail's r. */
+AI vf score_chunk(const float *pi, const float *q, const float *w, float *ti, int k, int r) {
+    vf t = v_tanh(ldn(pi + k, r) + ldn(q + k, r));
+    if (ti) stn(ti + k, t, r);
+    return ldn(w + k, r) * t;
+}
+
+/* the backward's update of w, q and p_i over lanes k..k+r-1 */
+AI void grad_chunk(float *dw, float *dq, float *dpi, const float *t, const float *w, vf dei, int k, int r) {
+    vf tk = ldn(t + k, r), g = dei * ldn(w + k, r) * (1.0f - tk * tk);
+    stn(dw + k, ldn(dw + k, r) + dei * tk, r);
+    stn(dq + k, ldn(dq + k, r) + g, r);
+    if (dpi) stn(dpi + k, ldn(dpi + k, r) + g, r);
+}
+
 static void F(attention_fused)(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p,
                                const float *q, const float *w, float b, int L, int A, int D) {
     /* scores, 16 cells at a time so that one reduce16 finishes them */
@@ -394,12 +411,9 @@ static void F(attention_fused)(float *ctx, float *alpha, float *tanh_pq, const f
         for (int j = 0; j < nc; j++) {
             const float *pi = p + (size_t)(i0 + j) * A;
             float *ti = tanh_pq ? tanh_pq + (size_t)(i0 + j) * A : NULL;
-            for (int k = 0; k < A; k += LANES) {
-                int r = lanes_left(A, k);
-                vf t = v_tanh(ldn(pi + k, r) + ldn(q + k, r));
-                if (ti) stn(ti + k, t, r);
-                acc[j] += ldn(w + k, r) * t;
-            }
+            int k = 0;
+            for (; k + LANES <= A; k += LANES) acc[j] += score_chunk(pi, q, w, ti, k, LANES);
+            if (k < A) acc[j] += score_chunk(pi, q, w, ti, k, A - k);
         }
         float e[16];
         st(e, reduce16(acc));
@@ -470,13 +484,9 @@ static void F(attention_backward)(float *da, float *dp, float *dq, float *dw, fl
         const float *t = tanh_pq + (size_t)i * A;
         float *dpi = dp ? dp + (size_t)i * A : NULL;
         vf dei = splat(de[i]);
-        for (int k = 0; k < A; k += LANES) {
-            int r = lanes_left(A, k);
-            vf tk = ldn(t + k, r), g = dei * ldn(w + k, r) * (1.0f - tk * tk);
-            stn(dw + k, ldn(dw + k, r) + dei * tk, r);
-            stn(dq + k, ldn(dq + k, r) + g, r);
-            if (dpi) stn(dpi + k, ldn(dpi + k, r) + g, r);
-        }
+        int k = 0;
+        for (; k + LANES <= A; k += LANES) grad_chunk(dw, dq, dpi, t, w, dei, k, LANES);
+        if (k < A) grad_chunk(dw, dq, dpi, t, w, dei, k, A - k);
     }
 }
 
