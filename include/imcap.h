@@ -246,6 +246,10 @@ typedef struct {
     void (*emit)(void *ctx, size_t i);
     void *ctx;
     volatile sig_atomic_t *stop; /* may be NULL */
+    /* called once the image from load has been preprocessed (it is not kept);
+     * NULL: imcap_image_free. A load that lends pixels it owns (a cache, an
+     * array) passes a release that does nothing, and nothing is copied. */
+    void (*release)(void *ctx, size_t i, imcap_image *img);
 } imcap_many_io;
 
 size_t imcap_caption_many_window(int threads, int block);

@@ -222,7 +222,7 @@ static void run_many(int threads, int block, int stop_at) {
     memset(&c, 0, sizeof c);
     c.order_ok = 1, c.stop_at = stop_at;
     alone(&opt, c.ref);
-    imcap_many_io io = {many_load, many_done, many_emit, &c, &c.stop};
+    imcap_many_io io = {many_load, many_done, many_emit, &c, &c.stop, NULL};
     imcap_error err;
     size_t n_done = 0;
     cr_assert_eq(imcap_caption_many(model, N_IMAGES, &opt, block, threads, &io, &n_done, &err), IMCAP_OK, "%s",

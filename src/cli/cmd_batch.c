@@ -317,7 +317,7 @@ static void run_parallel(batch *b) {
         set_fatal(b, "imcap batch: out of memory");
         return;
     }
-    imcap_many_io io = {run_load, run_done, run_emit, &c, &g_halt};
+    imcap_many_io io = {run_load, run_done, run_emit, &c, &g_halt, NULL};
     imcap_error err;
     if (imcap_caption_many(b->m, b->n_todo, &b->opt, b->block, nthreads, &io, NULL, &err) != IMCAP_OK)
         set_fatal(b, "imcap batch: %s", err.msg);

@@ -168,7 +168,7 @@ int run_caption(int argc, char **argv) {
     if (trace && write_trace(m, images[0], &opt, trace) != 0) fprintf(stderr, "imcap caption: no trace written\n");
     caption_run run = {images, json, NULL, imcap_caption_many_window(omp_get_max_threads(), CAPTION_BLOCK), 0};
     run.slots = calloc(run.window, sizeof *run.slots);
-    imcap_many_io io = {run_load, run_done, run_emit, &run, NULL};
+    imcap_many_io io = {run_load, run_done, run_emit, &run, NULL, NULL};
     imcap_error err;
     if (!run.slots) {
         fprintf(stderr, "imcap caption: out of memory\n");

@@ -367,7 +367,7 @@ int run_eval(int argc, char **argv) {
         rep.beam = opt.beam;
         rep.have_attention = 1;
         fprintf(stderr, "imcap eval: captioning %d images of split %s (beam %d)\n", n, split_name, opt.beam);
-        imcap_many_io io = {eval_load, eval_done, NULL, ents, NULL};
+        imcap_many_io io = {eval_load, eval_done, NULL, ents, NULL, NULL};
         imcap_error err;
         if (imcap_caption_many(m, (size_t)n, &opt, EVAL_BLOCK, 0, &io, NULL, &err) != IMCAP_OK) {
             fprintf(stderr, "imcap eval: %s\n", err.msg);

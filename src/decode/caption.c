@@ -68,35 +68,41 @@ imcap_status imcap_caption_file(const imcap_model *m, imcap_workspace *ws, const
 }
 
 
+/* imcap_caption_images over imcap_caption_many: one thread, the caller's
+ * images lent as they are, results stored by index */
+typedef struct {
+    const imcap_image *imgs;
+    imcap_result **out;
+    imcap_status *status;
+    int first_bad;
+    imcap_status bad_status;
+    imcap_error bad_err;
+} images_run;
+
+static imcap_status images_load(void *ctx, size_t i, imcap_image *img, imcap_error *err) {
+    (void)err;
+    *img = ((images_run *)ctx)->imgs[i];
+    return IMCAP_OK;
+}
+
+static void images_release(void *ctx, size_t i, imcap_image *img) { (void)ctx, (void)i, (void)img; }
+
+static void images_done(void *ctx, size_t i, imcap_result *res, imcap_status st, const imcap_error *err) {
+    images_run *r = ctx;
+    r->out[i] = res;
+    if (r->status) r->status[i] = st;
+    if (st && (int)i < r->first_bad) r->first_bad = (int)i, r->bad_status = st, r->bad_err = *err;
+}
+
 imcap_status imcap_caption_images(const imcap_model *m, int n, const imcap_image *imgs, const imcap_options *opt,
                                   int block, imcap_result **out, imcap_status *status, imcap_error *err) {
     if (n < 0 || (n > 0 && (!imgs || !out))) return imcap_fail(err, IMCAP_E_ARG, "imcap_caption_images: bad arguments");
     for (int i = 0; i < n; i++) out[i] = NULL;
-    imcap_batcher *b;
-    imcap_status s = imcap_batcher_new(m, opt, block, &b, err);
+    images_run r = {imgs, out, status, n, IMCAP_OK, {0}};
+    imcap_many_io io = {images_load, images_done, NULL, &r, NULL, images_release};
+    imcap_status s = imcap_caption_many(m, (size_t)n, opt, block, 1, &io, NULL, err);
     if (s) return s;
     /* the failure reported is the one of the lowest index */
-    int next = 0, first_bad = n;
-    imcap_status bad_status = IMCAP_OK;
-    imcap_error e, bad_err = {0};
-    while (next < n || imcap_batcher_pending(b) > 0) {
-        while (next < n && imcap_batcher_space(b) > 0) {
-            imcap_status ps = imcap_batcher_push(b, &imgs[next], (uint64_t)next, &e);
-            if (ps) {
-                if (status) status[next] = ps;
-                if (next < first_bad) first_bad = next, bad_status = ps, bad_err = e;
-            }
-            next++;
-        }
-        uint64_t tag;
-        imcap_result *r;
-        imcap_status ns = imcap_batcher_next(b, &tag, &r, &e);
-        if (ns == IMCAP_OK && !r) continue;
-        if (status) status[tag] = ns;
-        if (ns && (int)tag < first_bad) first_bad = (int)tag, bad_status = ns, bad_err = e;
-        out[tag] = r;
-    }
-    imcap_batcher_free(b);
-    if (first_bad == n) return IMCAP_OK;
-    return imcap_fail(err, bad_status, "image %d: %.900s", first_bad, bad_err.msg);
+    if (r.first_bad == n) return IMCAP_OK;
+    return imcap_fail(err, r.bad_status, "image %d: %.900s", r.first_bad, r.bad_err.msg);
 }

@@ -68,7 +68,8 @@ static void worker(many *mn, const imcap_model *m, const imcap_options *opt, int
             imcap_fail(&err, IMCAP_E_IMAGE, "image %zu: it could not be loaded", k);
             imcap_status s = io->load(io->ctx, k, &img, &err);
             if (s == IMCAP_OK) s = imcap_batcher_push(bt, &img, (uint64_t)k, &err);
-            imcap_image_free(&img);
+            if (io->release) io->release(io->ctx, k, &img);
+            else imcap_image_free(&img);
             if (s != IMCAP_OK) {
                 io->done(io->ctx, k, NULL, s, &err);
 #pragma omp critical(imcap_many)

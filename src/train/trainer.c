@@ -115,14 +115,16 @@ typedef struct {
     imcap_result **res;
 } val_io;
 
+/* the cache's pixels are lent, not copied (val_release does nothing) */
 static imcap_status val_load(void *ctx, size_t k, imcap_image *img, imcap_error *err) {
+    (void)err;
     const val_io *v = ctx;
-    int S = v->cache->S;
-    img->width = img->height = S;
-    if (!(img->rgb = malloc((size_t)S * S * 3))) return imcap_fail(err, IMCAP_E_NOMEM, "validation: out of memory");
-    memcpy(img->rgb, imcap_cache_image(v->cache, v->imgs[k]), (size_t)S * S * 3);
+    img->width = img->height = v->cache->S;
+    img->rgb = (unsigned char *)imcap_cache_image(v->cache, v->imgs[k]);
     return IMCAP_OK;
 }
+
+static void val_release(void *ctx, size_t k, imcap_image *img) { (void)ctx, (void)k, (void)img; }
 
 static void val_done(void *ctx, size_t k, imcap_result *res, imcap_status st, const imcap_error *err) {
     (void)st, (void)err;
@@ -174,7 +176,7 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
     imcap_options_default(&copt);
     copt.beam = 1;
     val_io vio = {cache, imgs, res};
-    imcap_many_io io = {val_load, val_done, NULL, &vio, NULL};
+    imcap_many_io io = {val_load, val_done, NULL, &vio, NULL, val_release};
     imcap_error me;
     /* a failure leaves its res[k] NULL: it is left out of the scores */
     imcap_caption_many(m, (size_t)ni, &copt, 32, p->pool.nthreads, &io, NULL, &me);
