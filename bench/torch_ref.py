@@ -32,6 +32,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import reference_numpy  # noqa: E402  the model file reader, one copy for the project
 from torch import nn
 
 PAD, START, END, UNK = 0, 1, 2, 3
@@ -49,27 +52,10 @@ VARIANTS = ["eager", "trace", "script", "trace+freeze", "script+freeze", "trace+
 # ------------------------------------------------------------------ model file
 
 def read_safetensors(path):
-    """(metadata, {name: float32 numpy array}) from a .safetensors file."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    meta = header.pop("__metadata__", {})
-    base = 8 + n
-    tensors = {}
-    for name, t in header.items():
-        b, e = t["data_offsets"]
-        raw = data[base + b:base + e]
-        if t["dtype"] == "F32":
-            arr = np.frombuffer(raw, "<f4")
-        elif t["dtype"] == "F16":
-            arr = np.frombuffer(raw, "<f2").astype(np.float32)
-        elif t["dtype"] == "BF16":  # the 16 high bits of a float32
-            arr = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            raise ValueError(f"{path}: tensor {name}: dtype {t['dtype']} not supported")
-        tensors[name] = arr.astype(np.float32).reshape(t["shape"])
-    return meta, tensors
+    """(metadata, {name: float32 numpy array}): the project's reader
+    (scripts/reference_numpy.py, which widens to float64), narrowed back."""
+    meta, tensors = reference_numpy.read_safetensors(path)
+    return meta, {name: t.astype(np.float32) for name, t in tensors.items()}
 
 
 # ------------------------------------------------------------------ network
@@ -201,15 +187,19 @@ class Encode(nn.Module):
         return a, self.encoder_att(a), torch.tanh(self.init_h(abar)), torch.tanh(self.init_c(abar))
 
 
-class StepShared(nn.Module):
-    """One decoder step for N rows of ONE image (beam search on one image):
-    tokens [N], h, c [N,Hd], a [L,D], p [L,A] -> h, c, logits [N,V], alpha [N,L]."""
+class _Step(nn.Module):
+    """The decoder's modules, shared by the two step shapes below."""
 
     def __init__(self, net):
         super().__init__()
         d = net.decoder
         self.embedding, self.decoder_att, self.full_att = d.embedding, d.attention.decoder_att, d.attention.full_att
         self.f_beta, self.lstm, self.fc = d.f_beta, d.lstm, d.fc
+
+
+class StepShared(_Step):
+    """One decoder step for N rows of ONE image (beam search on one image):
+    tokens [N], h, c [N,Hd], a [L,D], p [L,A] -> h, c, logits [N,V], alpha [N,L]."""
 
     def forward(self, tokens, h, c, a, p):
         q = self.decoder_att(h)
@@ -220,15 +210,9 @@ class StepShared(nn.Module):
         return h2, c2, self.fc(h2), alpha
 
 
-class StepRows(nn.Module):
+class StepRows(_Step):
     """One decoder step for N rows, each with its own image (many images at
     once): a [N,L,D], p [N,L,A]."""
-
-    def __init__(self, net):
-        super().__init__()
-        d = net.decoder
-        self.embedding, self.decoder_att, self.full_att = d.embedding, d.attention.decoder_att, d.attention.full_att
-        self.f_beta, self.lstm, self.fc = d.f_beta, d.lstm, d.fc
 
     def forward(self, tokens, h, c, a, p):
         q = self.decoder_att(h)
