@@ -490,8 +490,8 @@ static void add_layer_key(cJSON *c, const void *a) {
 }
 
 Test(config, unknown_layer_key) {
-    /* maxpool has no padding and relu/coords no fields at all (spec, Config) */
-    static const layer_key cases[] = {{0, "dilation"}, {2, "pad"}, {1, "out"}, {5, "kernel"}, {0, "Kernel"}};
+    /* maxpool has no ceil_mode and relu/coords no fields at all (spec, Config) */
+    static const layer_key cases[] = {{0, "dilation"}, {2, "ceil_mode"}, {1, "out"}, {5, "kernel"}, {0, "Kernel"}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *s = tiny_edited(add_layer_key, &cases[i]);
         expect_config_refused(s, (const char *[]){cases[i].key, NULL});
@@ -504,7 +504,7 @@ static void set_type(cJSON *c, const void *t) {
 }
 
 Test(config, unknown_layer_type) {
-    static const char *types[] = {"gelu", "Conv", "batchnorm", ""};
+    static const char *types[] = {"gelu", "Conv", "BatchNorm2d", "avgpool", ""};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         char *s = tiny_edited(set_type, types[i]);
         char quoted[64];
@@ -1418,7 +1418,18 @@ MALFORMED(format_absent) {
 }
 
 MALFORMED(format_wrong_version) {
-    VIA_PARTS(meta_set(p, "imcap.format", "2"));
+    VIA_PARTS(meta_set(p, "imcap.format", "3"));
+    want(w, "imcap.format");
+}
+
+/* a format-2 field in a file that says format 1 */
+MALFORMED(format_1_with_format_2_field) {
+    VIA_PARTS({
+        cJSON *c = meta_json(p, "imcap.config");
+        cJSON_AddNumberToObject(layer(c, 2), "pad", 0);
+        meta_set_json(p, "imcap.config", c);
+    });
+    want(w, "format 2");
     want(w, "imcap.format");
 }
 

@@ -188,7 +188,7 @@ void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout
                              int stride, int pad, float *col) {
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;
     int P = Ho * Wo, NP = n * P;
-    for (int o = 0; o < O; o++) {
+    for (int o = 0; db && o < O; o++) {
         /* eight partial sums: one chain of n*P dependent adds is the
          * slowest part of the backward outside the products */
         const float *d = dout + (size_t)o * ld;

@@ -14,7 +14,8 @@
 size_t imcap_conv2d_col_size(int C, int k, int Ho, int Wo);
 void imcap_conv2d_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int O,
                           int k, int stride, int pad, float *col);
-/* din may be NULL (first layer: no input gradient needed). col is rebuilt
+/* din may be NULL (first layer: no input gradient needed); db is NULL for a
+ * conv without bias. col is rebuilt
  * from in, so the caller need not keep it from the forward pass. */
 void imcap_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                            int C, int H, int W, int O, int k, int stride, int pad, float *col);
@@ -47,6 +48,20 @@ void imcap_maxpool_backward(float *din, const float *dout, const int *argmax, in
  * 2x2 stride-2 windows vectorised. relu != 0 pools relu(in) instead, a ReLU
  * directly followed by the pool in one pass, with the bits of the two. */
 void imcap_maxpool_infer(float *out, const float *in, int C, int H, int W, int k, int stride, int relu);
+
+/* Format 2, inference only: padding as torch.nn.MaxPool2d (pad <= k/2;
+ * padded cells never win). pad 0 is imcap_maxpool_infer without relu. */
+void imcap_maxpool_pad_infer(float *out, const float *in, int C, int H, int W, int k, int stride, int pad);
+
+/* ---- format 2's inference-only layers (imcap trains none of them).
+ * Batch norm in eval mode over C planes of P values (out may be in);
+ * relu != 0 applies a ReLU after it in the same pass. */
+void imcap_batchnorm_infer(float *out, const float *in, int C, size_t P, const float *weight, const float *bias,
+                           const float *mean, const float *var, float eps, int relu);
+/* out = relu(a + b): a residual block's end (out may be a or b) */
+void imcap_add_relu(float *out, const float *a, const float *b, size_t n);
+/* [C,H,W] -> [C,Ho,Wo], torch's adaptive_avg_pool2d */
+void imcap_adaptive_avgpool_forward(float *out, const float *in, int C, int H, int W, int Ho, int Wo);
 
 /* ---- coords: [C,H,W] -> [C+2,H,W], channel C = x, C+1 = y in (-1, 1);
  * out may be in (with room for the two channels) */

@@ -1,4 +1,5 @@
-/* maxpool.c — square max pooling without padding, output size floored. */
+/* maxpool.c — square max pooling, output size floored; padding (format 2,
+ * inference only) as torch.nn.MaxPool2d: padded cells never win. */
 #include "kernels.h"
 #include "simd.h"
 
@@ -81,5 +82,32 @@ void imcap_maxpool_infer(float *out, const float *in, int C, int H, int W, int k
                     }
                 op[(size_t)oy * Wo + ox] = m;
             }
+    }
+}
+
+void imcap_maxpool_pad_infer(float *out, const float *in, int C, int H, int W, int k, int stride, int pad) {
+    if (pad == 0) {
+        imcap_maxpool_infer(out, in, C, H, W, k, stride, 0);
+        return;
+    }
+    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
+    for (int c = 0; c < C; c++) {
+        const float *plane = in + (size_t)c * H * W;
+        float *op = out + (size_t)c * Ho * Wo;
+        for (int oy = 0; oy < Ho; oy++) {
+            /* pad <= k/2, so every window holds at least one input */
+            int y0 = oy * stride - pad, y1 = y0 + k;
+            if (y0 < 0) y0 = 0;
+            if (y1 > H) y1 = H;
+            for (int ox = 0; ox < Wo; ox++) {
+                int x0 = ox * stride - pad, x1 = x0 + k;
+                if (x0 < 0) x0 = 0;
+                if (x1 > W) x1 = W;
+                float m = plane[(size_t)y0 * W + x0];
+                for (int y = y0; y < y1; y++)
+                    for (int x = x0; x < x1; x++) m = take(m, plane[(size_t)y * W + x]);
+                op[(size_t)oy * Wo + ox] = m;
+            }
+        }
     }
 }

@@ -48,38 +48,152 @@ static imcap_status get_vec3(const cJSON *obj, const char *key, float out[3], in
     return IMCAP_OK;
 }
 
-static imcap_status parse_layer(const cJSON *lj, int idx, imcap_layer *l, const char *where, imcap_error *err) {
+static const struct {
+    const char *name;
+    imcap_layer_type type;
+    const char *keys[6];
+} layer_kinds[] = {
+    {"conv", IMCAP_LAYER_CONV, {"type", "out", "kernel", "stride", "pad", "bias"}},
+    {"relu", IMCAP_LAYER_RELU, {"type"}},
+    {"maxpool", IMCAP_LAYER_MAXPOOL, {"type", "kernel", "stride", "pad"}},
+    {"coords", IMCAP_LAYER_COORDS, {"type"}},
+    {"batchnorm", IMCAP_LAYER_BATCHNORM, {"type", "eps"}},
+    {"basic", IMCAP_LAYER_BASIC, {"type", "planes", "stride", "downsample"}},
+    {"bottleneck", IMCAP_LAYER_BOTTLENECK, {"type", "planes", "stride", "downsample"}},
+    {"adaptive_avgpool", IMCAP_LAYER_AVGPOOL, {"type", "out"}},
+};
+enum { N_KINDS = sizeof layer_kinds / sizeof layer_kinds[0] };
+
+const char *imcap_layer_type_name(imcap_layer_type t) {
+    for (int k = 0; k < N_KINDS; k++)
+        if (layer_kinds[k].type == t) return layer_kinds[k].name;
+    return "?";
+}
+
+static int has_key(const char *const *keys, const char *s) {
+    for (int i = 0; i < 6 && keys[i]; i++)
+        if (strcmp(s, keys[i]) == 0) return 1;
+    return 0;
+}
+
+static imcap_status get_bool(const cJSON *obj, const char *key, int *out, const char *where, const char *ctx,
+                             imcap_error *err) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it) return imcap_fail(err, IMCAP_E_FORMAT, "%s: %smissing field \"%s\"", where, ctx, key);
+    if (!cJSON_IsBool(it)) return imcap_fail(err, IMCAP_E_FORMAT, "%s: %sfield \"%s\" must be true or false", where, ctx, key);
+    *out = cJSON_IsTrue(it);
+    return IMCAP_OK;
+}
+
+/* *v2 is set when the layer uses anything format 1 does not have. */
+static imcap_status parse_layer(const cJSON *lj, int idx, imcap_layer *l, int *v2, const char *where, imcap_error *err) {
     char ctx[64];
     snprintf(ctx, sizeof ctx, "encoder[%d]: ", idx);
     if (!cJSON_IsObject(lj)) return imcap_fail(err, IMCAP_E_FORMAT, "%s: %smust be an object", where, ctx);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(lj, "type");
     if (!cJSON_IsString(t)) return imcap_fail(err, IMCAP_E_FORMAT, "%s: %smissing string field \"type\"", where, ctx);
-    static const char *conv_keys[] = {"type", "out", "kernel", "stride", "pad", NULL};
-    static const char *pool_keys[] = {"type", "kernel", "stride", NULL};
-    static const char *bare_keys[] = {"type", NULL};
-    const char **allowed;
     memset(l, 0, sizeof *l);
-    if (strcmp(t->valuestring, "conv") == 0) l->type = IMCAP_LAYER_CONV, allowed = conv_keys;
-    else if (strcmp(t->valuestring, "relu") == 0) l->type = IMCAP_LAYER_RELU, allowed = bare_keys;
-    else if (strcmp(t->valuestring, "maxpool") == 0) l->type = IMCAP_LAYER_MAXPOOL, allowed = pool_keys;
-    else if (strcmp(t->valuestring, "coords") == 0) l->type = IMCAP_LAYER_COORDS, allowed = bare_keys;
-    else
-        return imcap_fail(err, IMCAP_E_FORMAT, "%s: %sunknown layer type \"%s\" (known: conv, relu, maxpool, coords)",
+    int kind = -1;
+    for (int k = 0; k < N_KINDS; k++)
+        if (strcmp(t->valuestring, layer_kinds[k].name) == 0) kind = k;
+    if (kind < 0)
+        return imcap_fail(err, IMCAP_E_FORMAT,
+                          "%s: %sunknown layer type \"%s\" (known: conv, relu, maxpool, coords, batchnorm, basic, "
+                          "bottleneck, adaptive_avgpool)",
                           where, ctx, t->valuestring);
+    l->type = layer_kinds[kind].type;
     for (const cJSON *c = lj->child; c; c = c->next)
-        if (!in_list(c->string, allowed))
+        if (!has_key(layer_kinds[kind].keys, c->string))
             return imcap_fail(err, IMCAP_E_FORMAT, "%s: %sunknown field \"%s\" for layer type \"%s\"", where, ctx,
                               c->string, t->valuestring);
+    if (l->type >= IMCAP_LAYER_BATCHNORM) *v2 = 1;
     imcap_status s = IMCAP_OK;
-    if (l->type == IMCAP_LAYER_CONV) {
+    switch (l->type) {
+    case IMCAP_LAYER_CONV:
         if ((s = get_int(lj, "out", 1, MAX_DIM, &l->out, where, ctx, err))) return s;
         if ((s = get_int(lj, "kernel", 1, 64, &l->kernel, where, ctx, err))) return s;
         if ((s = get_int(lj, "stride", 1, 64, &l->stride, where, ctx, err))) return s;
         if ((s = get_int(lj, "pad", 0, 64, &l->pad, where, ctx, err))) return s;
-    } else if (l->type == IMCAP_LAYER_MAXPOOL) {
+        l->bias = 1;
+        if (cJSON_GetObjectItemCaseSensitive(lj, "bias")) {
+            *v2 = 1;
+            if ((s = get_bool(lj, "bias", &l->bias, where, ctx, err))) return s;
+        }
+        break;
+    case IMCAP_LAYER_MAXPOOL:
         if ((s = get_int(lj, "kernel", 1, 64, &l->kernel, where, ctx, err))) return s;
         if ((s = get_int(lj, "stride", 1, 64, &l->stride, where, ctx, err))) return s;
+        if (cJSON_GetObjectItemCaseSensitive(lj, "pad")) {
+            *v2 = 1;
+            /* torch.nn.MaxPool2d: "pad should be at most half of kernel size" */
+            if ((s = get_int(lj, "pad", 0, l->kernel / 2, &l->pad, where, ctx, err))) return s;
+        }
+        break;
+    case IMCAP_LAYER_BATCHNORM: {
+        l->eps = 1e-5f; /* torch.nn.BatchNorm2d's default, which torchvision uses */
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(lj, "eps");
+        if (e) {
+            if (!cJSON_IsNumber(e) || !(e->valuedouble > 0) || !(e->valuedouble < 1))
+                return imcap_fail(err, IMCAP_E_FORMAT, "%s: %sfield \"eps\" must be a number in (0, 1)", where, ctx);
+            l->eps = (float)e->valuedouble;
+        }
+        break;
     }
+    case IMCAP_LAYER_BASIC:
+    case IMCAP_LAYER_BOTTLENECK:
+        if ((s = get_int(lj, "planes", 1, MAX_DIM / 4, &l->planes, where, ctx, err))) return s;
+        if ((s = get_int(lj, "stride", 1, 64, &l->stride, where, ctx, err))) return s;
+        if ((s = get_bool(lj, "downsample", &l->downsample, where, ctx, err))) return s;
+        break;
+    case IMCAP_LAYER_AVGPOOL:
+        if ((s = get_int(lj, "out", 1, MAX_IMAGE, &l->out, where, ctx, err))) return s;
+        break;
+    case IMCAP_LAYER_RELU:
+    case IMCAP_LAYER_COORDS: break;
+    }
+    return IMCAP_OK;
+}
+
+/* A conv's output size, or an error when its kernel does not fit. */
+static imcap_status conv_shape(imcap_conv_shape *c, int in_c, int in_h, int in_w, int out, int k, int s, int pad,
+                               const char *where, int idx, const char *what, imcap_error *err) {
+    *c = (imcap_conv_shape){in_c, in_h, in_w, out, k, s, pad, 0, 0};
+    if (in_h + 2 * pad < k || in_w + 2 * pad < k)
+        return imcap_fail(err, IMCAP_E_FORMAT, "%s: encoder[%d]: %s kernel %d larger than its padded input %dx%d", where,
+                          idx, what, k, in_h + 2 * pad, in_w + 2 * pad);
+    c->out_h = (in_h + 2 * pad - k) / s + 1;
+    c->out_w = (in_w + 2 * pad - k) / s + 1;
+    return IMCAP_OK;
+}
+
+/* torchvision's blocks: BasicBlock is 3x3 (stride) -> 3x3; Bottleneck is
+ * 1x1 -> 3x3 (stride) -> 1x1 with 4x the planes; the downsample is a 1x1 conv
+ * with the block's stride. */
+static imcap_status block_shapes(imcap_layer *l, int idx, const char *where, imcap_error *err) {
+    int P = l->planes, bottleneck = l->type == IMCAP_LAYER_BOTTLENECK, out = bottleneck ? 4 * P : P;
+    imcap_status s;
+    imcap_conv_shape *c = l->conv;
+    if (bottleneck) {
+        l->n_convs = 3;
+        if ((s = conv_shape(&c[0], l->in_c, l->in_h, l->in_w, P, 1, 1, 0, where, idx, "conv1", err))) return s;
+        if ((s = conv_shape(&c[1], P, c[0].out_h, c[0].out_w, P, 3, l->stride, 1, where, idx, "conv2", err))) return s;
+        if ((s = conv_shape(&c[2], P, c[1].out_h, c[1].out_w, out, 1, 1, 0, where, idx, "conv3", err))) return s;
+    } else {
+        l->n_convs = 2;
+        if ((s = conv_shape(&c[0], l->in_c, l->in_h, l->in_w, P, 3, l->stride, 1, where, idx, "conv1", err))) return s;
+        if ((s = conv_shape(&c[1], P, c[0].out_h, c[0].out_w, P, 3, 1, 1, where, idx, "conv2", err))) return s;
+    }
+    const imcap_conv_shape *last = &c[l->n_convs - 1];
+    if (l->downsample) {
+        if ((s = conv_shape(&c[IMCAP_BLOCK_DOWNSAMPLE], l->in_c, l->in_h, l->in_w, out, 1, l->stride, 0, where, idx,
+                            "downsample", err)))
+            return s;
+    } else if (l->stride != 1 || l->in_c != out) {
+        return imcap_fail(err, IMCAP_E_FORMAT,
+                          "%s: encoder[%d]: a %s block with stride %d from %d to %d channels needs \"downsample\": true",
+                          where, idx, imcap_layer_type_name(l->type), l->stride, l->in_c, out);
+    }
+    l->out_c = out, l->out_h = last->out_h, l->out_w = last->out_w;
     return IMCAP_OK;
 }
 
@@ -89,32 +203,46 @@ static imcap_status derive_shapes(imcap_config *cfg, const char *where, imcap_er
     for (int i = 0; i < cfg->n_layers; i++) {
         imcap_layer *l = &cfg->layers[i];
         l->in_c = c, l->in_h = h, l->in_w = w;
+        imcap_status s;
         switch (l->type) {
-        case IMCAP_LAYER_CONV:
+        case IMCAP_LAYER_CONV: {
+            imcap_conv_shape cs;
+            if ((s = conv_shape(&cs, c, h, w, l->out, l->kernel, l->stride, l->pad, where, i, "conv", err))) return s;
+            h = cs.out_h, w = cs.out_w, c = l->out;
+            break;
+        }
+        case IMCAP_LAYER_MAXPOOL:
+            if (h + 2 * l->pad < l->kernel || w + 2 * l->pad < l->kernel)
+                return imcap_fail(err, IMCAP_E_FORMAT, "%s: encoder[%d]: maxpool kernel %d larger than its input %dx%d",
+                                  where, i, l->kernel, h + 2 * l->pad, w + 2 * l->pad);
             h = (h + 2 * l->pad - l->kernel) / l->stride + 1;
             w = (w + 2 * l->pad - l->kernel) / l->stride + 1;
-            if (l->in_h + 2 * l->pad < l->kernel)
-                return imcap_fail(err, IMCAP_E_FORMAT, "%s: encoder[%d]: conv kernel %d larger than its padded input %dx%d",
-                                  where, i, l->kernel, l->in_h + 2 * l->pad, l->in_w + 2 * l->pad);
-            c = l->out;
-            break;
-        case IMCAP_LAYER_MAXPOOL:
-            if (h < l->kernel)
-                return imcap_fail(err, IMCAP_E_FORMAT, "%s: encoder[%d]: maxpool kernel %d larger than its input %dx%d",
-                                  where, i, l->kernel, h, w);
-            h = (h - l->kernel) / l->stride + 1;
-            w = (w - l->kernel) / l->stride + 1;
             break;
         case IMCAP_LAYER_COORDS:
             c += 2;
             if (c > MAX_DIM) return imcap_fail(err, IMCAP_E_FORMAT, "%s: encoder[%d]: too many channels", where, i);
             break;
-        case IMCAP_LAYER_RELU: break;
+        case IMCAP_LAYER_BASIC:
+        case IMCAP_LAYER_BOTTLENECK:
+            if ((s = block_shapes(l, i, where, err))) return s;
+            c = l->out_c, h = l->out_h, w = l->out_w;
+            break;
+        case IMCAP_LAYER_AVGPOOL: h = w = l->out; break;
+        case IMCAP_LAYER_RELU:
+        case IMCAP_LAYER_BATCHNORM: break;
         }
         l->out_c = c, l->out_h = h, l->out_w = w;
     }
     cfg->D = c, cfg->H = h, cfg->W = w, cfg->L = h * w;
     return IMCAP_OK;
+}
+
+int imcap_config_untrainable_layer(const imcap_config *cfg) {
+    for (int i = 0; i < cfg->n_layers; i++) {
+        const imcap_layer *l = &cfg->layers[i];
+        if (l->type >= IMCAP_LAYER_BATCHNORM || (l->type == IMCAP_LAYER_MAXPOOL && l->pad)) return i;
+    }
+    return -1;
 }
 
 imcap_status imcap_config_parse(const char *json, const char *where, imcap_config *cfg, imcap_error *err) {
@@ -146,9 +274,10 @@ imcap_status imcap_config_parse(const char *json, const char *where, imcap_confi
         goto done;
     }
     cfg->n_layers = n;
-    int i = 0;
+    int i = 0, v2 = 0;
     for (const cJSON *lj = enc->child; lj; lj = lj->next, i++)
-        if ((s = parse_layer(lj, i, &cfg->layers[i], where, err))) goto done;
+        if ((s = parse_layer(lj, i, &cfg->layers[i], &v2, where, err))) goto done;
+    cfg->format = v2 ? 2 : 1;
     s = derive_shapes(cfg, where, err);
 done:
     cJSON_Delete(root);
@@ -177,14 +306,27 @@ char *imcap_config_to_json(const imcap_config *cfg) {
         if (i) imcap_buf_printf(&b, ", ");
         switch (l->type) {
         case IMCAP_LAYER_CONV:
-            imcap_buf_printf(&b, "{\"type\": \"conv\", \"out\": %d, \"kernel\": %d, \"stride\": %d, \"pad\": %d}", l->out,
-                             l->kernel, l->stride, l->pad);
+            imcap_buf_printf(&b, "{\"type\": \"conv\", \"out\": %d, \"kernel\": %d, \"stride\": %d, \"pad\": %d%s}", l->out,
+                             l->kernel, l->stride, l->pad, l->bias ? "" : ", \"bias\": false");
             break;
-        case IMCAP_LAYER_RELU: imcap_buf_printf(&b, "{\"type\": \"relu\"}"); break;
         case IMCAP_LAYER_MAXPOOL:
-            imcap_buf_printf(&b, "{\"type\": \"maxpool\", \"kernel\": %d, \"stride\": %d}", l->kernel, l->stride);
+            imcap_buf_printf(&b, "{\"type\": \"maxpool\", \"kernel\": %d, \"stride\": %d", l->kernel, l->stride);
+            if (l->pad) imcap_buf_printf(&b, ", \"pad\": %d", l->pad);
+            imcap_buf_printf(&b, "}");
             break;
-        case IMCAP_LAYER_COORDS: imcap_buf_printf(&b, "{\"type\": \"coords\"}"); break;
+        case IMCAP_LAYER_BATCHNORM:
+            imcap_buf_printf(&b, "{\"type\": \"batchnorm\", \"eps\": ");
+            short_float(&b, l->eps);
+            imcap_buf_printf(&b, "}");
+            break;
+        case IMCAP_LAYER_BASIC:
+        case IMCAP_LAYER_BOTTLENECK:
+            imcap_buf_printf(&b, "{\"type\": \"%s\", \"planes\": %d, \"stride\": %d, \"downsample\": %s}",
+                             imcap_layer_type_name(l->type), l->planes, l->stride, l->downsample ? "true" : "false");
+            break;
+        case IMCAP_LAYER_AVGPOOL: imcap_buf_printf(&b, "{\"type\": \"adaptive_avgpool\", \"out\": %d}", l->out); break;
+        case IMCAP_LAYER_RELU:
+        case IMCAP_LAYER_COORDS: imcap_buf_printf(&b, "{\"type\": \"%s\"}", imcap_layer_type_name(l->type)); break;
         }
     }
     imcap_buf_printf(&b, "], \"embed_dim\": %d, \"hidden_dim\": %d, \"attention_dim\": %d, \"max_length\": %d}",

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "block.h"
 #include "encoder.h"
 
 static size_t in_size(const imcap_layer *l) { return (size_t)l->in_c * l->in_h * l->in_w; }
@@ -38,7 +39,7 @@ static const float *input_of(const imcap_config *cfg, const imcap_encoder_acts *
 /* At inference a relu directly followed by a maxpool is done by the pool. */
 static int folded_relu(const imcap_config *cfg, int i) {
     return cfg->layers[i].type == IMCAP_LAYER_RELU && i + 1 < cfg->n_layers &&
-           cfg->layers[i + 1].type == IMCAP_LAYER_MAXPOOL;
+           cfg->layers[i + 1].type == IMCAP_LAYER_MAXPOOL && cfg->layers[i + 1].pad == 0;
 }
 
 imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *cfg, int max_images,
@@ -47,13 +48,25 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
     if (max_images < 1) return IMCAP_E_ARG;
     e->max_images = max_images, e->with_backward = with_backward;
     int nl = cfg->n_layers;
+    if (with_backward && imcap_config_untrainable_layer(cfg) >= 0) return IMCAP_E_ARG;
     size_t S = (size_t)cfg->image_size, I = 3 * S * S, M = I, K = 1;
+    int blocks = 0;
     for (int i = 0; i < nl; i++) {
         const imcap_layer *l = &cfg->layers[i];
         if (out_size(l) > M) M = out_size(l);
         if (l->type == IMCAP_LAYER_CONV) {
             size_t c = imcap_conv2d_col_size(l->in_c, l->kernel, l->out_h, l->out_w);
             if (c > K) K = c;
+        }
+        if (l->type == IMCAP_LAYER_BASIC || l->type == IMCAP_LAYER_BOTTLENECK) {
+            blocks = 1;
+            for (int k = 0; k < 4; k++) {
+                const imcap_conv_shape *c = &l->conv[k];
+                if (c->out == 0) continue; /* no such conv in this block */
+                size_t o = (size_t)c->out * c->out_h * c->out_w, cs = imcap_conv2d_col_size(c->in_c, c->kernel, c->out_h, c->out_w);
+                if (o > M) M = o;
+                if (cs > K) K = cs;
+            }
         }
     }
     e->max_act = M;
@@ -74,6 +87,9 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
         if (with_backward) e->dbuf[k] = buf;
         else pp[k] = buf;
     }
+    if (blocks)
+        for (int k = 0; k < 3; k++)
+            if (!(e->blk[k] = own(e, M))) goto nomem;
     if (!with_backward) {
         /* which of the two buffers each layer but the last writes (the last
          * writes the output); imcap_encoder_forward_n follows the same rules */
@@ -82,7 +98,9 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
             const imcap_layer *l = &cfg->layers[i];
             float *y;
             if (folded_relu(cfg, i)) y = cur;
-            else if (cur && (l->type == IMCAP_LAYER_RELU || l->type == IMCAP_LAYER_COORDS)) y = cur;
+            else if (cur && (l->type == IMCAP_LAYER_RELU || l->type == IMCAP_LAYER_COORDS ||
+                             l->type == IMCAP_LAYER_BATCHNORM))
+                y = cur;
             else y = cur == pp[0] ? pp[1] : pp[0];
             e->act[i + 1] = y ? y : e->act[0];
             cur = y;
@@ -130,9 +148,17 @@ static void forward_image(const imcap_config *cfg, const imcap_params *p, imcap_
             imcap_relu_forward(y, x, in_size(l));
             break;
         case IMCAP_LAYER_MAXPOOL:
-            imcap_maxpool_infer(y, x, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, i > 0 && folded_relu(cfg, i - 1));
+            if (l->pad) imcap_maxpool_pad_infer(y, x, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, l->pad);
+            else imcap_maxpool_infer(y, x, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, i > 0 && folded_relu(cfg, i - 1));
             break;
         case IMCAP_LAYER_COORDS: imcap_coords_forward(y, x, l->in_c, l->in_h, l->in_w); break;
+        case IMCAP_LAYER_BATCHNORM:
+            imcap_batchnorm_infer(y, x, l->in_c, (size_t)l->in_h * l->in_w, p->enc_w[i], p->enc_b[i], p->enc_mean[i],
+                                  p->enc_var[i], l->eps, 0);
+            break;
+        case IMCAP_LAYER_BASIC:
+        case IMCAP_LAYER_BOTTLENECK: imcap_block_forward(l, &p->enc_block[i], y, x, e->blk, e->col); break;
+        case IMCAP_LAYER_AVGPOOL: imcap_adaptive_avgpool_forward(y, x, l->in_c, l->in_h, l->in_w, l->out, l->out); break;
         }
         x = y;
     }
@@ -162,6 +188,7 @@ static void forward_batch(const imcap_config *cfg, const imcap_params *p, imcap_
             imcap_maxpool_forward(out, e->argmax[i], in, l->in_c * n, l->in_h, l->in_w, l->kernel, l->stride);
             break;
         case IMCAP_LAYER_COORDS: imcap_coords_forward_n(out, in, n, l->in_c, l->in_h, l->in_w); break;
+        default: break; /* untrainable layers: refused by imcap_encoder_acts_init */
         }
     }
     const imcap_layer *last = &cfg->layers[nl - 1];
@@ -215,6 +242,7 @@ void imcap_encoder_backward_n(const imcap_config *cfg, const imcap_params *p, co
         case IMCAP_LAYER_COORDS:
             if (need_din) imcap_coords_backward_n(din, dout, n, l->in_c, l->in_h, l->in_w);
             break;
+        default: break; /* untrainable layers: refused by imcap_encoder_acts_init */
         }
         if (!need_din) return;
         dout = din;

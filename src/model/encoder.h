@@ -41,6 +41,7 @@ typedef struct {
     int *argmax[IMCAP_MAX_LAYERS]; /* with_backward: maxpool winners, indices into the layer's input */
     float *col;                    /* im2col scratch, the largest conv's (training: for max_images) */
     float *dbuf[2];                /* training: backward ping-pong, the largest activation, for max_images */
+    float *blk[3];                 /* inference: a residual block's scratch, the largest activation each */
     float *x0;                     /* training: the input as [3,n,S,S] when the first layer is not a conv */
     float *last;                   /* training: the last layer's output [D,n,H,W], laid out as act[n_layers] */
     size_t max_act;                /* floats of the largest activation, per image */
@@ -50,7 +51,8 @@ typedef struct {
 
 /* max_images >= 1: the largest n the forward and backward will be given.
  * with_backward: keep what imcap_encoder_backward_n needs (every layer's
- * output and the maxpool winners) and its scratch. */
+ * output and the maxpool winners) and its scratch; IMCAP_E_ARG when the
+ * config has a layer imcap cannot train (imcap_config_untrainable_layer). */
 imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *cfg, int max_images,
                                      int with_backward);
 void imcap_encoder_acts_free(imcap_encoder_acts *e);

@@ -48,6 +48,10 @@ static void fill_normal(float *w, size_t n, double sd, imcap_rng *r) {
 static void fill_uniform(float *w, size_t n, double a, imcap_rng *r) {
     for (size_t i = 0; i < n; i++) w[i] = (float)(a * (2.0 * imcap_rng_uniform(r) - 1.0));
 }
+static void fill_const(float *w, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) w[i] = v;
+}
+
 /* Xavier-uniform for a [fan_out, fan_in] matrix. */
 static void xavier(float *w, int fan_out, int fan_in, imcap_rng *r) {
     fill_uniform(w, (size_t)fan_out * fan_in, sqrt(6.0 / (fan_in + fan_out)), r);
@@ -61,9 +65,23 @@ void imcap_model_init_random(imcap_model *m, uint64_t seed) {
     memset(m->block, 0, m->tab.total * sizeof(float));
     for (int i = 0; i < c->n_layers; i++) {
         const imcap_layer *l = &c->layers[i];
-        if (l->type != IMCAP_LAYER_CONV) continue;
-        int fan_in = l->in_c * l->kernel * l->kernel; /* He: the layers feed ReLUs */
-        fill_normal(p->enc_w[i], (size_t)l->out * fan_in, sqrt(2.0 / fan_in), &r);
+        if (l->type == IMCAP_LAYER_CONV) {
+            int fan_in = l->in_c * l->kernel * l->kernel; /* He: the layers feed ReLUs */
+            fill_normal(p->enc_w[i], (size_t)l->out * fan_in, sqrt(2.0 / fan_in), &r);
+        } else if (l->type == IMCAP_LAYER_BATCHNORM) {
+            fill_const(p->enc_w[i], (size_t)l->in_c, 1.0f); /* torch's BatchNorm2d: weight 1, variance 1 */
+            fill_const(p->enc_var[i], (size_t)l->in_c, 1.0f);
+        } else if (l->type == IMCAP_LAYER_BASIC || l->type == IMCAP_LAYER_BOTTLENECK) {
+            const imcap_block_view *b = &p->enc_block[i];
+            for (int k = 0; k < 4; k++) {
+                const imcap_conv_shape *cs = &l->conv[k];
+                if (!b->conv[k]) continue;
+                int fan_in = cs->in_c * cs->kernel * cs->kernel;
+                fill_normal(b->conv[k], (size_t)cs->out * fan_in, sqrt(2.0 / fan_in), &r);
+                fill_const(b->bn[k].weight, (size_t)cs->out, 1.0f);
+                fill_const(b->bn[k].var, (size_t)cs->out, 1.0f);
+            }
+        }
     }
     int V = m->vocab.n, E = c->embed_dim, Hd = c->hidden_dim, A = c->attention_dim, D = c->D;
     fill_uniform(p->embedding, (size_t)V * E, 0.1, &r);
@@ -128,6 +146,11 @@ void imcap_model_get_info(const imcap_model *m, imcap_model_info *info) {
         const imcap_layer *l = &c->layers[i];
         if (l->type == IMCAP_LAYER_CONV)
             enc += 2.0 * l->out_c * l->out_h * l->out_w * l->in_c * l->kernel * l->kernel;
+        if (l->type == IMCAP_LAYER_BASIC || l->type == IMCAP_LAYER_BOTTLENECK)
+            for (int k = 0; k < 4; k++) {
+                const imcap_conv_shape *cs = &l->conv[k];
+                enc += 2.0 * cs->out * cs->out_h * cs->out_w * cs->in_c * cs->kernel * cs->kernel;
+            }
     }
     double L = c->L, D = c->D, A = c->attention_dim, Hd = c->hidden_dim, E = c->embed_dim, V = m->vocab.n;
     enc += 2.0 * L * D * A + 2.0 * 2.0 * Hd * D; /* encoder_att over the cells, init_h / init_c */

@@ -8,18 +8,45 @@
 #include "imcap.h"
 
 #define IMCAP_MAX_LAYERS 64
-#define IMCAP_MAX_TENSORS (2 * IMCAP_MAX_LAYERS + 32)
+/* a bottleneck block with a downsample has 20 tensors (4 convs, 4 batch norms) */
+#define IMCAP_MAX_LAYER_TENSORS 20
+#define IMCAP_MAX_TENSORS (IMCAP_MAX_LAYER_TENSORS * IMCAP_MAX_LAYERS + 32)
 
-typedef enum { IMCAP_LAYER_CONV, IMCAP_LAYER_RELU, IMCAP_LAYER_MAXPOOL, IMCAP_LAYER_COORDS } imcap_layer_type;
+/* Format 1: conv, relu, maxpool (unpadded), coords. Format 2 adds the rest
+ * and a conv's "bias": false and a maxpool's "pad" (docs/model-format.md). */
+typedef enum {
+    IMCAP_LAYER_CONV,
+    IMCAP_LAYER_RELU,
+    IMCAP_LAYER_MAXPOOL,
+    IMCAP_LAYER_COORDS,
+    IMCAP_LAYER_BATCHNORM,  /* eval mode: running statistics */
+    IMCAP_LAYER_BASIC,      /* torchvision's BasicBlock */
+    IMCAP_LAYER_BOTTLENECK, /* torchvision's Bottleneck (stride on the 3x3, "ResNet v1.5") */
+    IMCAP_LAYER_AVGPOOL     /* adaptive average pooling to out x out */
+} imcap_layer_type;
+
+/* One convolution's shapes (the convs inside a residual block). */
+typedef struct {
+    int in_c, in_h, in_w, out, kernel, stride, pad, out_h, out_w;
+} imcap_conv_shape;
+
+/* Inside a block: conv1, conv2, conv3 (bottleneck only), then the downsample. */
+enum { IMCAP_BLOCK_DOWNSAMPLE = 3 };
 
 typedef struct {
     imcap_layer_type type;
-    int out, kernel, stride, pad;       /* as in the config (conv: out,k,s,p; maxpool: k,s) */
+    int out, kernel, stride, pad;       /* as in the config (conv: out,k,s,p; maxpool: k,s,p; avgpool: out) */
+    int bias;                           /* conv: 1 unless "bias": false */
+    float eps;                          /* batchnorm */
+    int planes, downsample;             /* blocks */
     int in_c, in_h, in_w;               /* derived: input shape */
     int out_c, out_h, out_w;            /* derived: output shape */
+    int n_convs;                        /* derived, blocks: 2 (basic) or 3 (bottleneck) */
+    imcap_conv_shape conv[4];           /* derived, blocks: conv1..3 and [IMCAP_BLOCK_DOWNSAMPLE] */
 } imcap_layer;
 
 typedef struct {
+    int format;                         /* derived: 1, or 2 when a layer needs format 2 */
     int image_size;
     float mean[3], std[3];
     int n_layers;
@@ -34,6 +61,10 @@ typedef struct {
 imcap_status imcap_config_parse(const char *json, const char *where, imcap_config *cfg, imcap_error *err);
 /* Serialises the config back to canonical JSON text (malloc'd). */
 char *imcap_config_to_json(const imcap_config *cfg);
+/* -1 when imcap can train the whole encoder (format 1's layers, and convs
+ * without bias); else the index of the first layer it has no backward for. */
+int imcap_config_untrainable_layer(const imcap_config *cfg);
+const char *imcap_layer_type_name(imcap_layer_type t);
 
 /* One tensor of the parameter table: its name, shape and place in the block. */
 typedef struct {
@@ -45,8 +76,22 @@ typedef struct {
 
 /* Named views into a parameter-shaped block (parameters, gradients, Adam
  * moments all use the same struct). NULL for encoder layers without weights. */
+/* A batch norm's tensors: weight (gamma), bias (beta), running mean and variance. */
 typedef struct {
+    float *weight, *bias, *mean, *var;
+} imcap_bn_view;
+
+/* A residual block's tensors, indexed as imcap_layer.conv. */
+typedef struct {
+    float *conv[4];
+    imcap_bn_view bn[4];
+} imcap_block_view;
+
+typedef struct {
+    /* conv: weight, bias (NULL without one); batchnorm: weight, bias */
     float *enc_w[IMCAP_MAX_LAYERS], *enc_b[IMCAP_MAX_LAYERS];
+    float *enc_mean[IMCAP_MAX_LAYERS], *enc_var[IMCAP_MAX_LAYERS]; /* batchnorm: running statistics */
+    imcap_block_view enc_block[IMCAP_MAX_LAYERS];
     float *embedding;                  /* [V, E] */
     float *init_h_w, *init_h_b;        /* [Hd, D], [Hd] */
     float *init_c_w, *init_c_b;

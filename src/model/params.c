@@ -21,16 +21,58 @@ static int by_name(const void *a, const void *b) {
     return strcmp(((const imcap_tensor_info *)a)->name, ((const imcap_tensor_info *)b)->name);
 }
 
+static const char *bn_fields[4] = {"weight", "bias", "running_mean", "running_var"};
+
+/* The names of a block's pieces, as torchvision's BasicBlock / Bottleneck
+ * name their modules. */
+static const char *block_conv_name[4] = {"conv1", "conv2", "conv3", "downsample.0"};
+static const char *block_bn_name[4] = {"bn1", "bn2", "bn3", "downsample.1"};
+
+static void add_bn(imcap_param_table *tab, const char *prefix, int C) {
+    char name[64];
+    for (int f = 0; f < 4; f++) {
+        snprintf(name, sizeof name, "%s.%s", prefix, bn_fields[f]);
+        add(tab, name, 1, C, 0, 0, 0);
+    }
+}
+
+/* Whether slot k of imcap_layer.conv (a conv and the batch norm after it)
+ * exists in the block. */
+static int block_has(const imcap_layer *l, int k) {
+    return k < l->n_convs || (k == IMCAP_BLOCK_DOWNSAMPLE && l->downsample);
+}
+
 void imcap_param_table_build(const imcap_config *cfg, int V, imcap_param_table *tab) {
     memset(tab, 0, sizeof *tab);
-    char name[64];
+    char name[64], prefix[48];
     for (int i = 0; i < cfg->n_layers; i++) {
         const imcap_layer *l = &cfg->layers[i];
-        if (l->type != IMCAP_LAYER_CONV) continue;
-        snprintf(name, sizeof name, "encoder.%d.weight", i);
-        add(tab, name, 4, l->out, l->in_c, l->kernel, l->kernel);
-        snprintf(name, sizeof name, "encoder.%d.bias", i);
-        add(tab, name, 1, l->out, 0, 0, 0);
+        switch (l->type) {
+        case IMCAP_LAYER_CONV:
+            snprintf(name, sizeof name, "encoder.%d.weight", i);
+            add(tab, name, 4, l->out, l->in_c, l->kernel, l->kernel);
+            if (l->bias) {
+                snprintf(name, sizeof name, "encoder.%d.bias", i);
+                add(tab, name, 1, l->out, 0, 0, 0);
+            }
+            break;
+        case IMCAP_LAYER_BATCHNORM:
+            snprintf(prefix, sizeof prefix, "encoder.%d", i);
+            add_bn(tab, prefix, l->in_c);
+            break;
+        case IMCAP_LAYER_BASIC:
+        case IMCAP_LAYER_BOTTLENECK:
+            for (int k = 0; k < 4; k++) {
+                if (!block_has(l, k)) continue;
+                const imcap_conv_shape *c = &l->conv[k];
+                snprintf(name, sizeof name, "encoder.%d.%s.weight", i, block_conv_name[k]);
+                add(tab, name, 4, c->out, c->in_c, c->kernel, c->kernel);
+                snprintf(prefix, sizeof prefix, "encoder.%d.%s", i, block_bn_name[k]);
+                add_bn(tab, prefix, c->out);
+            }
+            break;
+        default: break;
+        }
     }
     int E = cfg->embed_dim, Hd = cfg->hidden_dim, A = cfg->attention_dim, D = cfg->D;
     add(tab, "decoder.embedding.weight", 2, V, E, 0, 0);
@@ -61,9 +103,15 @@ void imcap_param_table_build(const imcap_config *cfg, int V, imcap_param_table *
     tab->total = off;
 }
 
+/* the table is sorted by name (a ResNet-152 has about 800 tensors) */
 int imcap_param_table_find(const imcap_param_table *tab, const char *name) {
-    for (int i = 0; i < tab->n; i++)
-        if (strcmp(tab->t[i].name, name) == 0) return i;
+    int lo = 0, hi = tab->n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(tab->t[mid].name, name);
+        if (c == 0) return mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return -1;
 }
 
@@ -76,11 +124,35 @@ void imcap_params_point(imcap_params *p, const imcap_config *cfg, const imcap_pa
     memset(p, 0, sizeof *p);
     char name[64];
     for (int i = 0; i < cfg->n_layers; i++) {
-        if (cfg->layers[i].type != IMCAP_LAYER_CONV) continue;
-        snprintf(name, sizeof name, "encoder.%d.weight", i);
-        p->enc_w[i] = view(tab, block, name);
-        snprintf(name, sizeof name, "encoder.%d.bias", i);
-        p->enc_b[i] = view(tab, block, name);
+        const imcap_layer *l = &cfg->layers[i];
+        switch (l->type) {
+        case IMCAP_LAYER_CONV:
+        case IMCAP_LAYER_BATCHNORM:
+            snprintf(name, sizeof name, "encoder.%d.weight", i);
+            p->enc_w[i] = view(tab, block, name);
+            snprintf(name, sizeof name, "encoder.%d.bias", i);
+            p->enc_b[i] = view(tab, block, name);
+            snprintf(name, sizeof name, "encoder.%d.running_mean", i);
+            p->enc_mean[i] = view(tab, block, name);
+            snprintf(name, sizeof name, "encoder.%d.running_var", i);
+            p->enc_var[i] = view(tab, block, name);
+            break;
+        case IMCAP_LAYER_BASIC:
+        case IMCAP_LAYER_BOTTLENECK:
+            for (int k = 0; k < 4; k++) {
+                if (!block_has(l, k)) continue;
+                imcap_block_view *b = &p->enc_block[i];
+                snprintf(name, sizeof name, "encoder.%d.%s.weight", i, block_conv_name[k]);
+                b->conv[k] = view(tab, block, name);
+                float **f[4] = {&b->bn[k].weight, &b->bn[k].bias, &b->bn[k].mean, &b->bn[k].var};
+                for (int q = 0; q < 4; q++) {
+                    snprintf(name, sizeof name, "encoder.%d.%s.%s", i, block_bn_name[k], bn_fields[q]);
+                    *f[q] = view(tab, block, name);
+                }
+            }
+            break;
+        default: break;
+        }
     }
     p->embedding = view(tab, block, "decoder.embedding.weight");
     p->init_h_w = view(tab, block, "decoder.init_h.weight");
