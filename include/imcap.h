@@ -49,7 +49,8 @@ extern "C" {
 #endif
 
 #define IMCAP_VERSION "0.1.0"
-#define IMCAP_FORMAT_VERSION 1
+/* the newest model format this library reads (it reads every older one) */
+#define IMCAP_FORMAT_VERSION 2
 
 /* Images larger than this on either side, or with more pixels than
  * IMCAP_MAX_PIXELS, are refused before decoding (a crafted header can
@@ -97,6 +98,7 @@ imcap_status imcap_model_save(const imcap_model *m, const char *path, imcap_erro
 void imcap_model_free(imcap_model *m);
 
 typedef struct {
+    int format;          /* the model format the model needs: 1, or 2 (batch norm, residual blocks, ...) */
     int image_size;      /* S: the encoder's input is [3, S, S] */
     int embed_dim, hidden_dim, attention_dim, max_length;
     int vocab_size;      /* V */

@@ -2,7 +2,8 @@
 # Sets up imcap on Debian 12: installs the packages it needs (idempotent, no
 # prompts), builds it in build/, and captions the images in samples/ with the
 # shipped model. Options: --deps-only (install packages, nothing else),
-# --test-deps (also what the test suite uses: browser, GNU parallel, numpy),
+# --test-deps (also what the test suite uses: browser, GNU parallel, numpy,
+# and PyTorch / torchvision for the backbone parity tests),
 # --bench-deps (also what bench/run.sh's PyTorch comparison uses: Debian's
 # python3-torch, python3-torchvision and python3-numpy, for /usr/bin/python3).
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 BUILD_DEPS=(build-essential meson ninja-build pkg-config libopenblas-dev libcriterion-dev
             libcjson-dev libstb-dev libutf8proc-dev fonts-dejavu-core)
-TEST_DEPS=(chromium parallel python3-numpy)
+TEST_DEPS=(chromium parallel python3-numpy python3-torch python3-torchvision)
 BENCH_DEPS=(python3-torch python3-torchvision python3-numpy)
 
 deps_only=0 test_deps=0 bench_deps=0

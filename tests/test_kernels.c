@@ -699,3 +699,58 @@ Test(conv2d, matches_plain_loops_on_random_input) {
         free(in), free(w), free(b), free(out);
     }
 }
+
+/* ---- format 2's inference layers */
+
+Test(format2_kernels, adaptive_avgpool_windows_as_torch) {
+    /* a 5-row, 1-column plane of 0..4 pooled to 3: rows {0,1}, {1,2,3}, {3,4} */
+    float in[5] = {0, 1, 2, 3, 4}, out[3];
+    imcap_adaptive_avgpool_forward(out, in, 1, 5, 1, 3, 1);
+    cr_expect_float_eq(out[0], 0.5f, 1e-7);
+    cr_expect_float_eq(out[1], 2.0f, 1e-7);
+    cr_expect_float_eq(out[2], 3.5f, 1e-7);
+    /* upsampling 2 -> 3 repeats: rows {0}, {0,1}, {1} */
+    float in2[2] = {1, 3}, out2[3];
+    imcap_adaptive_avgpool_forward(out2, in2, 1, 2, 1, 3, 1);
+    cr_expect(out2[0] == 1.0f && out2[1] == 2.0f && out2[2] == 3.0f);
+    /* 4x4 -> 2x2 is a 2x2 mean per quadrant, per channel */
+    float q[2 * 16], o[2 * 4];
+    for (int i = 0; i < 32; i++) q[i] = (float)i;
+    imcap_adaptive_avgpool_forward(o, q, 2, 4, 4, 2, 2);
+    cr_expect_float_eq(o[0], (0 + 1 + 4 + 5) / 4.0f, 1e-6);
+    cr_expect_float_eq(o[7], (26 + 27 + 30 + 31) / 4.0f, 1e-6);
+}
+
+Test(format2_kernels, padded_maxpool_ignores_padding) {
+    /* all-negative input: a -inf padding never wins, a zero padding would */
+    float in[9], out[4];
+    for (int i = 0; i < 9; i++) in[i] = -1.0f - (float)i;
+    imcap_maxpool_pad_infer(out, in, 1, 3, 3, 3, 2, 1); /* ResNet's stem pool on 3x3: 2x2 out */
+    /* windows: rows/cols {0,1} and {1,2} */
+    cr_expect(out[0] == -1.0f && out[1] == -2.0f && out[2] == -4.0f && out[3] == -5.0f, "%g %g %g %g", out[0], out[1],
+              out[2], out[3]);
+    /* pad 0 is the unpadded pool */
+    float a[4], b[4];
+    float x[16];
+    for (int i = 0; i < 16; i++) x[i] = (float)((i * 7) % 5);
+    imcap_maxpool_pad_infer(a, x, 1, 4, 4, 2, 2, 0);
+    imcap_maxpool_infer(b, x, 1, 4, 4, 2, 2, 0);
+    cr_expect_arr_eq(a, b, sizeof a);
+}
+
+Test(format2_kernels, batchnorm_eval_and_residual_relu) {
+    float x[4] = {1, -2, 3, 0.5f}, y[4];
+    float w[2] = {2, 0.5f}, b[2] = {0.1f, -1}, mu[2] = {1, -1}, var[2] = {3, 0.25f};
+    imcap_batchnorm_infer(y, x, 2, 2, w, b, mu, var, 1e-5f, 0);
+    for (int i = 0; i < 4; i++) {
+        int c = i / 2;
+        double want = (x[i] - mu[c]) / sqrt(var[c] + 1e-5) * w[c] + b[c];
+        cr_expect(fabs(y[i] - want) < 1e-6, "bn %d: %g vs %g", i, y[i], want);
+    }
+    float r[4];
+    imcap_batchnorm_infer(r, x, 2, 2, w, b, mu, var, 1e-5f, 1);
+    for (int i = 0; i < 4; i++) cr_expect_eq(r[i], y[i] > 0 ? y[i] : 0.0f);
+    float s[4];
+    imcap_add_relu(s, x, y, 4);
+    for (int i = 0; i < 4; i++) cr_expect_eq(s[i], x[i] + y[i] > 0 ? x[i] + y[i] : 0.0f);
+}

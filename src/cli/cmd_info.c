@@ -23,7 +23,7 @@ int run_info(int argc, char **argv) {
     imcap_model_get_info(m, &in);
     char found[4096];
     printf("model:        %s\n", path ? path : (cli_default_model_path(found, sizeof found) == 0 ? found : "(default)"));
-    printf("format:       %d\n", IMCAP_FORMAT_VERSION);
+    printf("format:       %d\n", in.format);
     printf("config:       %s\n", imcap_model_config_json(m));
     printf("encoder:      %d layers, input 3x%dx%d -> features %dx%dx%d (L = %d cells of D = %d)\n", in.n_encoder_layers,
            in.image_size, in.image_size, in.feature_dim, in.grid_h, in.grid_w, in.grid_h * in.grid_w, in.feature_dim);

@@ -5,15 +5,30 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model/backbone.h"
 #include "model/model.h"
 #include "util/util.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: imcap init --config CFG.json --vocab WORDS.txt [--seed N] -o MODEL.safetensors\n\n"
+    fprintf(f, "usage: imcap init --config CFG.json --vocab WORDS.txt [--seed N] -o MODEL.safetensors\n"
+               "       imcap init --backbone ARCH --backbone-weights W.safetensors [--backbone-layer LAYER]\n"
+               "                  [--grid N] [--image-size S] [--coords] [--config DECODER.json]\n"
+               "                  --vocab WORDS.txt [--seed N] -o MODEL.safetensors\n\n"
                "WORDS.txt holds one token per line; <pad> <start> <end> <unk> are prepended\n"
                "unless the file already starts with them. Weights: He-normal for the convs,\n"
                "Xavier-uniform for the affine maps, U(-0.1, 0.1) for the embedding, zero biases\n"
-               "(LSTM forget gate bias 1).\n");
+               "(LSTM forget gate bias 1).\n\n"
+               "With --backbone the encoder is a pretrained network from its torchvision or timm\n"
+               "state_dict saved as safetensors (W.safetensors), cut after LAYER:\n"
+               "  ARCH     %s\n"
+               "  LAYER    ResNet: layer1..layer4 (default layer4); VGG: features.N (default:\n"
+               "           through the last ReLU, i.e. features without its final max-pool)\n"
+               "  --grid N adaptive average pooling of the features to N x N cells\n"
+               "  --coords append the two coordinate channels (format's coords layer)\n"
+               "  S        input size (default 224); mean and std are ImageNet's\n"
+               "DECODER.json may set embed_dim, hidden_dim, attention_dim (default 512 each)\n"
+               "and max_length (default 50).\n",
+            imcap_backbone_names());
 }
 
 /* Reads WORDS.txt into v (specials first). */
@@ -57,38 +72,61 @@ static int read_words(const char *path, imcap_vocab *v) {
 
 int run_init(int argc, char **argv) {
     const char *cfg_path = NULL, *vocab_path = NULL, *out = NULL;
+    imcap_backbone_spec bb = {0};
     int seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
+        if (!strcmp(a, "--coords")) { bb.coords = 1; continue; }
         if (!v) { fprintf(stderr, "imcap init: %s needs a value\n", a); usage(stderr); return EXIT_USAGE; }
         if (!strcmp(a, "--config")) cfg_path = v;
         else if (!strcmp(a, "--vocab")) vocab_path = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, v, 0, 2147483647, &seed)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--backbone")) bb.arch = v;
+        else if (!strcmp(a, "--backbone-weights")) bb.weights = v;
+        else if (!strcmp(a, "--backbone-layer")) bb.layer = v;
+        else if (!strcmp(a, "--grid")) { if (cli_parse_int(a, v, 1, 4096, &bb.grid)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--image-size")) { if (cli_parse_int(a, v, 1, 4096, &bb.image_size)) return EXIT_USAGE; }
         else { fprintf(stderr, "imcap init: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
         i++;
     }
-    if (!cfg_path || !vocab_path || !out) {
-        fprintf(stderr, "imcap init: --config, --vocab and -o are required\n");
+    int backbone = bb.arch || bb.weights;
+    if (backbone && (!bb.arch || !bb.weights)) {
+        fprintf(stderr, "imcap init: --backbone and --backbone-weights go together\n");
+        return EXIT_USAGE;
+    }
+    if (!backbone && (bb.layer || bb.grid || bb.image_size || bb.coords)) {
+        fprintf(stderr, "imcap init: --backbone-layer, --grid, --image-size and --coords need --backbone\n");
+        return EXIT_USAGE;
+    }
+    if ((!cfg_path && !backbone) || !vocab_path || !out) {
+        fprintf(stderr, "imcap init: %s--vocab and -o are required\n", backbone ? "" : "--config (or --backbone), ");
         usage(stderr);
         return EXIT_USAGE;
     }
     imcap_error err;
-    unsigned char *text;
+    unsigned char *text = NULL;
     size_t size;
-    if (imcap_read_file(cfg_path, &text, &size, &err)) { fprintf(stderr, "imcap init: %s\n", err.msg); return EXIT_FATAL; }
-    imcap_config cfg;
-    imcap_status s = imcap_config_parse((char *)text, cfg_path, &cfg, &err);
-    free(text);
-    if (s) { fprintf(stderr, "imcap init: %s\n", err.msg); return EXIT_FATAL; }
+    if (cfg_path && imcap_read_file(cfg_path, &text, &size, &err)) {
+        fprintf(stderr, "imcap init: %s\n", err.msg);
+        return EXIT_FATAL;
+    }
     imcap_vocab v;
-    if (read_words(vocab_path, &v)) return EXIT_FATAL;
-    imcap_model *m;
-    s = imcap_model_create(&cfg, &v, &m, &err);
+    if (read_words(vocab_path, &v)) { free(text); return EXIT_FATAL; }
+    imcap_model *m = NULL;
+    imcap_status s;
+    if (backbone) {
+        bb.decoder_where = cfg_path;
+        s = imcap_backbone_model_create(&bb, (const char *)text, &v, (uint64_t)seed, &m, &err);
+    } else {
+        imcap_config cfg;
+        s = imcap_config_parse((char *)text, cfg_path, &cfg, &err);
+        if (!s && (s = imcap_model_create(&cfg, &v, &m, &err)) == IMCAP_OK) imcap_model_init_random(m, (uint64_t)seed);
+    }
+    free(text);
     imcap_vocab_free(&v);
-    if (s) { fprintf(stderr, "imcap init: %s\n", err.msg); return EXIT_FATAL; }
-    imcap_model_init_random(m, (uint64_t)seed);
+    if (s) { fprintf(stderr, "imcap init: %s\n", err.msg); return s == IMCAP_E_ARG ? EXIT_USAGE : EXIT_FATAL; }
     char seedtxt[32];
     snprintf(seedtxt, sizeof seedtxt, "%d", seed);
     imcap_model_set_metadata(m, "imcap.init.seed", seedtxt);

@@ -130,6 +130,7 @@ const char *imcap_model_word(const imcap_model *m, int id) {
 void imcap_model_get_info(const imcap_model *m, imcap_model_info *info) {
     const imcap_config *c = &m->cfg;
     memset(info, 0, sizeof *info);
+    info->format = c->format;
     info->image_size = c->image_size;
     info->embed_dim = c->embed_dim;
     info->hidden_dim = c->hidden_dim;

@@ -244,6 +244,12 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     if (o->batch < 1 || o->threads < 1 || o->threads > 64)
         return imcap_fail(err, IMCAP_E_ARG, "batch (%d) and threads (%d) must be positive, threads at most 64", o->batch,
                           o->threads);
+    int fixed = imcap_config_untrainable_layer(&m->cfg);
+    if (fixed >= 0)
+        return imcap_fail(err, IMCAP_E_ARG,
+                          "the model's encoder[%d] is a %s layer, which imcap cannot train; train the decoder alone "
+                          "with --freeze-encoder",
+                          fixed, imcap_layer_type_name(m->cfg.layers[fixed].type));
     if (cache->S != m->cfg.image_size)
         return imcap_fail(err, IMCAP_E_ARG, "image cache is %dpx, the model wants %dpx", cache->S, m->cfg.image_size);
     imcap_vocab_index *ix = imcap_vocab_index_new(&m->vocab);
