@@ -598,7 +598,7 @@ static int train_ctx_init(train_ctx *c, const imcap_model *src, int T, imcap_err
     c->grad = imcap_aligned_alloc(m->tab.total * sizeof(float));
     c->am = imcap_aligned_alloc(m->tab.total * sizeof(float));
     c->av = imcap_aligned_alloc(m->tab.total * sizeof(float));
-    int ok = c->rgb && c->tokens && c->grad && c->am && c->av && imcap_pool_init(&c->pool, m, T, TRAIN_BATCH) == IMCAP_OK;
+    int ok = c->rgb && c->tokens && c->grad && c->am && c->av && imcap_pool_init(&c->pool, m, T, TRAIN_BATCH, 0) == IMCAP_OK;
     if (!ok) {
         train_ctx_free(c);
         imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the training buffers");
@@ -612,7 +612,7 @@ static int train_ctx_init(train_ctx *c, const imcap_model *src, int T, imcap_err
         int *tk = c->tokens + e * TRAIN_LENGTH;
         for (int t = 0; t < max_len - 1; t++) tk[t] = V > 4 ? 4 + imcap_rng_int(&r, V - 4) : IMCAP_TOK_UNK;
         tk[max_len - 1] = IMCAP_TOK_END;
-        c->ex[e] = (imcap_example){c->rgb + e * img_bytes, tk, max_len, (uint64_t)e};
+        c->ex[e] = (imcap_example){.rgb = c->rgb + e * img_bytes, .tokens = tk, .length = max_len, .id = (uint64_t)e};
     }
     imcap_adam_options_default(&c->adam);
     /* imcap train's defaults */

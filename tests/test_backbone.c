@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model.h"
 #include "testutil.h"
+#include "train/train.h"
 
 /* Runs imcap with args; returns the exit status, stderr in *err. */
 static int imcap(const char *args, char **err) {
@@ -217,5 +219,100 @@ Test(format2, training_the_encoder_is_refused) {
     int rc = tu_run(cmd, NULL, &err);
     cr_expect(rc != 0, "training a batchnorm encoder was accepted");
     cr_expect(err && strstr(err, "batchnorm") && strstr(err, "--freeze-encoder"), "%s", err);
+    free(err);
+}
+
+/* ---- decoder training over a frozen encoder and its feature cache */
+
+/* The floats of every tensor whose name starts with prefix, in table order. */
+static float *tensors_with(const imcap_model *m, const char *prefix, size_t *n) {
+    size_t total = 0;
+    for (int i = 0; i < m->tab.n; i++)
+        if (!strncmp(m->tab.t[i].name, prefix, strlen(prefix))) total += m->tab.t[i].count;
+    float *out = malloc((total ? total : 1) * sizeof(float)), *p = out;
+    for (int i = 0; i < m->tab.n; i++)
+        if (!strncmp(m->tab.t[i].name, prefix, strlen(prefix))) {
+            memcpy(p, m->block + m->tab.t[i].offset, m->tab.t[i].count * sizeof(float));
+            p += m->tab.t[i].count;
+        }
+    *n = total;
+    return out;
+}
+
+/* the val losses printed by imcap train, in order */
+static int val_losses(const char *log, double *out, int cap) {
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, "val step")) && n < cap; p++) {
+        const char *l = strstr(p, "loss ");
+        if (l) out[n++] = atof(l + 5);
+    }
+    return n;
+}
+
+Test(frozen, resnet_like_encoder_stays_byte_identical_and_the_loss_falls) {
+    const char *dir = tu_tmpdir("frozen");
+    /* a ResNet-18 in miniature, as imcap init --backbone would write it */
+    const char *cfg = "{\"image_size\": 64, \"mean\": [0.485, 0.456, 0.406], \"std\": [0.229, 0.224, 0.225], \"encoder\": ["
+                      "{\"type\": \"conv\", \"out\": 16, \"kernel\": 7, \"stride\": 2, \"pad\": 3, \"bias\": false},"
+                      "{\"type\": \"batchnorm\"}, {\"type\": \"relu\"}, {\"type\": \"maxpool\", \"kernel\": 3, \"stride\": 2, \"pad\": 1},"
+                      "{\"type\": \"basic\", \"planes\": 16, \"stride\": 1, \"downsample\": false},"
+                      "{\"type\": \"basic\", \"planes\": 32, \"stride\": 2, \"downsample\": true}, {\"type\": \"coords\"}],"
+                      " \"embed_dim\": 32, \"hidden_dim\": 64, \"attention_dim\": 32, \"max_length\": 16}";
+    char p[1100], cmd[8192], *err = NULL;
+    snprintf(p, sizeof p, "%s/cfg.json", dir);
+    tu_write(p, cfg, strlen(cfg));
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 120 --seed 11 --size 64 --out '%s/data' >/dev/null 2>&1", tu_exe(), dir);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    /* m0: the config's random model with the data set's vocabulary (one
+     * frozen step, which leaves the encoder as initialised) */
+    const char *make_fmt = "'%s' train --data '%s/data/dataset.json' --images '%s/data' --config '%s' --seed %d "
+                           "--freeze-encoder --batch 16 --max-steps 1 --val-images 1 --features '%s/f0' -o '%s/m0.safetensors'";
+    snprintf(cmd, sizeof cmd, make_fmt, tu_exe(), dir, dir, p, 4, dir, dir);
+    cr_assert_eq(tu_run(cmd, NULL, &err), 0, "%s", err);
+    free(err);
+    const char *train_fmt = "'%s' train --data '%s/data/dataset.json' --images '%s/data' --init '%s/m0.safetensors' "
+                            "--freeze-encoder --batch 16 --max-steps 40 --val-every 10 --val-images 8 --att-reg 0.02 "
+                            "--lr 3e-3 --warmup 5 --threads 2 -o '%s/m1.safetensors'";
+    snprintf(cmd, sizeof cmd, train_fmt, tu_exe(), dir, dir, dir, dir);
+    cr_assert_eq(tu_run(cmd, NULL, &err), 0, "%s", err);
+    cr_expect(err && strstr(err, "built feature cache"), "%s", err);
+    double v[8];
+    int nv = val_losses(err, v, 8);
+    cr_assert_eq(nv, 4, "four validations expected: %s", err);
+    cr_expect(v[3] < v[0] - 0.2, "the val loss did not fall: %g -> %g", v[0], v[3]);
+    free(err);
+
+    imcap_error e;
+    imcap_model *a, *b;
+    char ma[1100], mb[1100];
+    snprintf(ma, sizeof ma, "%s/m0.safetensors", dir);
+    snprintf(mb, sizeof mb, "%s/m1.safetensors.ckpt", dir); /* the last step's weights live in the checkpoint */
+    cr_assert_eq(imcap_model_load(ma, &a, &e), IMCAP_OK, "%s", e.msg);
+    imcap_train_state st;
+    cr_assert_eq(imcap_checkpoint_load(mb, &b, &st, &e), IMCAP_OK, "%s", e.msg);
+    size_t na, nb;
+    float *ea = tensors_with(a, "encoder.", &na), *eb = tensors_with(b, "encoder.", &nb);
+    cr_assert_eq(na, nb);
+    cr_expect(na > 10000 && memcmp(ea, eb, na * sizeof(float)) == 0, "the frozen encoder changed");
+    free(ea), free(eb);
+    float *da = tensors_with(a, "decoder.", &na), *db = tensors_with(b, "decoder.", &nb);
+    cr_expect(memcmp(da, db, na * sizeof(float)) != 0, "the decoder did not train");
+    free(da), free(db);
+    imcap_train_state_free(&st);
+    imcap_model_free(a);
+    imcap_model_free(b);
+
+    /* a second run reuses the cache; a different encoder rebuilds it */
+    snprintf(cmd, sizeof cmd, train_fmt, tu_exe(), dir, dir, dir, dir);
+    strcat(cmd, " --max-steps 1 --val-every 1");
+    cr_assert_eq(tu_run(cmd, NULL, &err), 0, "%s", err);
+    cr_expect(err && strstr(err, "reusing feature cache"), "%s", err);
+    free(err);
+    snprintf(cmd, sizeof cmd, make_fmt, tu_exe(), dir, dir, p, 5, dir, dir);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd, train_fmt, tu_exe(), dir, dir, dir, dir);
+    strcat(cmd, " --max-steps 1 --val-every 1");
+    cr_assert_eq(tu_run(cmd, NULL, &err), 0, "%s", err);
+    cr_expect(err && strstr(err, "built feature cache"), "a stale cache was reused: %s", err);
     free(err);
 }

@@ -149,7 +149,7 @@ static void fixture_init(fixture *f, const char *json, float dropout, float att_
     f->opt.step = 3;
     f->token_norm = (double)total;
     f->example_norm = N_EX;
-    f->eval = imcap_worker_new(f->m, N_EX);
+    f->eval = imcap_worker_new(f->m, N_EX, 0);
     cr_assert_not_null(f->eval);
 
     const imcap_config *c = &f->m->cfg;
@@ -451,7 +451,7 @@ static void split_check(const char *json, float dropout, uint64_t seed) {
     double block_max = 0;
     for (size_t j = 0; j < n; j++) block_max = fmax(block_max, fabs(g_all[j]));
 
-    imcap_trainer_worker *wa = imcap_worker_new(f.m, 2), *wb = imcap_worker_new(f.m, 2);
+    imcap_trainer_worker *wa = imcap_worker_new(f.m, 2, 0), *wb = imcap_worker_new(f.m, 2, 0);
     cr_assert(wa && wb);
     float *ga = imcap_worker_grads(wa, NULL), *gb = imcap_worker_grads(wb, NULL);
     double worst = 0;

@@ -1,5 +1,6 @@
 /* test_util.c — JSON string escaping, atomic files, the RNG. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,4 +79,26 @@ Test(util, rng_is_deterministic_and_uniformish) {
     }
     /* mean of 1e5 uniforms: sd 0.29 / sqrt(1e5) = 9e-4; 5 sd */
     cr_assert(sum / 100000 > 0.5 - 0.0046 && sum / 100000 < 0.5 + 0.0046, "mean %g", sum / 100000);
+}
+
+/* ---- half precision (the feature cache) */
+
+Test(half, round_trip_and_rounding) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = imcap_half_to_float((uint16_t)h);
+        if (f != f) continue; /* NaN payloads: stay NaN */
+        cr_expect_eq(imcap_float_to_half(f), h, "half %04x -> %g -> %04x", h, f, imcap_float_to_half(f));
+    }
+    cr_expect_eq(imcap_float_to_half(1.0f), 0x3c00);
+    cr_expect_eq(imcap_float_to_half(-2.0f), 0xc000);
+    cr_expect_eq(imcap_float_to_half(65504.0f), 0x7bff);
+    cr_expect_eq(imcap_float_to_half(65520.0f), 0x7c00, "rounds up to infinity");
+    cr_expect_eq(imcap_float_to_half(65519.0f), 0x7bff);
+    cr_expect_eq(imcap_float_to_half(ldexpf(1.0f, -24)), 0x0001, "smallest subnormal");
+    cr_expect_eq(imcap_float_to_half(ldexpf(1.0f, -26)), 0x0000, "below half the smallest: zero");
+    cr_expect_eq(imcap_float_to_half(1.0f + ldexpf(1.0f, -11)), 0x3c00, "a tie goes to even");
+    cr_expect_eq(imcap_float_to_half(1.0f + 3 * ldexpf(1.0f, -11)), 0x3c02, "a tie goes to even (up)");
+    cr_expect_eq(imcap_float_to_half(1.0f + ldexpf(1.0f, -11) + ldexpf(1.0f, -20)), 0x3c01, "above the tie");
+    cr_expect(imcap_float_to_half(NAN) & 0x7c00 && imcap_float_to_half(NAN) & 0x3ff, "NaN stays NaN");
+    cr_expect_eq(imcap_float_to_half(INFINITY), 0x7c00);
 }

@@ -39,6 +39,11 @@ static void usage(FILE *f) {
             "  --val-images N     val images captioned per validation (default 500, 0 = all)\n"
             "  --ckpt CKPT        checkpoint file (default OUT.ckpt), --ckpt-every N steps (default 500)\n"
             "  --cache FILE       preprocessed image cache (default OUT.cache)\n"
+            "  --freeze-encoder   train the decoder alone: the encoder's output for every image is\n"
+            "                     computed once into a feature cache and the encoder is left as it is\n"
+            "                     (needed for pretrained backbones: imcap cannot train batch norms)\n"
+            "  --features FILE    the feature cache (default OUT.features; half precision,\n"
+            "                     rebuilt when the encoder or an image changes)\n"
             "  --resume CKPT      continue a run exactly where its checkpoint left it\n"
             "  --quiet            no progress lines\n\n"
             "Ctrl-C writes a checkpoint and exits 130; --resume continues as if never interrupted.\n");
@@ -106,9 +111,17 @@ static void cache_progress(void *ctx, int done, int total) {
     if (c->tty && done == total) fprintf(stderr, "\n");
 }
 
+static void features_progress(void *ctx, int done, int total) {
+    progress_ctx *c = ctx;
+    if (c->quiet) return;
+    if (c->tty) fprintf(stderr, "\rencoding images %d/%d", done, total);
+    else if (done == total || done % 4096 == 0) fprintf(stderr, "encoding images %d/%d\n", done, total);
+    if (c->tty && done == total) fprintf(stderr, "\n");
+}
+
 int run_train(int argc, char **argv) {
     const char *data = NULL, *images = NULL, *config = NULL, *init = NULL, *resume = NULL, *out = NULL;
-    const char *ckpt = NULL, *cache_path = NULL;
+    const char *ckpt = NULL, *cache_path = NULL, *features_path = NULL;
     int min_count = 1, quiet = 0, threads = 0, seed = 1;
     imcap_train_options o;
     memset(&o, 0, sizeof o);
@@ -121,6 +134,7 @@ int run_train(int argc, char **argv) {
         int n;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
+        if (!strcmp(a, "--freeze-encoder")) { o.freeze_encoder = 1; continue; }
         if (!v) { fprintf(stderr, "imcap train: %s needs a value (or is unknown)\n", a); return EXIT_USAGE; }
         i++;
         if (!strcmp(a, "--data")) data = v;
@@ -131,6 +145,7 @@ int run_train(int argc, char **argv) {
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--ckpt")) ckpt = v;
         else if (!strcmp(a, "--cache")) cache_path = v;
+        else if (!strcmp(a, "--features")) features_path = v;
         else if (!strcmp(a, "--epochs")) { if (cli_parse_int(a, v, 1, 1000000, &o.epochs)) return EXIT_USAGE; epochs_set = 1; }
         else if (!strcmp(a, "--max-steps")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.max_steps = n; steps_set = 1; }
         else if (!strcmp(a, "--batch")) { if (cli_parse_int(a, v, 1, 4096, &o.batch)) return EXIT_USAGE; }
@@ -158,9 +173,10 @@ int run_train(int argc, char **argv) {
     if (!threads) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
     o.threads = threads;
     o.seed = (uint64_t)seed;
-    char ckpt_buf[4096], cache_buf[4096], cmd[4096];
+    char ckpt_buf[4096], cache_buf[4096], features_buf[4096], cmd[4096];
     if (!ckpt) snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", out), ckpt = ckpt_buf;
     if (!cache_path) snprintf(cache_buf, sizeof cache_buf, "%s.cache", out), cache_path = cache_buf;
+    if (!features_path) snprintf(features_buf, sizeof features_buf, "%s.features", out), features_path = features_buf;
     size_t len = 0;
     cmd[0] = 0;
     for (int i = 0; i < argc && len < sizeof cmd - 2; i++)
@@ -226,15 +242,32 @@ int run_train(int argc, char **argv) {
         goto done;
     }
     if (failed) fprintf(stderr, "imcap train: %d of %d images could not be read and are skipped\n", failed, ds.n);
-    fprintf(stderr, "imcap train: vocabulary %d, %lld parameters, %d threads\n", m->vocab.n, (long long)m->tab.total, threads);
+    imcap_feature_cache features = {0};
+    if (st.opt.freeze_encoder) {
+        imcap_cache_callbacks fcb = {NULL, features_progress, &pc};
+        int rebuilt = 0;
+        double t0 = imcap_now();
+        if (imcap_features_open(features_path, m, &cache, &fcb, &features, &rebuilt, &err) != IMCAP_OK) {
+            fprintf(stderr, "imcap train: %s\n", err.msg);
+            imcap_cache_close(&cache);
+            goto done;
+        }
+        if (!quiet)
+            fprintf(stderr, "imcap train: %s feature cache %s (%d images, %dx%d features each)\n",
+                    rebuilt ? "built" : "reusing", features_path, features.n, m->cfg.D, m->cfg.L);
+        if (rebuilt && !quiet) fprintf(stderr, "imcap train: feature cache built in %.1f s\n", imcap_now() - t0);
+    }
+    fprintf(stderr, "imcap train: vocabulary %d, %lld parameters%s, %d threads\n", m->vocab.n, (long long)m->tab.total,
+            st.opt.freeze_encoder ? " (encoder frozen)" : "", threads);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     imcap_train_callbacks cb = {on_progress, on_validation, on_message, &pc, &stop_flag};
-    imcap_status s = imcap_train_run(m, &st, &ds, &cache, &cb, &err);
+    imcap_status s = imcap_train_run(m, &st, &ds, &cache, st.opt.freeze_encoder ? &features : NULL, &cb, &err);
     if (pc.tty && !quiet) fprintf(stderr, "\n");
+    imcap_features_close(&features);
     imcap_cache_close(&cache);
     if (s == IMCAP_E_INTERRUPTED) {
         fprintf(stderr, "imcap train: %s\n", err.msg);

@@ -20,22 +20,6 @@ static const struct {
 } dtypes[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1},
               {"U64", 8}, {"U32", 4}, {"U16", 2}, {"U8", 1}, {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (mant == 0) bits = sign;
-        else { /* subnormal: renormalise */
-            exp = 127 - 15 + 1;
-            while (!(mant & 0x400)) mant <<= 1, exp--;
-            bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-        }
-    } else if (exp == 31) bits = sign | 0x7f800000 | (mant << 13);
-    else bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 static float bf16_to_float(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
     float f;
@@ -231,6 +215,6 @@ void imcap_st_read_f32(const imcap_st_file *f, const imcap_st_entry *e, float *d
     int bf16 = !strcmp(e->dtype, "BF16");
     for (uint64_t i = 0; i < e->count; i++) {
         uint16_t h = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8));
-        dst[i] = bf16 ? bf16_to_float(h) : half_to_float(h);
+        dst[i] = bf16 ? bf16_to_float(h) : imcap_half_to_float(h);
     }
 }

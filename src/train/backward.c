@@ -28,19 +28,30 @@ struct imcap_trainer_worker {
     int *tokens;                 /* [cap] inputs of the current step */
     int *order;                  /* [cap] examples, longest first */
     int *active;                 /* [T] rows still running at step t */
-    float *grads;                /* tab.total */
+    float *grads;                /* imcap_trained_floats */
+    int frozen;                  /* features arrive with the examples; no encoder */
+    float *feat;                 /* frozen: [cap,D,L] the examples' features, widened */
     imcap_params g;
 };
 
-imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap) {
+size_t imcap_trained_floats(const imcap_model *m, int frozen) {
+    if (!frozen) return m->tab.total;
+    for (int i = 0; i < m->tab.n; i++)
+        if (!strncmp(m->tab.t[i].name, "encoder.", 8)) return m->tab.t[i].offset;
+    return m->tab.total;
+}
+
+imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap, int frozen) {
     const imcap_config *c = &m->cfg;
     int L = c->L, D = c->D, A = c->attention_dim, Hd = c->hidden_dim, V = m->vocab.n, T = c->max_length + 1;
     imcap_trainer_worker *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    w->cap = cap, w->T = T;
+    w->cap = cap, w->T = T, w->frozen = frozen;
     w->init = calloc((size_t)cap, sizeof *w->init);
     w->steps = calloc((size_t)T, sizeof *w->steps);
-    int ok = w->init && w->steps && imcap_encoder_acts_init(&w->enc, c, cap, 1) == IMCAP_OK;
+    int ok = w->init && w->steps &&
+             (frozen ? (w->feat = imcap_aligned_alloc((size_t)cap * D * L * sizeof(float))) != NULL
+                     : imcap_encoder_acts_init(&w->enc, c, cap, 1) == IMCAP_OK);
     for (int t = 0; ok && t < T; t++) ok = imcap_step_cache_alloc(&w->steps[t], c, V, cap) == IMCAP_OK;
     ok = ok && imcap_step_scratch_alloc(&w->scratch, c, cap) == IMCAP_OK;
     float **bufs[] = {&w->a, &w->p, &w->h0, &w->c0, &w->da, &w->dp, &w->dh0, &w->dc0, &w->dfeat, &w->prep_scratch,
@@ -50,7 +61,7 @@ imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap) {
                       (size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * D * L,
                       (size_t)D + Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd,
                       (size_t)cap * V, (size_t)T * cap, (size_t)cap * L, (size_t)cap * L, (size_t)T * cap * Hd,
-                      m->tab.total};
+                      imcap_trained_floats(m, frozen)};
     for (size_t k = 0; ok && k < sizeof sizes / sizeof sizes[0]; k++)
         ok = (*bufs[k] = imcap_aligned_alloc(sizes[k] * sizeof(float))) != NULL;
     w->tokens = calloc((size_t)cap, sizeof(int));
@@ -90,6 +101,7 @@ void imcap_worker_free(imcap_trainer_worker *w) {
     if (w->init)
         for (int e = 0; e < w->cap; e++) free(w->init[e].abar);
     free(w->pt);
+    free(w->feat);
     free(w->init), free(w->steps), free(w->tokens), free(w->order), free(w->active);
     free(w);
 }
@@ -116,11 +128,21 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
     int T = ex[w->order[0]].length;
     if (T > w->T) T = w->T;
 
-    for (int r = 0; r < n; r++)
-        imcap_normalise(ex[w->order[r]].rgb, S, c->mean, c->std, w->enc.act[0] + (size_t)r * 3 * S * S);
-    imcap_encoder_forward_n(c, P, &w->enc, n);
-    for (int r = 0; r < n; r++)
-        imcap_decoder_prepare_forward(c, P, imcap_encoder_output(c, &w->enc) + (size_t)r * D * L, &w->init[r]);
+    const float *feat;
+    if (w->frozen) {
+        for (int r = 0; r < n; r++) {
+            const uint16_t *h = ex[w->order[r]].feat;
+            float *f = w->feat + (size_t)r * D * L;
+            for (size_t k = 0; k < (size_t)D * L; k++) f[k] = imcap_half_to_float(h[k]);
+        }
+        feat = w->feat;
+    } else {
+        for (int r = 0; r < n; r++)
+            imcap_normalise(ex[w->order[r]].rgb, S, c->mean, c->std, w->enc.act[0] + (size_t)r * 3 * S * S);
+        imcap_encoder_forward_n(c, P, &w->enc, n);
+        feat = imcap_encoder_output(c, &w->enc);
+    }
+    for (int r = 0; r < n; r++) imcap_decoder_prepare_forward(c, P, feat + (size_t)r * D * L, &w->init[r]);
     int use_dropout = opt->dropout > 0 && !no_grad;
     float keep_scale = use_dropout ? 1.0f / (1.0f - opt->dropout) : 1.0f;
     memset(w->alpha_sum, 0, (size_t)n * L * sizeof(float));
@@ -210,5 +232,5 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         imcap_decoder_prepare_backward(c, P, &w->g, &w->init[r], w->da + (size_t)r * L * D, w->dp + (size_t)r * L * A,
                                        w->dh0 + (size_t)r * Hd, w->dc0 + (size_t)r * Hd, w->dfeat + (size_t)r * D * L,
                                        w->prep_scratch);
-    imcap_encoder_backward_n(c, P, &w->g, &w->enc, w->dfeat, n);
+    if (!w->frozen) imcap_encoder_backward_n(c, P, &w->g, &w->enc, w->dfeat, n);
 }

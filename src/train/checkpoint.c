@@ -46,6 +46,7 @@ static cJSON *options_json(const imcap_train_options *o) {
     cJSON_AddNumberToObject(j, "val_every", (double)o->val_every);
     cJSON_AddNumberToObject(j, "val_images", o->val_images);
     cJSON_AddNumberToObject(j, "ckpt_every", (double)o->ckpt_every);
+    cJSON_AddBoolToObject(j, "freeze_encoder", o->freeze_encoder);
     return j;
 }
 
@@ -56,6 +57,7 @@ static double num(const cJSON *o, const char *k, double dflt) {
 
 static void options_from_json(const cJSON *j, imcap_train_options *o) {
     o->epochs = (int)num(j, "epochs", o->epochs);
+    o->freeze_encoder = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "freeze_encoder"));
     o->max_steps = (long)num(j, "max_steps", (double)o->max_steps);
     o->batch = (int)num(j, "batch", o->batch);
     o->threads = (int)num(j, "threads", o->threads);

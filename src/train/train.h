@@ -9,11 +9,13 @@
 #include "util/util.h"
 #include "data/cache.h"
 #include "data/dataset.h"
+#include "features.h"
 
 /* One example: an image already resized to S x S (8-bit RGB) and its target
  * tokens y_1..y_T with the final <end> (no <start>). */
 typedef struct {
     const unsigned char *rgb;
+    const uint16_t *feat;   /* frozen encoder: the image's features [D, L] in half precision, rgb unused */
     const int *tokens;
     int length;       /* T, <end> included */
     uint64_t id;      /* stable example id: seeds its dropout masks */
@@ -33,11 +35,19 @@ typedef struct {
     long correct;     /* teacher-forced argmax == target */
 } imcap_loss_stats;
 
-/* Per-thread buffers for forward + backward of up to cap examples. */
+/* Per-thread buffers for forward + backward of up to cap examples. frozen:
+ * the examples carry their features (imcap_example.feat), the encoder is
+ * neither run nor trained, and the gradient block covers only the decoder
+ * (imcap_trained_floats). */
 typedef struct imcap_trainer_worker imcap_trainer_worker;
-imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap);
+imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap, int frozen);
 void imcap_worker_free(imcap_trainer_worker *w);
-/* The gradient block of this worker (tab.total floats), views in *views. */
+/* How many floats of the parameter block training changes: all of them, or
+ * with a frozen encoder the decoder's, which come first (the block is in
+ * name order and "decoder." sorts before "encoder."). */
+size_t imcap_trained_floats(const imcap_model *m, int frozen);
+/* The gradient block of this worker (imcap_trained_floats), views in *views
+ * (with a frozen encoder its views point past the block: never use them). */
 float *imcap_worker_grads(imcap_trainer_worker *w, imcap_params *views);
 
 /* Forward and backward for n examples (n <= cap): accumulates into the
@@ -53,12 +63,13 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
  * for a given thread count) */
 typedef struct {
     int nthreads;
+    size_t n_grad;       /* floats per gradient block */
     imcap_trainer_worker **w;
 } imcap_worker_pool;
 
-imcap_status imcap_pool_init(imcap_worker_pool *p, const imcap_model *m, int threads, int batch);
+imcap_status imcap_pool_init(imcap_worker_pool *p, const imcap_model *m, int threads, int batch, int frozen);
 void imcap_pool_free(imcap_worker_pool *p);
-/* Loss normalised by the batch's tokens and examples; grad_out (tab.total
+/* Loss normalised by the batch's tokens and examples; grad_out (n_grad
  * floats) receives the summed gradient unless no_grad. */
 void imcap_pool_run(imcap_worker_pool *p, const imcap_model *m, const imcap_example *ex, int n,
                     const imcap_loss_options *lo, int no_grad, float *grad_out, imcap_loss_stats *stats);
@@ -91,6 +102,7 @@ typedef struct {
     int val_images;        /* val images captioned per validation (0: all) */
     long ckpt_every;       /* steps between checkpoints (0: only at the end / on stop) */
     long stop_after;       /* testing aid: act as if interrupted after this step (0: never) */
+    int freeze_encoder;    /* train the decoder alone, on the feature cache */
     const char *out_path;  /* best model by validation score */
     const char *ckpt_path; /* checkpoint, written atomically */
     const char *command;   /* recorded in the model's metadata */
@@ -141,9 +153,11 @@ imcap_status imcap_checkpoint_save(const char *path, const imcap_model *m, const
 imcap_status imcap_checkpoint_load(const char *path, imcap_model **m, imcap_train_state *st, imcap_error *err);
 
 /* Trains m in place on the train (+ restval) split of ds, validating on the
- * val split; images come from cache (one entry per ds image). st carries the
- * optimiser state (fresh or from a checkpoint). Returns IMCAP_E_INTERRUPTED
- * after writing a checkpoint when *cb->stop was set. */
+ * val split; images come from cache (one entry per ds image), and with
+ * st->opt.freeze_encoder their features from features (NULL otherwise).
+ * st carries the optimiser state (fresh or from a checkpoint). Returns
+ * IMCAP_E_INTERRUPTED after writing a checkpoint when *cb->stop was set. */
 imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_dataset *ds,
-                             const imcap_image_cache *cache, const imcap_train_callbacks *cb, imcap_error *err);
+                             const imcap_image_cache *cache, const imcap_feature_cache *features,
+                             const imcap_train_callbacks *cb, imcap_error *err);
 #endif

@@ -30,14 +30,14 @@ static void examples_free(example_set *s) {
 
 /* Every (image, caption) pair of the wanted splits whose image decoded.
  * Captions longer than max_length - 1 words are cut so <end> still fits. */
-static imcap_status collect(const imcap_dataset *ds, const imcap_image_cache *cache, const imcap_vocab_index *ix,
-                            int train, int max_length, example_set *out) {
+static imcap_status collect(const imcap_dataset *ds, const imcap_image_cache *cache, const imcap_feature_cache *fc,
+                            const imcap_vocab_index *ix, int train, int max_length, example_set *out) {
     memset(out, 0, sizeof *out);
     int cap = 0;
     for (int i = 0; i < ds->n; i++) {
         imcap_split sp = ds->images[i].split;
         int want = train ? (sp == IMCAP_SPLIT_TRAIN || sp == IMCAP_SPLIT_RESTVAL) : sp == IMCAP_SPLIT_VAL;
-        if (!want || !cache->ok[i]) continue;
+        if (!want || !cache->ok[i] || (fc && !fc->ok[i])) continue;
         for (int j = 0; j < ds->images[i].n_sentences; j++) {
             const imcap_sentence *se = &ds->images[i].sentences[j];
             if (se->n_tokens == 0) continue;
@@ -77,6 +77,7 @@ static void epoch_order(int *perm, int n, uint64_t seed, int epoch) {
 typedef struct {
     imcap_worker_pool pool;
     imcap_example *batch;
+    const imcap_feature_cache *features; /* frozen encoder: the examples' features */
 } pool;
 
 static void run_batch(pool *p, const imcap_model *m, int n, const imcap_loss_options *lo, int no_grad, float *grad_out,
@@ -88,6 +89,7 @@ static void fill_batch(pool *p, const example_set *set, const int *idx, int n, c
     for (int i = 0; i < n; i++) {
         const example_ref *e = &set->ex[idx[i]];
         p->batch[i].rgb = imcap_cache_image(cache, e->image);
+        p->batch[i].feat = p->features ? imcap_features_of(p->features, e->image) : NULL;
         p->batch[i].tokens = e->tokens;
         p->batch[i].length = e->length;
         p->batch[i].id = e->id;
@@ -238,14 +240,18 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
 }
 
 imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_dataset *ds,
-                             const imcap_image_cache *cache, const imcap_train_callbacks *cb, imcap_error *err) {
+                             const imcap_image_cache *cache, const imcap_feature_cache *features,
+                             const imcap_train_callbacks *cb, imcap_error *err) {
     const imcap_train_options *o = &st->opt;
     imcap_status s = IMCAP_OK;
     if (o->batch < 1 || o->threads < 1 || o->threads > 64)
         return imcap_fail(err, IMCAP_E_ARG, "batch (%d) and threads (%d) must be positive, threads at most 64", o->batch,
                           o->threads);
-    int fixed = imcap_config_untrainable_layer(&m->cfg);
-    if (fixed >= 0)
+    int fixed = imcap_config_untrainable_layer(&m->cfg), frozen = o->freeze_encoder;
+    if (frozen && (!features || features->n != ds->n || features->D != m->cfg.D || features->L != m->cfg.L))
+        return imcap_fail(err, IMCAP_E_ARG, "a frozen encoder needs the feature cache of these images and this model");
+    if (!frozen) features = NULL;
+    if (fixed >= 0 && !frozen)
         return imcap_fail(err, IMCAP_E_ARG,
                           "the model's encoder[%d] is a %s layer, which imcap cannot train; train the decoder alone "
                           "with --freeze-encoder",
@@ -257,7 +263,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     pool p = {0};
     float *grad = NULL;
     int *perm = NULL;
-    if (!ix || collect(ds, cache, ix, 1, m->cfg.max_length, &train) || collect(ds, cache, ix, 0, m->cfg.max_length, &val)) {
+    if (!ix || collect(ds, cache, features, ix, 1, m->cfg.max_length, &train) ||
+        collect(ds, cache, features, ix, 0, m->cfg.max_length, &val)) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory collecting the examples");
         goto done;
     }
@@ -272,9 +279,11 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     message(cb, "%d training pairs, %d validation pairs, %ld steps per epoch, %ld steps", train.n, val.n, per_epoch, total);
 
     p.batch = calloc((size_t)o->batch, sizeof *p.batch);
-    grad = imcap_aligned_alloc(m->tab.total * sizeof(float));
+    p.features = features;
+    size_t n_train = imcap_trained_floats(m, frozen);
+    grad = imcap_aligned_alloc(n_train * sizeof(float));
     perm = malloc((size_t)train.n * sizeof(int));
-    if (!p.batch || !grad || !perm || imcap_pool_init(&p.pool, m, o->threads, o->batch) != IMCAP_OK) {
+    if (!p.batch || !grad || !perm || imcap_pool_init(&p.pool, m, o->threads, o->batch, frozen) != IMCAP_OK) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for training buffers");
         goto done;
     }
@@ -292,7 +301,9 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         imcap_loss_options lo = {o->att_reg, o->dropout, o->seed, step};
         imcap_loss_stats ls = {0};
         run_batch(&p, m, o->batch, &lo, 0, grad, &ls);
-        double norm = imcap_adam_step(&adam, step + 1, m->block, grad, st->m, st->v, m->tab.total);
+        /* a frozen encoder's tensors are after the decoder's: Adam (and its
+         * weight decay) never touches them */
+        double norm = imcap_adam_step(&adam, step + 1, m->block, grad, st->m, st->v, n_train);
         st->step = step + 1;
 
         double ce = ls.ce_sum / ls.n_tokens, reg = ls.reg_sum / ls.n_examples;

@@ -132,6 +132,50 @@ uint64_t imcap_mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+float imcap_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) bits = sign;
+        else { /* subnormal: renormalise */
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) mant <<= 1, exp--;
+            bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) bits = sign | 0x7f800000 | (mant << 13);
+    else bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* F. Giesen's float_to_half_fast3_rtne: subnormals rounded by the FPU
+ * (adding a magic number aligns the mantissa), normals by adding half an
+ * ulp minus one plus the mantissa's odd bit. */
+uint16_t imcap_float_to_half(float f) {
+    const uint32_t f32_inf = 255u << 23, f16_max = (127u + 16) << 23;
+    const uint32_t denorm_magic = ((127u - 15) + (23 - 10) + 1) << 23;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = u & 0x80000000u;
+    u ^= sign;
+    uint16_t o;
+    if (u >= f16_max) {
+        o = u > f32_inf ? 0x7e00 : 0x7c00;
+    } else if (u < (113u << 23)) {
+        float a, m;
+        memcpy(&a, &u, 4);
+        memcpy(&m, &denorm_magic, 4);
+        a += m;
+        memcpy(&u, &a, 4);
+        o = (uint16_t)(u - denorm_magic);
+    } else {
+        uint32_t odd = (u >> 13) & 1;
+        u += ((uint32_t)(15 - 127) << 23) + 0xfff + odd;
+        o = (uint16_t)(u >> 13);
+    }
+    return (uint16_t)(o | (sign >> 16));
+}
+
 uint64_t imcap_fnv1a64(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;

@@ -48,6 +48,11 @@ uint64_t imcap_mix64(uint64_t x);
 #define IMCAP_FNV_OFFSET 0xcbf29ce484222325ULL
 uint64_t imcap_fnv1a64(uint64_t h, const void *data, size_t n);
 
+/* IEEE half precision: widening is exact; narrowing rounds to nearest, ties
+ * to even, overflowing to infinity (NaN stays NaN). */
+float imcap_half_to_float(uint16_t h);
+uint16_t imcap_float_to_half(float f);
+
 /* xoshiro256** — deterministic, with a state that checkpoints can save. */
 typedef struct { uint64_t s[4]; } imcap_rng;
 void imcap_rng_seed(imcap_rng *r, uint64_t seed);

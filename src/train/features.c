@@ -1,0 +1,172 @@
+/* features.c — the feature cache (see features.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "features.h"
+#include "image/image.h"
+#include "model/encoder.h"
+#include "util/util.h"
+
+#define HDR 32
+
+static size_t flags_size(int n) { return ((size_t)n + 63) / 64 * 64; }
+
+/* What the encoder computes from: preprocessing, layers and their tensors
+ * (the decoder's sizes and weights do not change a feature). */
+static uint64_t encoder_key(const imcap_model *m) {
+    imcap_config c = m->cfg;
+    c.embed_dim = c.hidden_dim = c.attention_dim = c.max_length = 0;
+    char *text = imcap_config_to_json(&c);
+    uint64_t h = imcap_fnv1a64(IMCAP_FNV_OFFSET, text ? text : "", text ? strlen(text) : 0);
+    free(text);
+    for (int i = 0; i < m->tab.n; i++) {
+        const imcap_tensor_info *t = &m->tab.t[i];
+        if (strncmp(t->name, "encoder.", 8)) continue;
+        h = imcap_fnv1a64(h, t->name, strlen(t->name) + 1);
+        h = imcap_fnv1a64(h, m->block + t->offset, t->count * sizeof(float));
+    }
+    return h;
+}
+
+static uint64_t image_key(const imcap_image_cache *images, int i) {
+    if (!images->ok[i]) return 0;
+    return imcap_fnv1a64(IMCAP_FNV_OFFSET, imcap_cache_image(images, i), (size_t)images->S * images->S * 3);
+}
+
+static size_t file_size(int n, int D, int L) {
+    return HDR + (size_t)n * 8 + flags_size(n) + (size_t)n * D * L * 2;
+}
+
+/* Maps path when it holds exactly these keys; *matches = 0 otherwise. */
+static imcap_status map_file(const char *path, imcap_feature_cache *fc, int n, int D, int L, uint64_t ekey,
+                             const uint64_t *ikeys, int *matches, imcap_error *err) {
+    *matches = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return IMCAP_OK; /* absent: build it */
+    struct stat st;
+    size_t want = file_size(n, D, L);
+    if (fstat(fd, &st) != 0 || (size_t)st.st_size != want) {
+        close(fd);
+        return IMCAP_OK;
+    }
+    void *map = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return imcap_fail(err, IMCAP_E_IO, "%s: cannot map: %s", path, strerror(errno));
+    const unsigned char *b = map;
+    uint64_t k;
+    uint32_t dims[3];
+    memcpy(&k, b + 8, 8), memcpy(dims, b + 16, 12);
+    int same = memcmp(b, "IMCAPFT1", 8) == 0 && k == ekey && dims[0] == (uint32_t)n && dims[1] == (uint32_t)D &&
+               dims[2] == (uint32_t)L && memcmp(b + HDR, ikeys, (size_t)n * 8) == 0;
+    if (!same) {
+        munmap(map, want);
+        return IMCAP_OK;
+    }
+    fc->n = n, fc->D = D, fc->L = L, fc->map = map, fc->map_size = want;
+    fc->ok = b + HDR + (size_t)n * 8;
+    fc->feat = (const uint16_t *)(b + HDR + (size_t)n * 8 + flags_size(n));
+    *matches = 1;
+    return IMCAP_OK;
+}
+
+imcap_status imcap_features_open(const char *path, const imcap_model *m, const imcap_image_cache *images,
+                                 const imcap_cache_callbacks *cb, imcap_feature_cache *fc, int *rebuilt,
+                                 imcap_error *err) {
+    memset(fc, 0, sizeof *fc);
+    *rebuilt = 0;
+    const imcap_config *c = &m->cfg;
+    int n = images->n, D = c->D, L = c->L, S = c->image_size;
+    if (images->S != S) return imcap_fail(err, IMCAP_E_ARG, "image cache is %dpx, the model wants %dpx", images->S, S);
+    uint64_t ekey = encoder_key(m);
+    uint64_t *ikeys = malloc((size_t)(n ? n : 1) * 8);
+    if (!ikeys) return imcap_fail(err, IMCAP_E_NOMEM, "out of memory");
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) ikeys[i] = image_key(images, i);
+    int matches;
+    imcap_status s = map_file(path, fc, n, D, L, ekey, ikeys, &matches, err);
+    if (s || matches) {
+        free(ikeys);
+        return s;
+    }
+    *rebuilt = 1;
+    imcap_atomic_file af;
+    if ((s = imcap_atomic_open(&af, path, err))) {
+        free(ikeys);
+        return s;
+    }
+    int fd = fileno(af.f);
+    size_t fl = flags_size(n), per = (size_t)D * L, base = HDR + (size_t)n * 8 + fl;
+    unsigned char *flags = calloc(fl, 1);
+    int threads = omp_get_max_threads();
+    imcap_encoder_acts *acts = calloc((size_t)threads, sizeof *acts);
+    uint16_t *half = malloc((size_t)threads * per * 2);
+    int io_ok = flags && acts && half && ftruncate(fd, (off_t)file_size(n, D, L)) == 0;
+    int made = 0;
+    for (int t = 0; io_ok && t < threads; t++, made++)
+        if (imcap_encoder_acts_init(&acts[t], c, 1, 0) != IMCAP_OK) io_ok = 0;
+    int done = 0;
+    if (io_ok) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+        for (int i = 0; i < n; i++) {
+            int still_ok;
+#pragma omp atomic read
+            still_ok = io_ok;
+            if (!still_ok || !images->ok[i]) continue;
+            int t = omp_get_thread_num();
+            imcap_encoder_acts *e = &acts[t];
+            imcap_normalise(imcap_cache_image(images, i), S, c->mean, c->std, e->act[0]);
+            imcap_encoder_forward(c, &m->p, e);
+            const float *f = imcap_encoder_output(c, e);
+            uint16_t *h = half + (size_t)t * per;
+            for (size_t k = 0; k < per; k++) h[k] = imcap_float_to_half(f[k]);
+            if (pwrite(fd, h, per * 2, (off_t)(base + (size_t)i * per * 2)) != (ssize_t)(per * 2)) {
+#pragma omp atomic write
+                io_ok = 0;
+            }
+            flags[i] = 1;
+            int d;
+#pragma omp atomic capture
+            d = ++done;
+            if (cb && cb->on_progress && (d % 64 == 0)) {
+#pragma omp critical(imcap_features_cb)
+                cb->on_progress(cb->ctx, d, n);
+            }
+        }
+    }
+    if (cb && cb->on_progress && io_ok) cb->on_progress(cb->ctx, n, n);
+    if (io_ok) {
+        unsigned char hdr[HDR] = {0};
+        uint32_t dims[3] = {(uint32_t)n, (uint32_t)D, (uint32_t)L};
+        memcpy(hdr, "IMCAPFT1", 8), memcpy(hdr + 8, &ekey, 8), memcpy(hdr + 16, dims, 12);
+        io_ok = pwrite(fd, hdr, HDR, 0) == HDR && pwrite(fd, ikeys, (size_t)n * 8, HDR) == (ssize_t)((size_t)n * 8) &&
+                pwrite(fd, flags, fl, HDR + (size_t)n * 8) == (ssize_t)fl;
+    }
+    int oom = !flags || !acts || !half;
+    for (int t = 0; t < made; t++) imcap_encoder_acts_free(&acts[t]);
+    free(acts), free(half), free(flags);
+    if (!io_ok) {
+        imcap_atomic_abort(&af);
+        free(ikeys);
+        if (oom) return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory building the feature cache", path);
+        return imcap_fail(err, IMCAP_E_IO, "%s: cannot write the feature cache: %s", path, strerror(errno));
+    }
+    if ((s = imcap_atomic_commit(&af, err))) {
+        free(ikeys);
+        return s;
+    }
+    s = map_file(path, fc, n, D, L, ekey, ikeys, &matches, err);
+    free(ikeys);
+    if (!s && !matches) s = imcap_fail(err, IMCAP_E_IO, "%s: the feature cache just written does not read back", path);
+    return s;
+}
+
+void imcap_features_close(imcap_feature_cache *fc) {
+    if (fc->map) munmap(fc->map, fc->map_size);
+    memset(fc, 0, sizeof *fc);
+}
