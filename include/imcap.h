@@ -167,6 +167,13 @@ typedef struct {
 typedef struct {
     int grid_h, grid_w;
     int image_width, image_height; /* of the decoded image, before resizing */
+    /* How typical the image is of the model's training images (the in-domain
+     * check): domain_score <= 1 is typical (in_domain 1); above 1 the image
+     * is unlike anything the model learnt from and its caption is
+     * unreliable (in_domain 0). A model without in-domain statistics gives
+     * NaN and in_domain -1 (`imcap calibrate` adds them). */
+    double domain_score;
+    int in_domain;
     int n_hyps;          /* >= 1; hyps[0] is the answer */
     imcap_hypothesis *hyps; /* best first (beam search: every finished and
                                leftover hypothesis, in ranking order) */

@@ -426,6 +426,9 @@ void bw_write_record(imcap_buf *b, bw_format f, int timing, const bw_record *r) 
             json_string(b, r->caption);
         }
         if (r->has_score) imcap_buf_printf(b, ", \"score\": %.9g", r->score);
+        if (r->has_score && r->in_domain >= 0)
+            imcap_buf_printf(b, ", \"domain_score\": %.4g, \"in_domain\": %s", r->domain_score,
+                             r->in_domain ? "true" : "false");
         if (r->words) {
             LIT(b, ", \"words\": [");
             for (int t = 0; t < r->n_words; t++) {

@@ -97,6 +97,8 @@ typedef struct {
     const char *caption;
     int has_score;
     double score;
+    int in_domain;          /* -1: the model has no in-domain statistics */
+    double domain_score;
     int n_words;
     char *const *words;
     const float *logprobs;

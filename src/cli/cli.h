@@ -4,11 +4,18 @@
 #ifndef IMCAP_CLI_H
 #define IMCAP_CLI_H
 #include "imcap.h"
+#include "util/util.h"
 
 enum { EXIT_ALL_OK = 0, EXIT_SOME_FAILED = 1, EXIT_USAGE = 2, EXIT_FATAL = 3 };
 
 int run_caption(int argc, char **argv);
 int run_info(int argc, char **argv);
+/* The in-domain check in outputs: `"domain_score": x, "in_domain": b, `
+ * (nothing when the model has no statistics), and the one-line warning on
+ * stderr for an atypical image (in_domain 0). */
+void cli_domain_json(imcap_buf *b, const imcap_result *r);
+void cli_warn_domain(const char *cmd, const char *path, int in_domain, double domain_score);
+int run_calibrate(int argc, char **argv);
 int run_init(int argc, char **argv);
 int run_synth(int argc, char **argv);
 int run_eval(int argc, char **argv);

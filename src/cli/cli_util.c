@@ -102,3 +102,16 @@ int cli_make_dirs(const char *path) {
     }
     return imcap_make_dirs(path, NULL) == IMCAP_OK ? 0 : -1;
 }
+
+void cli_domain_json(imcap_buf *b, const imcap_result *r) {
+    if (r->in_domain < 0) return;
+    imcap_buf_printf(b, "\"domain_score\": %.4g, \"in_domain\": %s, ", r->domain_score, r->in_domain ? "true" : "false");
+}
+
+void cli_warn_domain(const char *cmd, const char *path, int in_domain, double domain_score) {
+    if (in_domain != 0) return;
+    fprintf(stderr,
+            "imcap %s: warning: %s is unlike the images this model was trained on (domain score %.3g, above 1): "
+            "its caption is unreliable\n",
+            cmd, path, domain_score);
+}

@@ -233,6 +233,7 @@ int run_attend(int argc, char **argv) {
                 printf("%s\t%s\t%s\n", images[i], r->hyps[0].text, viewer ? viewer : stem);
                 free(viewer);
                 fflush(stdout);
+                cli_warn_domain("attend", images[i], r->in_domain, r->domain_score);
             }
         }
         if (s) failures++;

@@ -180,7 +180,7 @@ static void progress(batch *b, int final) {
  * no decoded image is held while it waits in the decoding block. */
 static void make_record(const batch *b, const bw_item *it, const imcap_result *res, const char *fail, double t0,
                         imcap_buf *rec, int *failed) {
-    bw_record r = {.path = it->path};
+    bw_record r = {.path = it->path, .in_domain = -1};
     imcap_error err;
     imcap_image img = {0};
     char msg[1400];
@@ -191,6 +191,7 @@ static void make_record(const batch *b, const bw_item *it, const imcap_result *r
         const imcap_hypothesis *h = &res->hyps[0];
         r.caption = h->text ? h->text : "";
         r.has_score = 1, r.score = h->score;
+        r.in_domain = res->in_domain, r.domain_score = res->domain_score;
         r.n_words = h->n_tokens, r.words = h->words, r.logprobs = h->logprobs;
         if (b->overlays || b->html) {
             char stem[BW_STEM_MAX];

@@ -46,8 +46,10 @@ static void json_record(imcap_buf *b, const char *path, const imcap_result *r) {
         if (t) imcap_buf_append(b, ", ", 2);
         imcap_buf_float(b, h->logprobs[t]);
     }
-    imcap_buf_printf(b, "], \"score\": %.9g, \"finished\": %s, \"grid\": [%d, %d], \"attention\": [", h->score,
-                     h->finished ? "true" : "false", r->grid_h, r->grid_w);
+    imcap_buf_printf(b, "], \"score\": %.9g, ", h->score);
+    cli_domain_json(b, r);
+    imcap_buf_printf(b, "\"finished\": %s, \"grid\": [%d, %d], \"attention\": [", h->finished ? "true" : "false",
+                     r->grid_h, r->grid_w);
     for (int t = 0; t < h->n_tokens; t++) {
         imcap_buf_append(b, t ? ", [" : "[", t ? 3 : 1);
         for (int i = 0; i < L; i++) {
@@ -81,6 +83,8 @@ static int write_trace(const imcap_model *m, const char *path, const imcap_optio
 typedef struct {
     imcap_buf out;  /* the image's line or JSON object */
     int ok;
+    double domain_score;
+    int in_domain;
     char err[1200];
 } caption_slot;
 
@@ -103,6 +107,7 @@ static void run_done(void *ctx, size_t i, imcap_result *r, imcap_status st, cons
     sl->out.len = 0;
     sl->ok = st == IMCAP_OK;
     if (sl->ok) {
+        sl->domain_score = r->domain_score, sl->in_domain = r->in_domain;
         if (run->json) json_record(&sl->out, path, r);
         else imcap_buf_printf(&sl->out, "%s\t%s\n", path, r->hyps[0].text);
         if (sl->out.oom) sl->ok = 0, snprintf(sl->err, sizeof sl->err, "%.1000s: out of memory", path);
@@ -120,6 +125,7 @@ static void run_emit(void *ctx, size_t i) {
     if (sl->ok) {
         fwrite(sl->out.s, 1, sl->out.len, stdout);
         fflush(stdout);
+        if (!run->json) cli_warn_domain("caption", run->images[i], sl->in_domain, sl->domain_score);
     } else {
         fprintf(stderr, "imcap caption: %s\n", sl->err);
         run->failures++;

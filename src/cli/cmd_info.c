@@ -27,6 +27,15 @@ int run_info(int argc, char **argv) {
     printf("config:       %s\n", imcap_model_config_json(m));
     printf("encoder:      %d layers, input 3x%dx%d -> features %dx%dx%d (L = %d cells of D = %d)\n", in.n_encoder_layers,
            in.image_size, in.image_size, in.feature_dim, in.grid_h, in.grid_w, in.grid_h * in.grid_w, in.feature_dim);
+    const imcap_config *cc = &m->cfg;
+    if (cc->has_domain)
+        printf("in-domain:    encoder layer %d (%s, %d channels), %d numbers per image; threshold %.4g (the %g quantile "
+               "of %d held-out images' scores) from %d training images\n",
+               cc->domain_layer, imcap_layer_type_name(cc->layers[cc->domain_layer].type),
+               cc->layers[cc->domain_layer].out_c, cc->domain_F, cc->domain_threshold, cc->domain_quantile,
+               cc->domain_val_images, cc->domain_train_images);
+    else
+        printf("in-domain:    no statistics (captions cannot say how typical an image is; see imcap calibrate)\n");
     printf("decoder:      embed %d, hidden %d, attention %d, max_length %d\n", in.embed_dim, in.hidden_dim,
            in.attention_dim, in.max_length);
     printf("vocabulary:   %d tokens\n", in.vocab_size);

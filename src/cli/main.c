@@ -20,14 +20,15 @@ static const command commands[] = {
     {"eval", run_eval, "score captions: BLEU, CIDEr-D, ROUGE-L, objects, attention"},
     {"train", run_train, "train a model on a Karpathy-format data set"},
     {"synth", run_synth, "generate a synthetic captioned scene data set"},
-    {"init", run_init, "write a randomly initialised model"},
+    {"init", run_init, "write a new model (random, or on a pretrained backbone)"},
+    {"calibrate", run_calibrate, "add in-domain statistics to a model (flags atypical images)"},
     {"info", run_info, "print a model's config, vocabulary size, parameters and FLOPs"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: imcap COMMAND [OPTIONS] ...\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n`imcap COMMAND --help` describes a command.\n"
                "exit codes: 0 all inputs done, 1 some inputs failed, 2 usage error, 3 fatal error\n");
 }

@@ -20,6 +20,7 @@
  *   + the encoder's activations for ENC_GROUP images.
  * For the default model (S 64, L 64, D 66, A 128, Hd 256, T 24) and B 32,
  * beam 3: about 6 MB, whatever the number of images. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,7 @@ typedef struct {
     imcap_decoder_init init;
     imcap_beam beam;
     int row0, nrows;       /* this image's rows in the current step */
+    double domain_score;
     imcap_result *res;
     imcap_status status;
     char msg[sizeof(((imcap_error *)0)->msg)];
@@ -155,6 +157,8 @@ static void encode_queued(imcap_batcher *b) {
         const float *out = imcap_encoder_output(cfg, &b->enc);
         for (int j = 0; j < n; j++) {
             imcap_decoder_prepare_forward(cfg, &m->p, out + j * feat, &group[j]->init);
+            group[j]->domain_score =
+                cfg->has_domain ? imcap_model_domain_score(m, b->enc.domain_x + (size_t)j * cfg->domain_F) : NAN;
             imcap_beam_reset(&group[j]->beam);
             group[j]->state = SLOT_DECODING;
         }
@@ -191,7 +195,10 @@ static void step_all(imcap_batcher *b) {
         if (imcap_beam_finished(&sl->beam)) {
             imcap_error e;
             sl->status = imcap_beam_result(&sl->beam, m, &b->opt, &sl->res, NULL, &e);
-            if (sl->status == IMCAP_OK) sl->res->image_width = sl->width, sl->res->image_height = sl->height;
+            if (sl->status == IMCAP_OK) {
+                sl->res->image_width = sl->width, sl->res->image_height = sl->height;
+                imcap_result_set_domain(sl->res, sl->domain_score);
+            }
             else snprintf(sl->msg, sizeof sl->msg, "%s", e.msg);
             sl->state = SLOT_DONE;
         }

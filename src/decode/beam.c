@@ -202,6 +202,7 @@ imcap_status imcap_beam_result(imcap_beam *b, const imcap_model *m, const imcap_
         order[j] = i;
     }
     res->grid_h = cfg->H, res->grid_w = cfg->W;
+    imcap_result_set_domain(res, NAN); /* the caller knows the image's */
     res->hyps = calloc((size_t)(ndone ? ndone : 1), sizeof *res->hyps);
     if (!res->hyps) st = IMCAP_E_NOMEM;
     for (int i = 0; i < ndone && st == IMCAP_OK; i++) {

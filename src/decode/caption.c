@@ -29,7 +29,10 @@ static imcap_status caption_with(const imcap_model *m, imcap_workspace *ws, cons
     if (s) return s;
     imcap_workspace_encode(ws);
     s = imcap_beam_search(ws, opt, out, logits, err);
-    if (s == IMCAP_OK) (*out)->image_width = img->width, (*out)->image_height = img->height;
+    if (s == IMCAP_OK) {
+        (*out)->image_width = img->width, (*out)->image_height = img->height;
+        imcap_result_set_domain(*out, ws->domain_score);
+    }
     return s;
 }
 

@@ -14,7 +14,11 @@ struct imcap_workspace {
     float *logp;             /* [cap, V] */
     int *tokens;             /* [cap] */
     int cap;
+    double domain_score;     /* of the image encoded last */
 };
+
+/* Fills res's domain_score and in_domain from a score (NaN: no statistics). */
+void imcap_result_set_domain(imcap_result *res, double score);
 
 /* ---- one image's beam search, step by step (greedy is width 1), so that
  * one image alone (imcap_beam_search) and many images decoded together

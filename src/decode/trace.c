@@ -33,6 +33,7 @@ imcap_status imcap_caption_trace(const imcap_model *m, const imcap_image *img, c
         return s;
     }
     r->image_width = img->width, r->image_height = img->height;
+    imcap_result_set_domain(r, ws->domain_score);
     const imcap_config *c = &m->cfg;
     const imcap_hypothesis *h = &r->hyps[0];
     int V = m->vocab.n, L = c->L, S = c->image_size;

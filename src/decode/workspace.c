@@ -46,5 +46,12 @@ imcap_status imcap_workspace_reserve(imcap_workspace *ws, int k) {
 void imcap_workspace_encode(imcap_workspace *ws) {
     const imcap_model *m = ws->model;
     imcap_encoder_forward(&m->cfg, &m->p, &ws->enc);
-    imcap_decoder_prepare_forward(&m->cfg, &m->p, imcap_encoder_output(&m->cfg, &ws->enc), &ws->init);
+    const float *feat = imcap_encoder_output(&m->cfg, &ws->enc);
+    imcap_decoder_prepare_forward(&m->cfg, &m->p, feat, &ws->init);
+    ws->domain_score = imcap_model_domain_score(m, ws->enc.domain_x);
+}
+
+void imcap_result_set_domain(imcap_result *res, double score) {
+    res->domain_score = score;
+    res->in_domain = score != score ? -1 : score <= 1.0;
 }

@@ -11,8 +11,8 @@
 #define MAX_DIM 65536
 #define MAX_IMAGE 4096
 
-static const char *top_keys[] = {"image_size", "mean", "std", "encoder", "embed_dim",
-                                 "hidden_dim", "attention_dim", "max_length", NULL};
+static const char *top_keys[] = {"image_size", "mean", "std", "encoder", "embed_dim", "hidden_dim",
+                                 "attention_dim", "max_length", "domain", NULL};
 
 static int in_list(const char *s, const char **list) {
     for (int i = 0; list[i]; i++)
@@ -154,6 +154,39 @@ static imcap_status parse_layer(const cJSON *lj, int idx, imcap_layer *l, int *v
     return IMCAP_OK;
 }
 
+/* The in-domain check (format 2): which layer's output it describes, its
+ * threshold, and where they came from. */
+static imcap_status parse_domain(const cJSON *dj, imcap_config *cfg, const char *where, imcap_error *err) {
+    static const char *keys[] = {"layer", "threshold", "quantile", "train_images", "val_images", "val_flagged", NULL};
+    if (!cJSON_IsObject(dj)) return imcap_fail(err, IMCAP_E_FORMAT, "%s: field \"domain\" must be an object", where);
+    for (const cJSON *c = dj->child; c; c = c->next)
+        if (!in_list(c->string, keys))
+            return imcap_fail(err, IMCAP_E_FORMAT, "%s: unknown field \"%s\" in \"domain\"", where, c->string);
+    imcap_status s;
+    if ((s = get_int(dj, "layer", 0, cfg->n_layers - 1, &cfg->domain_layer, where, "domain: ", err))) return s;
+    const imcap_layer *l = &cfg->layers[cfg->domain_layer];
+    if (l->out_c > 64)
+        return imcap_fail(err, IMCAP_E_FORMAT, "%s: domain: layer %d has %d channels (at most 64)", where,
+                          cfg->domain_layer, l->out_c);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(dj, "threshold");
+    if (!cJSON_IsNumber(t) || !(t->valuedouble > 0) || !(t->valuedouble < 1e300))
+        return imcap_fail(err, IMCAP_E_FORMAT, "%s: domain: \"threshold\" must be a positive number", where);
+    cfg->domain_threshold = t->valuedouble;
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(dj, "quantile");
+    if (q && (!cJSON_IsNumber(q) || !(q->valuedouble > 0 && q->valuedouble < 1)))
+        return imcap_fail(err, IMCAP_E_FORMAT, "%s: domain: \"quantile\" must be a number in (0, 1)", where);
+    cfg->domain_quantile = q ? q->valuedouble : 0;
+    int *counts[3] = {&cfg->domain_train_images, &cfg->domain_val_images, &cfg->domain_val_flagged};
+    for (int k = 0; k < 3; k++)
+        if (cJSON_GetObjectItemCaseSensitive(dj, keys[3 + k]) &&
+            (s = get_int(dj, keys[3 + k], 0, 2000000000, counts[k], where, "domain: ", err)))
+            return s;
+    cfg->has_domain = 1;
+    cfg->domain_F = imcap_domain_size(l->out_c);
+    cfg->format = 2;
+    return IMCAP_OK;
+}
+
 /* A conv's output size, or an error when its kernel does not fit. */
 static imcap_status conv_shape(imcap_conv_shape *c, int in_c, int in_h, int in_w, int out, int k, int s, int pad,
                                const char *where, int idx, const char *what, imcap_error *err) {
@@ -278,7 +311,9 @@ imcap_status imcap_config_parse(const char *json, const char *where, imcap_confi
     for (const cJSON *lj = enc->child; lj; lj = lj->next, i++)
         if ((s = parse_layer(lj, i, &cfg->layers[i], &v2, where, err))) goto done;
     cfg->format = v2 ? 2 : 1;
-    s = derive_shapes(cfg, where, err);
+    if ((s = derive_shapes(cfg, where, err))) goto done;
+    const cJSON *dom = cJSON_GetObjectItemCaseSensitive(root, "domain");
+    if (dom) s = parse_domain(dom, cfg, where, err);
 done:
     cJSON_Delete(root);
     return s;
@@ -329,8 +364,15 @@ char *imcap_config_to_json(const imcap_config *cfg) {
         case IMCAP_LAYER_COORDS: imcap_buf_printf(&b, "{\"type\": \"%s\"}", imcap_layer_type_name(l->type)); break;
         }
     }
-    imcap_buf_printf(&b, "], \"embed_dim\": %d, \"hidden_dim\": %d, \"attention_dim\": %d, \"max_length\": %d}",
+    imcap_buf_printf(&b, "], \"embed_dim\": %d, \"hidden_dim\": %d, \"attention_dim\": %d, \"max_length\": %d",
                      cfg->embed_dim, cfg->hidden_dim, cfg->attention_dim, cfg->max_length);
+    if (cfg->has_domain)
+        imcap_buf_printf(&b,
+                         ", \"domain\": {\"layer\": %d, \"threshold\": %.17g, \"quantile\": %.17g, \"train_images\": %d, "
+                         "\"val_images\": %d, \"val_flagged\": %d}",
+                         cfg->domain_layer, cfg->domain_threshold, cfg->domain_quantile, cfg->domain_train_images,
+                         cfg->domain_val_images, cfg->domain_val_flagged);
+    imcap_buf_printf(&b, "}");
     if (b.oom) imcap_buf_free(&b);
     return b.s;
 }

@@ -38,7 +38,8 @@ static const float *input_of(const imcap_config *cfg, const imcap_encoder_acts *
 
 /* At inference a relu directly followed by a maxpool is done by the pool. */
 static int folded_relu(const imcap_config *cfg, int i) {
-    return cfg->layers[i].type == IMCAP_LAYER_RELU && i + 1 < cfg->n_layers &&
+    /* the in-domain descriptor reads the layer's own output */
+    return cfg->layers[i].type == IMCAP_LAYER_RELU && i + 1 < cfg->n_layers && !(cfg->has_domain && cfg->domain_layer == i) &&
            cfg->layers[i + 1].type == IMCAP_LAYER_MAXPOOL && cfg->layers[i + 1].pad == 0;
 }
 
@@ -87,6 +88,7 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
         if (with_backward) e->dbuf[k] = buf;
         else pp[k] = buf;
     }
+    if (cfg->has_domain && !(e->domain_x = own(e, n * (size_t)cfg->domain_F))) goto nomem;
     if (blocks)
         for (int k = 0; k < 3; k++)
             if (!(e->blk[k] = own(e, M))) goto nomem;
@@ -160,6 +162,9 @@ static void forward_image(const imcap_config *cfg, const imcap_params *p, imcap_
         case IMCAP_LAYER_BOTTLENECK: imcap_block_forward(l, &p->enc_block[i], y, x, e->blk, e->col); break;
         case IMCAP_LAYER_AVGPOOL: imcap_adaptive_avgpool_forward(y, x, l->in_c, l->in_h, l->in_w, l->out, l->out); break;
         }
+        if (cfg->has_domain && cfg->domain_layer == i)
+            imcap_domain_descriptor(y, (size_t)l->out_h * l->out_w, l->out_c, l->out_h * l->out_w,
+                                    e->domain_x + (size_t)j * cfg->domain_F);
         x = y;
     }
 }
@@ -190,6 +195,10 @@ static void forward_batch(const imcap_config *cfg, const imcap_params *p, imcap_
         case IMCAP_LAYER_COORDS: imcap_coords_forward_n(out, in, n, l->in_c, l->in_h, l->in_w); break;
         default: break; /* untrainable layers: refused by imcap_encoder_acts_init */
         }
+        if (cfg->has_domain && cfg->domain_layer == i)
+            for (int j = 0; j < n; j++)
+                imcap_domain_descriptor(out + (size_t)j * P, (size_t)n * P, l->out_c, (int)P,
+                                        e->domain_x + (size_t)j * cfg->domain_F);
     }
     const imcap_layer *last = &cfg->layers[nl - 1];
     swap_outer(e->act[nl], e->last, last->out_c, n, (size_t)last->out_h * last->out_w);

@@ -23,6 +23,30 @@ void imcap_model_free(imcap_model *m) {
     free(m);
 }
 
+imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, imcap_model **out, imcap_error *err) {
+    imcap_status s = imcap_model_create(cfg, &m->vocab, out, err);
+    if (s) return s;
+    imcap_model *r = *out;
+    for (int i = 0; i < r->tab.n; i++) {
+        int k = imcap_param_table_find(&m->tab, r->tab.t[i].name);
+        if (k >= 0 && m->tab.t[k].count == r->tab.t[i].count)
+            memcpy(r->block + r->tab.t[i].offset, m->block + m->tab.t[k].offset, r->tab.t[i].count * sizeof(float));
+    }
+    for (int i = 0; i < m->n_meta; i++)
+        if (imcap_model_set_metadata(r, m->meta[i].key, m->meta[i].value)) {
+            imcap_model_free(r);
+            *out = NULL;
+            return imcap_fail(err, IMCAP_E_NOMEM, "out of memory");
+        }
+    return IMCAP_OK;
+}
+
+double imcap_model_domain_score(const imcap_model *m, const float *x) {
+    const imcap_config *c = &m->cfg;
+    if (!c->has_domain) return NAN;
+    return imcap_domain_raw(x, m->p.domain_mean, m->p.domain_precision, c->domain_F) / c->domain_threshold;
+}
+
 imcap_status imcap_model_create(const imcap_config *cfg, const imcap_vocab *vocab, imcap_model **out, imcap_error *err) {
     *out = NULL;
     imcap_model *m = calloc(1, sizeof *m);
@@ -142,6 +166,8 @@ void imcap_model_get_info(const imcap_model *m, imcap_model_info *info) {
     info->grid_w = c->W;
     info->n_encoder_layers = c->n_layers;
     info->n_params = (int64_t)m->tab.total;
+    int st = imcap_param_table_find(&m->tab, "stats.domain.mean"); /* statistics are not parameters */
+    if (st >= 0) info->n_params = (int64_t)m->tab.t[st].offset;
     double enc = 0;
     for (int i = 0; i < c->n_layers; i++) {
         const imcap_layer *l = &c->layers[i];

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "imcap.h"
+#include "domain.h"
 
 #define IMCAP_MAX_LAYERS 64
 /* a bottleneck block with a downsample has 20 tensors (4 convs, 4 batch norms) */
@@ -52,8 +53,14 @@ typedef struct {
     int n_layers;
     imcap_layer layers[IMCAP_MAX_LAYERS];
     int embed_dim, hidden_dim, attention_dim, max_length;
+    /* the in-domain check (format 2, optional; model/domain.h): its
+     * descriptor is taken from encoder layer domain_layer's output */
+    int has_domain, domain_layer;
+    double domain_threshold, domain_quantile;
+    int domain_train_images, domain_val_images, domain_val_flagged;
     /* derived */
     int D, H, W, L;
+    int domain_F;                       /* descriptor size, 0 without a domain check */
 } imcap_config;
 
 /* Parses and validates config JSON text; derives every layer's shapes.
@@ -92,6 +99,7 @@ typedef struct {
     float *enc_w[IMCAP_MAX_LAYERS], *enc_b[IMCAP_MAX_LAYERS];
     float *enc_mean[IMCAP_MAX_LAYERS], *enc_var[IMCAP_MAX_LAYERS]; /* batchnorm: running statistics */
     imcap_block_view enc_block[IMCAP_MAX_LAYERS];
+    float *domain_mean, *domain_precision; /* [F], [F, F]: statistics, never trained */
     float *embedding;                  /* [V, E] */
     float *init_h_w, *init_h_b;        /* [Hd, D], [Hd] */
     float *init_c_w, *init_c_b;
@@ -141,6 +149,12 @@ struct imcap_model {
     int n_meta;            /* extra __metadata__ entries, kept for provenance */
     imcap_meta_entry *meta;
 };
+
+/* A copy of m with cfg instead of its config (same vocabulary and metadata):
+ * every tensor both configs have is copied by name, the others are zero. */
+imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, imcap_model **out, imcap_error *err);
+/* The image's domain score from its descriptor x (NaN without statistics). */
+double imcap_model_domain_score(const imcap_model *m, const float *x);
 
 /* Creates a model with the given config and vocabulary (copied) and a
  * zeroed parameter block. */

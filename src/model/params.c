@@ -94,6 +94,10 @@ void imcap_param_table_build(const imcap_config *cfg, int V, imcap_param_table *
     add(tab, "decoder.lstm.bias_hh", 1, 4 * Hd, 0, 0, 0);
     add(tab, "decoder.fc.weight", 2, V, Hd, 0, 0);
     add(tab, "decoder.fc.bias", 1, V, 0, 0, 0);
+    if (cfg->has_domain) { /* "stats." sorts after every trained tensor */
+        add(tab, "stats.domain.mean", 1, cfg->domain_F, 0, 0, 0);
+        add(tab, "stats.domain.precision", 2, cfg->domain_F, cfg->domain_F, 0, 0);
+    }
     qsort(tab->t, (size_t)tab->n, sizeof tab->t[0], by_name);
     size_t off = 0;
     for (int i = 0; i < tab->n; i++) {
@@ -173,4 +177,6 @@ void imcap_params_point(imcap_params *p, const imcap_config *cfg, const imcap_pa
     p->b_hh = view(tab, block, "decoder.lstm.bias_hh");
     p->fc_w = view(tab, block, "decoder.fc.weight");
     p->fc_b = view(tab, block, "decoder.fc.bias");
+    p->domain_mean = view(tab, block, "stats.domain.mean");
+    p->domain_precision = view(tab, block, "stats.domain.precision");
 }

@@ -70,6 +70,7 @@ static const char page_style[] =
     ".hyp{margin:.5em 0;padding:.35em .6em;border-left:4px solid transparent;border-radius:3px}\n"
     ".hyp.sel{border-left-color:var(--acc);background:#2f6fdf14}\n"
     ".meta{font-size:.82em;opacity:.75;margin-bottom:.2em}\n"
+    ".ood{background:#fde8e8;color:#8a1010;border:1px solid #e0a0a0;padding:.4em .6em;max-width:40em}\n"
     "button.w{font:inherit;margin:.12em .08em;padding:.15em .45em;border:1px solid #8888;border-radius:4px;"
     "background:transparent;color:inherit;cursor:pointer;overflow-wrap:anywhere;max-width:100%}\n"
     "button.w small{opacity:.6;margin-left:.35em;font-size:.72em}\n"
@@ -158,7 +159,15 @@ imcap_status imcap_render_html(const imcap_image *img, const imcap_result *r, co
     imcap_buf_printf(&b, " \xE2\x80\x94 imcap attention</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>",
                      page_style);
     imcap_buf_html(&b, title);
-    imcap_buf_printf(&b, "</h1>\n<div id=\"stage\"><img id=\"view\" width=\"%d\" height=\"%d\" alt=\"\" src=\"", dw,
+    imcap_buf_printf(&b, "</h1>\n");
+    if (r->in_domain == 0)
+        imcap_buf_printf(&b, "<p class=\"ood\" role=\"alert\"><strong>Unreliable caption:</strong> this image is unlike "
+                             "the images the model was trained on (domain score %.3g; at most 1 is typical).</p>\n",
+                         r->domain_score);
+    else if (r->in_domain == 1)
+        imcap_buf_printf(&b, "<p class=\"meta\">domain score %.3g: a typical image for this model (at most 1)</p>\n",
+                         r->domain_score);
+    imcap_buf_printf(&b, "<div id=\"stage\"><img id=\"view\" width=\"%d\" height=\"%d\" alt=\"\" src=\"", dw,
                      dh);
     /* The first word's overlay (or the original) is the initial image so
      * the page shows something even with scripts off. */

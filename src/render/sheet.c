@@ -85,8 +85,10 @@ imcap_status imcap_render_sheet(const imcap_image *img, const imcap_result *r, i
     int title_asc = imcap_text_ascent(font, o->title_px), label_asc = imcap_text_ascent(font, o->label_px);
     for (int i = 0; i < n_title; i++)
         imcap_text_draw(font, o->title_px, title[i], out, margin, margin + title_asc + i * title_lh, ink);
-    char sub[160];
-    snprintf(sub, sizeof sub, "score %.3f (sum of log-probs) \xC2\xB7 %s \xC2\xB7 colour map %s, alpha %.2f",
+    char sub[256], dom[96] = "";
+    if (r->in_domain == 0) snprintf(dom, sizeof dom, "UNRELIABLE: unlike the training images (domain score %.3g) \xC2\xB7 ", r->domain_score);
+    else if (r->in_domain == 1) snprintf(dom, sizeof dom, "domain score %.2g \xC2\xB7 ", r->domain_score);
+    snprintf(sub, sizeof sub, "%sscore %.3f (sum of log-probs) \xC2\xB7 %s \xC2\xB7 colour map %s, alpha %.2f", dom,
              hy->score, hy->finished ? "finished" : "unfinished", imcap_colormap_name(o->colormap),
              (double)o->alpha);
     char *sub_fit = imcap_text_fit(font, o->label_px, sub, W - 2 * margin);

@@ -35,9 +35,11 @@ struct imcap_trainer_worker {
 };
 
 size_t imcap_trained_floats(const imcap_model *m, int frozen) {
-    if (!frozen) return m->tab.total;
+    /* the block in name order: decoder.*, encoder.*, then stats.* (never trained) */
+    const char *end = frozen ? "encoder." : "stats.";
     for (int i = 0; i < m->tab.n; i++)
-        if (!strncmp(m->tab.t[i].name, "encoder.", 8)) return m->tab.t[i].offset;
+        if (!strncmp(m->tab.t[i].name, end, strlen(end)) || (frozen && !strncmp(m->tab.t[i].name, "stats.", 6)))
+            return m->tab.t[i].offset;
     return m->tab.total;
 }
 

@@ -42,9 +42,10 @@ typedef struct {
 typedef struct imcap_trainer_worker imcap_trainer_worker;
 imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap, int frozen);
 void imcap_worker_free(imcap_trainer_worker *w);
-/* How many floats of the parameter block training changes: all of them, or
- * with a frozen encoder the decoder's, which come first (the block is in
- * name order and "decoder." sorts before "encoder."). */
+/* How many floats of the parameter block training changes: the block is in
+ * name order, decoder.* then encoder.* then stats.* (the in-domain
+ * statistics, never trained): all but the statistics, or with a frozen
+ * encoder the decoder's alone. */
 size_t imcap_trained_floats(const imcap_model *m, int frozen);
 /* The gradient block of this worker (imcap_trained_floats), views in *views
  * (with a frozen encoder its views point past the block: never use them). */

@@ -8,6 +8,7 @@
 #include "decode/decode.h"
 #include "eval/metrics.h"
 #include "eval/objects.h"
+#include "calibrate.h"
 #include "train.h"
 
 typedef struct {
@@ -353,6 +354,21 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             s = imcap_fail(err, IMCAP_E_INTERRUPTED, "interrupted at step %ld; checkpoint written to %s", st->step,
                            o->ckpt_path);
             goto done;
+        }
+    }
+    /* the best model learns what its training images look like: the in-domain
+     * check's statistics (a data set without val images gets none) */
+    if (s == IMCAP_OK && st->step >= total) {
+        imcap_model *best = NULL;
+        imcap_error e2;
+        if (imcap_model_load(o->out_path, &best, &e2) == IMCAP_OK) {
+            imcap_calibrate_options co = {0.99, 20000, best->cfg.has_domain ? best->cfg.domain_layer : -1};
+            if (imcap_calibrate(&best, ds, cache, &co, &e2) == IMCAP_OK && imcap_model_save(best, o->out_path, &e2) == IMCAP_OK)
+                message(cb, "in-domain statistics in %s: threshold %.4g (%d of %d val images above it)", o->out_path,
+                        best->cfg.domain_threshold, best->cfg.domain_val_flagged, best->cfg.domain_val_images);
+            else
+                message(cb, "no in-domain statistics for %s: %s", o->out_path, e2.msg);
+            imcap_model_free(best);
         }
     }
 done:

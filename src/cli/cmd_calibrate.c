@@ -1,0 +1,117 @@
+/* cmd_calibrate.c — `imcap calibrate`: fit a model's in-domain statistics
+ * (how typical an image is of its training images) to a data set. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "data/cache.h"
+#include "data/dataset.h"
+#include "train/calibrate.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: imcap calibrate --data D.json --images DIR [--model M] -o OUT.safetensors [options]\n\n"
+            "Adds in-domain statistics to a model: the mean and spread of its encoder's features\n"
+            "over the train (+restval) images of a Karpathy-format data set, and a threshold set\n"
+            "on the val images so that about 1%% of them would be flagged. Captions then report\n"
+            "how typical each image is (\"domain_score\", \"in_domain\"), and imcap warns when an\n"
+            "image is unlike what the model learnt from. `imcap train` does this at its end.\n\n"
+            "  --model M        the model (default: the shipped model)\n"
+            "  --quantile Q     of the val images' scores, the threshold (default 0.99)\n"
+            "  --max-train N    use at most N training images, evenly spread (default 20000, 0 = all)\n"
+            "  --layer N        describe encoder layer N (default: its second ReLU of at most 64 channels)\n"
+            "  --cache FILE     preprocessed image cache (default OUT.cache)\n"
+            "  --threads N      worker threads (default: all cores); the result does not depend on it\n"
+            "  --quiet          no progress lines\n");
+}
+
+static void on_error(void *ctx, const char *msg) {
+    (void)ctx;
+    fprintf(stderr, "imcap calibrate: skipped: %s\n", msg);
+}
+
+static void on_progress(void *ctx, int done, int total) {
+    if (*(int *)ctx) return;
+    if (done == total || done % 8192 == 0) fprintf(stderr, "caching images %d/%d\n", done, total);
+}
+
+int run_calibrate(int argc, char **argv) {
+    const char *data = NULL, *images = NULL, *model = NULL, *out = NULL, *cache_path = NULL;
+    int threads = 0, quiet = 0;
+    imcap_calibrate_options co = {0.99, 20000, -1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
+        if (!v) { fprintf(stderr, "imcap calibrate: %s needs a value (or is unknown)\n", a); return EXIT_USAGE; }
+        i++;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--images")) images = v;
+        else if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+        else if (!strcmp(a, "--cache")) cache_path = v;
+        else if (!strcmp(a, "--threads")) { if (cli_parse_int(a, v, 1, 64, &threads)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--layer")) { if (cli_parse_int(a, v, 0, 1000, &co.layer)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--max-train")) { if (cli_parse_int(a, v, 0, 2000000000, &co.max_train)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--quantile")) { if (cli_parse_float(a, v, 0.5, 0.999999, &d)) return EXIT_USAGE; co.quantile = d; }
+        else { fprintf(stderr, "imcap calibrate: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
+    }
+    if (!data || !images || !out) {
+        fprintf(stderr, "imcap calibrate: --data, --images and -o are required\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!threads) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    cli_set_threads(threads);
+    char cache_buf[4096];
+    if (!cache_path) snprintf(cache_buf, sizeof cache_buf, "%s.cache", out), cache_path = cache_buf;
+    imcap_model *m = cli_load_model(model);
+    if (!m) return EXIT_FATAL;
+    imcap_error err;
+    imcap_dataset ds;
+    int rc = EXIT_FATAL;
+    if (imcap_dataset_load(data, images, &ds, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap calibrate: %s\n", err.msg);
+        imcap_model_free(m);
+        return EXIT_FATAL;
+    }
+    imcap_cache_callbacks cb = {on_error, on_progress, &quiet};
+    imcap_image_cache cache;
+    int failed = 0;
+    if (imcap_cache_open(cache_path, &ds, m->cfg.image_size, &cb, &cache, &failed, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap calibrate: %s\n", err.msg);
+        goto done;
+    }
+    if (imcap_calibrate(&m, &ds, &cache, &co, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap calibrate: %s\n", err.msg);
+        imcap_cache_close(&cache);
+        goto done;
+    }
+    imcap_cache_close(&cache);
+    const imcap_config *c = &m->cfg;
+    if (!quiet)
+        fprintf(stderr,
+                "imcap calibrate: encoder layer %d (%s, %d channels) described on %d train images; threshold %.4g = the "
+                "%g quantile of %d val images' scores (%d of them above it)\n",
+                c->domain_layer, imcap_layer_type_name(c->layers[c->domain_layer].type), c->layers[c->domain_layer].out_c,
+                c->domain_train_images, c->domain_threshold, c->domain_quantile, c->domain_val_images,
+                c->domain_val_flagged);
+    char cmd[4096];
+    size_t len = 0;
+    cmd[0] = 0;
+    for (int i = 0; i < argc && len < sizeof cmd - 2; i++)
+        len += (size_t)snprintf(cmd + len, sizeof cmd - len, "%s%s", i ? " " : "imcap ", argv[i]);
+    imcap_model_set_metadata(m, "imcap.calibrate.command", cmd);
+    if (imcap_model_save(m, out, &err) != IMCAP_OK) {
+        fprintf(stderr, "imcap calibrate: %s\n", err.msg);
+        goto done;
+    }
+    rc = EXIT_ALL_OK;
+done:
+    imcap_dataset_free(&ds);
+    imcap_model_free(m);
+    return rc;
+}
