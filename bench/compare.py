@@ -472,7 +472,7 @@ def main():
 
         # ---- rounds
         R = args.rounds
-        im, pt = {}, {}   # row -> [per-round values] (seconds per unit, or images/s for the folder rows)
+        im, pt, photo = {}, {}, {}   # row -> [per-round values] (seconds per unit, or images/s for the folder rows)
 
         def add(d, k, v):
             d.setdefault(k, []).append(v)
@@ -541,6 +541,41 @@ def main():
 
         interleave("CLI latency", imcap_cli, (lambda: add(pt, "cli", tch.cli(one))) if tch else None)
 
+        # ---- photo scale: ResNet-50 at 224 (needs torchvision for the weights)
+        try:
+            import photo_encoder as pe
+        except ImportError as e:
+            pe = None
+            log(f"ResNet-50 rows left out: {e}")
+        if tch and pe:
+            log("ResNet-50: weights, imcap model, parity check ...")
+            r50, net, pnote = pe.prepare(args.imcap, tmp, samples[0])
+            photo["note"], photo["batches"] = pnote, pe.BATCHES
+            fns = {}
+            with tch.torch.inference_mode():
+                for n in pe.BATCHES:
+                    vs = pe.variants(net, n)
+                    trials = {v: tch.measure(f, min_time=args.select_time, min_reps=3, best=True) / n * 1e3
+                              for v, f in vs.items()}
+                    best = min(trials, key=trials.get)
+                    tch.trials[f"r50_{n}"] = trials
+                    photo[f"variant_{n}"] = tch.best[f"r50_{n}"] = best
+                    fns[n] = vs[best]
+
+            def imcap_r50():
+                res = imc.bench_group("encoder", ("--model", r50, "--encoder-batch", str(pe.BATCHES[-1])))
+                for n in pe.BATCHES:
+                    r = res.get("encoder" if n == 1 else f"encoder batch {n}")
+                    if r and r.get("ok"):
+                        add(im, f"r50_{n}", r["median"] / 1e3)
+                        add(photo, f"gflops_{n}", r.get("gflops", 0))
+
+            def torch_r50():
+                for n in pe.BATCHES:
+                    add(pt, f"r50_{n}", tch.measure(fns[n]) / n)
+
+            interleave("ResNet-50 encoder", imcap_r50, torch_r50)
+
         limits = {}
 
         def imcap_limits():
@@ -582,6 +617,16 @@ def main():
         return [v * 1e3 for v in im.get(key, [])], [v * 1e3 for v in pt.get(key, [])]
 
     ot = out.get("one_tokens", {})
+    photo_rows = []
+    for n in photo.get("batches", ()):
+        a, b = [v * 1e3 for v in im.get(f"r50_{n}", [])], [v * 1e3 for v in pt.get(f"r50_{n}", [])]
+        va, vb = median(a), median(b)
+        gf = median(photo.get(f"gflops_{n}", [])) or 0
+        photo_rows.append(dict(row=f"ResNet-50 to layer4 at 224, batch {n}", unit="ms/image", key=f"r50_{n}", imcap=va,
+                               torch=vb, ratio=vb / va if va and vb else None,
+                               variant=photo.get(f"variant_{n}", "—"), spread_imcap=spread(a), spread_torch=spread(b),
+                               note=f"imcap {gf:.0f} GFLOP/s; + decoder preparation (512 wide); {photo.get('note', '')}",
+                               imcap_rounds=a, torch_rounds=b))
     rows = [
         ("encoder, batch 1", "ms/image", "enc1", "time", "CNN + annotation vectors + encoder_att, init_h, init_c"),
         (f"encoder, imcap batch {ENC_BATCH} vs PyTorch batch {ENC_BATCH}", "ms/image", "enc32", "time",
@@ -604,6 +649,8 @@ def main():
     ]
     table = []
     for label, unit, key, kind, note in rows:
+        if key == "cli":
+            table += photo_rows
         if kind == "time":
             a, b = ms(key)
         else:

@@ -5,17 +5,20 @@
 #include <string.h>
 
 #include "cli.h"
+#include "data/dataset.h"
 #include "model/backbone.h"
 #include "model/model.h"
 #include "util/util.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: imcap init --config CFG.json --vocab WORDS.txt [--seed N] -o MODEL.safetensors\n"
+    fprintf(f, "usage: imcap init --config CFG.json VOCABULARY [--seed N] -o MODEL.safetensors\n"
                "       imcap init --backbone ARCH --backbone-weights W.safetensors [--backbone-layer LAYER]\n"
                "                  [--grid N] [--image-size S] [--coords] [--config DECODER.json]\n"
-               "                  --vocab WORDS.txt [--seed N] -o MODEL.safetensors\n\n"
-               "WORDS.txt holds one token per line; <pad> <start> <end> <unk> are prepended\n"
-               "unless the file already starts with them. Weights: He-normal for the convs,\n"
+               "                  VOCABULARY [--seed N] -o MODEL.safetensors\n\n"
+               "VOCABULARY is --vocab WORDS.txt, one token per line (<pad> <start> <end> <unk> are\n"
+               "prepended unless the file already starts with them), or --vocab-data D.json\n"
+               "[--min-count N]: the words of the train (+restval) captions of a Karpathy-format\n"
+               "data set seen at least N times (default 5), as imcap train --config builds it. Weights: He-normal for the convs,\n"
                "Xavier-uniform for the affine maps, U(-0.1, 0.1) for the embedding, zero biases\n"
                "(LSTM forget gate bias 1).\n\n"
                "With --backbone the encoder is a pretrained network from its torchvision or timm\n"
@@ -71,9 +74,9 @@ static int read_words(const char *path, imcap_vocab *v) {
 }
 
 int run_init(int argc, char **argv) {
-    const char *cfg_path = NULL, *vocab_path = NULL, *out = NULL;
+    const char *cfg_path = NULL, *vocab_path = NULL, *vocab_data = NULL, *out = NULL;
     imcap_backbone_spec bb = {0};
-    int seed = 1;
+    int seed = 1, min_count = 5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
@@ -81,6 +84,8 @@ int run_init(int argc, char **argv) {
         if (!v) { fprintf(stderr, "imcap init: %s needs a value\n", a); usage(stderr); return EXIT_USAGE; }
         if (!strcmp(a, "--config")) cfg_path = v;
         else if (!strcmp(a, "--vocab")) vocab_path = v;
+        else if (!strcmp(a, "--vocab-data")) vocab_data = v;
+        else if (!strcmp(a, "--min-count")) { if (cli_parse_int(a, v, 1, 1000000, &min_count)) return EXIT_USAGE; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, v, 0, 2147483647, &seed)) return EXIT_USAGE; }
         else if (!strcmp(a, "--backbone")) bb.arch = v;
@@ -100,8 +105,9 @@ int run_init(int argc, char **argv) {
         fprintf(stderr, "imcap init: --backbone-layer, --grid, --image-size and --coords need --backbone\n");
         return EXIT_USAGE;
     }
-    if ((!cfg_path && !backbone) || !vocab_path || !out) {
-        fprintf(stderr, "imcap init: %s--vocab and -o are required\n", backbone ? "" : "--config (or --backbone), ");
+    if ((!cfg_path && !backbone) || !!vocab_path == !!vocab_data || !out) {
+        fprintf(stderr, "imcap init: %sone of --vocab and --vocab-data, and -o are required\n",
+                backbone ? "" : "--config (or --backbone), ");
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -113,7 +119,17 @@ int run_init(int argc, char **argv) {
         return EXIT_FATAL;
     }
     imcap_vocab v;
-    if (read_words(vocab_path, &v)) { free(text); return EXIT_FATAL; }
+    if (vocab_path && read_words(vocab_path, &v)) { free(text); return EXIT_FATAL; }
+    if (vocab_data) {
+        imcap_dataset ds;
+        imcap_status vs = imcap_dataset_load(vocab_data, ".", &ds, &err);
+        if (!vs) vs = imcap_vocab_build(&ds, min_count, &v, &err), imcap_dataset_free(&ds);
+        if (vs) {
+            fprintf(stderr, "imcap init: %s\n", err.msg);
+            free(text);
+            return EXIT_FATAL;
+        }
+    }
     imcap_model *m = NULL;
     imcap_status s;
     if (backbone) {
