@@ -85,7 +85,7 @@ int run_calibrate(int argc, char **argv) {
         fprintf(stderr, "imcap calibrate: %s\n", err.msg);
         goto done;
     }
-    if (imcap_calibrate(&m, &ds, &cache, &co, &err) != IMCAP_OK) {
+    if (imcap_calibrate(&m, &ds, &cache, NULL, &co, &err) != IMCAP_OK) {
         fprintf(stderr, "imcap calibrate: %s\n", err.msg);
         imcap_cache_close(&cache);
         goto done;

@@ -45,7 +45,7 @@ static imcap_status describe(const imcap_model *m, const imcap_image_cache *cach
 }
 
 imcap_status imcap_calibrate(imcap_model **mp, const imcap_dataset *ds, const imcap_image_cache *cache,
-                             const imcap_calibrate_options *opt, imcap_error *err) {
+                             const imcap_feature_cache *fc, const imcap_calibrate_options *opt, imcap_error *err) {
     const imcap_model *m0 = *mp;
     double q = opt && opt->quantile > 0 ? opt->quantile : 0.99;
     int max_train = opt ? opt->max_train : 0;
@@ -66,7 +66,7 @@ imcap_status imcap_calibrate(imcap_model **mp, const imcap_dataset *ds, const im
     float *xt = NULL, *xv = NULL;
     if (!tr || !va) { s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory"); goto done; }
     for (int i = 0; i < ds->n; i++) {
-        if (!cache->ok[i]) continue;
+        if (!cache->ok[i] || (fc && fc->n == ds->n && !fc->ok[i])) continue;
         imcap_split sp = ds->images[i].split;
         if (sp == IMCAP_SPLIT_TRAIN || sp == IMCAP_SPLIT_RESTVAL) tr[nt++] = i;
         else if (sp == IMCAP_SPLIT_VAL) va[nv++] = i;
@@ -84,7 +84,12 @@ imcap_status imcap_calibrate(imcap_model **mp, const imcap_dataset *ds, const im
     }
     xt = malloc((size_t)nt * F * sizeof(float)), xv = malloc((size_t)nv * F * sizeof(float));
     if (!xt || !xv) { s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the in-domain statistics"); goto done; }
-    if ((s = describe(m, cache, tr, nt, xt, err)) || (s = describe(m, cache, va, nv, xv, err))) goto done;
+    if (fc && fc->G == F && fc->domain_layer == layer && fc->n == ds->n) {
+        for (int k = 0; k < nt; k++) memcpy(xt + (size_t)k * F, fc->desc + (size_t)tr[k] * F, (size_t)F * sizeof(float));
+        for (int k = 0; k < nv; k++) memcpy(xv + (size_t)k * F, fc->desc + (size_t)va[k] * F, (size_t)F * sizeof(float));
+    } else if ((s = describe(m, cache, tr, nt, xt, err)) || (s = describe(m, cache, va, nv, xv, err))) {
+        goto done;
+    }
     double threshold;
     int flagged;
     if ((s = imcap_domain_fit(xt, nt, xv, nv, F, q, m->p.domain_mean, m->p.domain_precision, &threshold, &flagged, err)))

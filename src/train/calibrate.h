@@ -6,6 +6,7 @@
 #define IMCAP_CALIBRATE_H
 #include "data/cache.h"
 #include "data/dataset.h"
+#include "features.h"
 #include "model/model.h"
 
 typedef struct {
@@ -19,7 +20,9 @@ typedef struct {
 int imcap_calibrate_default_layer(const imcap_config *cfg);
 /* Replaces *m by a copy with in-domain statistics (the config gains its
  * "domain" object: format 2). Images come from cache (one entry per ds
- * image). OpenMP over images; the result does not depend on the threads. */
+ * image), or their descriptors from fc (a frozen encoder's feature cache
+ * that describes the same layer; NULL: none) without running the encoder.
+ * OpenMP over images; the result does not depend on the threads. */
 imcap_status imcap_calibrate(imcap_model **m, const imcap_dataset *ds, const imcap_image_cache *cache,
-                             const imcap_calibrate_options *opt, imcap_error *err);
+                             const imcap_feature_cache *fc, const imcap_calibrate_options *opt, imcap_error *err);
 #endif

@@ -8,12 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "calibrate.h"
 #include "features.h"
 #include "image/image.h"
 #include "model/encoder.h"
 #include "util/util.h"
 
-#define HDR 32
+#define HDR 40
 
 static size_t flags_size(int n) { return ((size_t)n + 63) / 64 * 64; }
 
@@ -39,18 +40,18 @@ static uint64_t image_key(const imcap_image_cache *images, int i) {
     return imcap_fnv1a64(IMCAP_FNV_OFFSET, imcap_cache_image(images, i), (size_t)images->S * images->S * 3);
 }
 
-static size_t file_size(int n, int D, int L) {
-    return HDR + (size_t)n * 8 + flags_size(n) + (size_t)n * D * L * 2;
+static size_t file_size(int n, int D, int L, int G) {
+    return HDR + (size_t)n * 8 + flags_size(n) + (size_t)n * D * L * 2 + (size_t)n * G * 4;
 }
 
 /* Maps path when it holds exactly these keys; *matches = 0 otherwise. */
-static imcap_status map_file(const char *path, imcap_feature_cache *fc, int n, int D, int L, uint64_t ekey,
-                             const uint64_t *ikeys, int *matches, imcap_error *err) {
+static imcap_status map_file(const char *path, imcap_feature_cache *fc, int n, int D, int L, int layer, int G,
+                             uint64_t ekey, const uint64_t *ikeys, int *matches, imcap_error *err) {
     *matches = 0;
     int fd = open(path, O_RDONLY);
     if (fd < 0) return IMCAP_OK; /* absent: build it */
     struct stat st;
-    size_t want = file_size(n, D, L);
+    size_t want = file_size(n, D, L, G);
     if (fstat(fd, &st) != 0 || (size_t)st.st_size != want) {
         close(fd);
         return IMCAP_OK;
@@ -60,10 +61,11 @@ static imcap_status map_file(const char *path, imcap_feature_cache *fc, int n, i
     if (map == MAP_FAILED) return imcap_fail(err, IMCAP_E_IO, "%s: cannot map: %s", path, strerror(errno));
     const unsigned char *b = map;
     uint64_t k;
-    uint32_t dims[3];
-    memcpy(&k, b + 8, 8), memcpy(dims, b + 16, 12);
-    int same = memcmp(b, "IMCAPFT1", 8) == 0 && k == ekey && dims[0] == (uint32_t)n && dims[1] == (uint32_t)D &&
-               dims[2] == (uint32_t)L && memcmp(b + HDR, ikeys, (size_t)n * 8) == 0;
+    uint32_t dims[6];
+    memcpy(&k, b + 8, 8), memcpy(dims, b + 16, 24);
+    int same = memcmp(b, "IMCAPFT2", 8) == 0 && k == ekey && dims[0] == (uint32_t)n && dims[1] == (uint32_t)D &&
+               dims[2] == (uint32_t)L && dims[4] == (uint32_t)layer && dims[5] == (uint32_t)G &&
+               memcmp(b + HDR, ikeys, (size_t)n * 8) == 0;
     if (!same) {
         munmap(map, want);
         return IMCAP_OK;
@@ -71,6 +73,8 @@ static imcap_status map_file(const char *path, imcap_feature_cache *fc, int n, i
     fc->n = n, fc->D = D, fc->L = L, fc->map = map, fc->map_size = want;
     fc->ok = b + HDR + (size_t)n * 8;
     fc->feat = (const uint16_t *)(b + HDR + (size_t)n * 8 + flags_size(n));
+    fc->domain_layer = layer, fc->G = G;
+    fc->desc = (const float *)(b + HDR + (size_t)n * 8 + flags_size(n) + (size_t)n * D * L * 2);
     *matches = 1;
     return IMCAP_OK;
 }
@@ -80,8 +84,17 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
                                  imcap_error *err) {
     memset(fc, 0, sizeof *fc);
     *rebuilt = 0;
-    const imcap_config *c = &m->cfg;
-    int n = images->n, D = c->D, L = c->L, S = c->image_size;
+    /* the forward also describes the in-domain layer (the model's, or the
+     * one imcap calibrate would choose): a copy of the config that says so */
+    imcap_config cfg = m->cfg;
+    if (!cfg.has_domain) {
+        cfg.domain_layer = imcap_calibrate_default_layer(&cfg);
+        cfg.has_domain = cfg.domain_layer >= 0;
+        cfg.domain_F = cfg.has_domain ? imcap_domain_size(cfg.layers[cfg.domain_layer].out_c) : 0;
+    }
+    const imcap_config *c = &cfg;
+    int n = images->n, D = c->D, L = c->L, S = c->image_size, layer = c->has_domain ? c->domain_layer : -1;
+    int G = c->domain_F;
     if (images->S != S) return imcap_fail(err, IMCAP_E_ARG, "image cache is %dpx, the model wants %dpx", images->S, S);
     uint64_t ekey = encoder_key(m);
     uint64_t *ikeys = malloc((size_t)(n ? n : 1) * 8);
@@ -89,7 +102,7 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) ikeys[i] = image_key(images, i);
     int matches;
-    imcap_status s = map_file(path, fc, n, D, L, ekey, ikeys, &matches, err);
+    imcap_status s = map_file(path, fc, n, D, L, layer, G, ekey, ikeys, &matches, err);
     if (s || matches) {
         free(ikeys);
         return s;
@@ -101,12 +114,12 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
         return s;
     }
     int fd = fileno(af.f);
-    size_t fl = flags_size(n), per = (size_t)D * L, base = HDR + (size_t)n * 8 + fl;
+    size_t fl = flags_size(n), per = (size_t)D * L, base = HDR + (size_t)n * 8 + fl, dbase = base + (size_t)n * per * 2;
     unsigned char *flags = calloc(fl, 1);
     int threads = omp_get_max_threads();
     imcap_encoder_acts *acts = calloc((size_t)threads, sizeof *acts);
     uint16_t *half = malloc((size_t)threads * per * 2);
-    int io_ok = flags && acts && half && ftruncate(fd, (off_t)file_size(n, D, L)) == 0;
+    int io_ok = flags && acts && half && ftruncate(fd, (off_t)file_size(n, D, L, G)) == 0;
     int made = 0;
     for (int t = 0; io_ok && t < threads; t++, made++)
         if (imcap_encoder_acts_init(&acts[t], c, 1, 0) != IMCAP_OK) io_ok = 0;
@@ -125,7 +138,8 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
             const float *f = imcap_encoder_output(c, e);
             uint16_t *h = half + (size_t)t * per;
             for (size_t k = 0; k < per; k++) h[k] = imcap_float_to_half(f[k]);
-            if (pwrite(fd, h, per * 2, (off_t)(base + (size_t)i * per * 2)) != (ssize_t)(per * 2)) {
+            if (pwrite(fd, h, per * 2, (off_t)(base + (size_t)i * per * 2)) != (ssize_t)(per * 2) ||
+                (G && pwrite(fd, e->domain_x, (size_t)G * 4, (off_t)(dbase + (size_t)i * G * 4)) != (ssize_t)G * 4)) {
 #pragma omp atomic write
                 io_ok = 0;
             }
@@ -142,8 +156,8 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
     if (cb && cb->on_progress && io_ok) cb->on_progress(cb->ctx, n, n);
     if (io_ok) {
         unsigned char hdr[HDR] = {0};
-        uint32_t dims[3] = {(uint32_t)n, (uint32_t)D, (uint32_t)L};
-        memcpy(hdr, "IMCAPFT1", 8), memcpy(hdr + 8, &ekey, 8), memcpy(hdr + 16, dims, 12);
+        uint32_t dims[6] = {(uint32_t)n, (uint32_t)D, (uint32_t)L, 0, (uint32_t)layer, (uint32_t)G};
+        memcpy(hdr, "IMCAPFT2", 8), memcpy(hdr + 8, &ekey, 8), memcpy(hdr + 16, dims, 24);
         io_ok = pwrite(fd, hdr, HDR, 0) == HDR && pwrite(fd, ikeys, (size_t)n * 8, HDR) == (ssize_t)((size_t)n * 8) &&
                 pwrite(fd, flags, fl, HDR + (size_t)n * 8) == (ssize_t)fl;
     }
@@ -160,7 +174,7 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
         free(ikeys);
         return s;
     }
-    s = map_file(path, fc, n, D, L, ekey, ikeys, &matches, err);
+    s = map_file(path, fc, n, D, L, layer, G, ekey, ikeys, &matches, err);
     free(ikeys);
     if (!s && !matches) s = imcap_fail(err, IMCAP_E_IO, "%s: the feature cache just written does not read back", path);
     return s;

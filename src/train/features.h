@@ -2,10 +2,13 @@
  * into a memory-mapped file, so that training a decoder over a frozen
  * encoder (`imcap train --freeze-encoder`) never runs the encoder again.
  *
- * Layout (little-endian): "IMCAPFT1", u64 encoder key, u32 n, u32 D, u32 L,
- * u32 0, then n u64 image keys, n bytes of ok flags padded to 64 bytes, then
- * n * D * L IEEE half floats, image i's [D, L] block as the encoder gives it
- * (channel-major). The encoder key hashes the config's preprocessing and
+ * Layout (little-endian): "IMCAPFT2", u64 encoder key, u32 n, u32 D, u32 L,
+ * u32 0, u32 domain layer, u32 G, then n u64 image keys, n bytes of ok flags
+ * padded to 64 bytes, n * D * L IEEE half floats (image i's [D, L] block as
+ * the encoder gives it, channel-major), then n * G floats: each image's
+ * in-domain descriptor (model/domain.h) of that layer, so that the
+ * statistics written at the end of training need no second pass of the
+ * encoder. The encoder key hashes the config's preprocessing and
  * encoder layers and every encoder tensor's bits; an image key hashes the
  * S x S pixels the encoder sees (from the image cache). A file whose keys,
  * sizes or length disagree is stale: it is rebuilt, never read. Half
@@ -24,6 +27,8 @@ typedef struct {
     int n, D, L;
     const unsigned char *ok;  /* [n] 1 when image i's features are there */
     const uint16_t *feat;     /* [n, D, L] half floats */
+    int domain_layer, G;      /* the layer the descriptors describe and their size */
+    const float *desc;        /* [n, G] */
     void *map;
     size_t map_size;
 } imcap_feature_cache;

@@ -363,7 +363,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         imcap_error e2;
         if (imcap_model_load(o->out_path, &best, &e2) == IMCAP_OK) {
             imcap_calibrate_options co = {0.99, 20000, best->cfg.has_domain ? best->cfg.domain_layer : -1};
-            if (imcap_calibrate(&best, ds, cache, &co, &e2) == IMCAP_OK && imcap_model_save(best, o->out_path, &e2) == IMCAP_OK)
+            if (imcap_calibrate(&best, ds, cache, features, &co, &e2) == IMCAP_OK &&
+                imcap_model_save(best, o->out_path, &e2) == IMCAP_OK)
                 message(cb, "in-domain statistics in %s: threshold %.4g (%d of %d val images above it)", o->out_path,
                         best->cfg.domain_threshold, best->cfg.domain_val_flagged, best->cfg.domain_val_images);
             else
