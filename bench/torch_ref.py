@@ -127,8 +127,10 @@ class Model:
 
     def __init__(self, path=DEFAULT_MODEL):
         meta, tensors = read_safetensors(path)
-        if meta.get("imcap.format") != "1":
+        if meta.get("imcap.format") not in ("1", "2"):
             raise ValueError(f"{path}: not an imcap model (imcap.format {meta.get('imcap.format')!r})")
+        # the in-domain statistics (format 2) change no caption: not part of the network
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("stats.")}
         self.path = path
         self.cfg = json.loads(meta["imcap.config"])
         self.vocab = json.loads(meta["imcap.vocab"])

@@ -1222,3 +1222,31 @@ Test(simd_tables, attention_backward) {
         free(a), free(t), free(w), free(dctx), free(dal), free(alpha), free(de);
     }
 }
+
+/* the in-domain descriptor's per-channel moments, against double sums, for
+ * lengths with and without a tail */
+Test(simd_moments, against_double) {
+    int lens[] = {1, 3, 15, 16, 17, 100, 1024, 3137};
+    uint64_t st = 99;
+    for (size_t t = 0; t < sizeof lens / sizeof *lens; t++) {
+        int n = lens[t];
+        float *v = malloc((size_t)n * sizeof(float)), *u = malloc((size_t)n * sizeof(float)), out[4];
+        for (int i = 0; i < n; i++) v[i] = (float)tu_urand(&st, -3, 5);
+        imcap_channel_moments(v, u, n, out);
+        double m = 0, mx = v[0], ss = 0, c3 = 0;
+        for (int i = 0; i < n; i++) m += v[i], mx = v[i] > mx ? v[i] : mx;
+        m /= n;
+        for (int i = 0; i < n; i++) ss += (v[i] - m) * (v[i] - m);
+        double sd = sqrt(ss / n);
+        for (int i = 0; i < n; i++) {
+            double z = sd > 1e-6 ? fabs(v[i] - m) / sd : 0;
+            c3 += z * z * z;
+        }
+        c3 /= n;
+        cr_expect(fabs(out[0] - m) < 1e-5 && fabs(out[1] - sd) < 1e-5 * (1 + sd) && fabs(out[2] - c3) < 1e-4 * (1 + c3) &&
+                      out[3] == (float)mx,
+                  "n %d: %g %g %g %g vs %g %g %g %g", n, out[0], out[1], out[2], out[3], m, sd, c3, mx);
+        for (int i = 0; i < n; i++) cr_expect(fabsf(u[i] - (v[i] - out[0])) == 0.0f, "u[%d]", i);
+        free(v), free(u);
+    }
+}

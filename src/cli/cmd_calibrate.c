@@ -21,7 +21,8 @@ static void usage(FILE *f) {
             "  --model M        the model (default: the shipped model)\n"
             "  --quantile Q     of the val images' scores, the threshold (default 0.99)\n"
             "  --max-train N    use at most N training images, evenly spread (default 20000, 0 = all)\n"
-            "  --layer N        describe encoder layer N (default: its second ReLU of at most 64 channels)\n"
+            "  --layer N        describe encoder layer N (default: its second ReLU of at most 64 channels,\n"
+            "                   or the max-pool right after it)\n"
             "  --cache FILE     preprocessed image cache (default OUT.cache)\n"
             "  --threads N      worker threads (default: all cores); the result does not depend on it\n"
             "  --quiet          no progress lines\n");

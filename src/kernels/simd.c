@@ -50,6 +50,7 @@ void imcap_rows_affine_acc(float *y, size_t ldy, int N, int M, const imcap_mm_se
 }
 
 double imcap_sumsq(const float *g, size_t n) { return best()->sumsq(g, n); }
+void imcap_channel_moments(const float *v, float *u, int n, float out[4]) { best()->channel_moments(v, u, n, out); }
 
 void imcap_adam_update(float *p, const float *g, float *m, float *v, size_t n, float scale, float beta1, float beta2,
                        float step_size, float inv_bc2, float eps, float lr_wd) {

@@ -71,6 +71,10 @@ void imcap_rows_affine_acc(float *y, size_t ldy, int N, int M, const imcap_mm_se
 /* Adam's two loops: the squared norm of g (in double, a fixed order) and
  * AdamW's elementwise update (see train/adam.c for the formula). */
 double imcap_sumsq(const float *g, size_t n);
+/* One channel's moments for the in-domain descriptor (model/domain.h): out =
+ * {mean, population std, mean |z|^3 (0 when std <= 1e-6), max} of v[0..n),
+ * u = v - mean; sums in 16 lanes in a fixed order. */
+void imcap_channel_moments(const float *v, float *u, int n, float out[4]);
 void imcap_adam_update(float *p, const float *g, float *m, float *v, size_t n, float scale, float beta1, float beta2,
                        float step_size, float inv_bc2, float eps, float lr_wd);
 

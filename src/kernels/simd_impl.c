@@ -86,6 +86,12 @@ AI void st_part(float *p, vf v, int n) {
 /* a broadcast, not 0 + x (which costs an add and turns -0 into +0) */
 AI vf splat(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
 AI vf sel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+AI vi splat_i(int32_t x) { return (vi){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+/* all ones in the lanes below r */
+AI vi lane_lt(int r) {
+    const vi idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    return idx < splat_i(r);
+}
 /* r lanes (r <= 16): the loops below take 16 at a time and r at the end,
  * with one body for both */
 AI vf ldn(const float *p, int r) { return r == LANES ? ld(p) : ld_part(p, r); }
@@ -558,6 +564,51 @@ static double F(sumsq)(const float *g, size_t n) {
     return acc[0];
 }
 
+/* One channel's moments for the in-domain descriptor (model/domain.h):
+ * out = {mean, population std, mean |z|^3 (0 when std <= 1e-6), max}, and
+ * u = v - mean. Every sum in 16 lanes, added in a fixed order. */
+static void F(channel_moments)(const float *v, float *u, int n, float out[4]) {
+    vf s = {0}, mx = splat(v[0]), q = {0}, c = {0};
+    for (int i = 0; i < n; i += LANES) {
+        int r = lanes_left(n, i);
+        vf x = ldn(v + i, r);
+        if (r < LANES) {
+            vi in = lane_lt(r);
+            s += sel(in, x, (vf){0});
+            mx = sel(in & (x > mx), x, mx);
+        } else {
+            s += x;
+            mx = sel(x > mx, x, mx);
+        }
+    }
+    double sum = 0;
+    float top = mx[0];
+    for (int l = 0; l < LANES; l++) sum += s[l], top = mx[l] > top ? mx[l] : top;
+    float m = (float)(sum / n);
+    vf mv = splat(m);
+    for (int i = 0; i < n; i += LANES) {
+        int r = lanes_left(n, i);
+        vf d = ldn(v + i, r) - mv;
+        if (r < LANES) d = sel(lane_lt(r), d, (vf){0});
+        stn(u + i, d, r);
+        q += d * d;
+    }
+    double ss = 0;
+    for (int l = 0; l < LANES; l++) ss += q[l];
+    float sd = (float)__builtin_sqrt(ss / n), inv = sd > 1e-6f ? 1.0f / sd : 0.0f;
+    vf iv = splat(inv);
+    const vi sign = splat_i(0x7fffffff);
+    for (int i = 0; i < n; i += LANES) {
+        int r = lanes_left(n, i);
+        vf z = (vf)((vi)ldn(u + i, r) & sign) * iv;
+        if (r < LANES) z = sel(lane_lt(r), z, (vf){0});
+        c += z * z * z;
+    }
+    double cube = 0;
+    for (int l = 0; l < LANES; l++) cube += c[l];
+    out[0] = m, out[1] = sd, out[2] = (float)(cube / n), out[3] = top;
+}
+
 /* AdamW's update, elementwise (meson adds -fno-math-errno so that sqrtf
  * vectorises; it is correctly rounded either way) */
 static void F(adam_update)(float *p, const float *g, float *m, float *v, size_t n, float scale, float beta1,
@@ -573,6 +624,7 @@ static void F(adam_update)(float *p, const float *g, float *m, float *v, size_t 
 
 const imcap_simd_ops F(imcap_simd_ops) = {
     .sumsq = F(sumsq),
+    .channel_moments = F(channel_moments),
     .adam_update = F(adam_update),
     .name = STR(IMCAP_SIMD_NAME),
     .vexp = F(vexp),

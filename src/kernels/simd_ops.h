@@ -14,6 +14,7 @@ typedef struct {
     void (*rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_seg *seg, int nseg, const float *b0,
                         const float *b1, int accumulate);
     double (*sumsq)(const float *g, size_t n);
+    void (*channel_moments)(const float *v, float *u, int n, float out[4]);
     void (*adam_update)(float *p, const float *g, float *m, float *v, size_t n, float scale, float beta1, float beta2,
                         float step_size, float inv_bc2, float eps, float lr_wd);
     void (*gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,

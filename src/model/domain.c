@@ -4,54 +4,52 @@
 #include <string.h>
 
 #include "domain.h"
+#include "kernels/simd.h"
 #include "util/util.h"
 
 int imcap_domain_size(int C) { return 4 * C + C * (C - 1) / 2; }
 
-void imcap_domain_descriptor(const float *a, size_t ch_stride, int C, int P, float *x) {
-    double *mu = malloc((size_t)C * 2 * sizeof(double)), *sd = mu ? mu + C : NULL;
-    if (!mu) { /* the caller's descriptor stays as it was: not worth a status for 2 KB */
-        return;
-    }
+size_t imcap_domain_scratch_size(int C, int P) { return (size_t)C * P + (size_t)C * C; }
+
+void imcap_domain_descriptor(const float *a, size_t ch_stride, int C, int P, float *x, float *scratch) {
+    float *xc = scratch, *g = scratch + (size_t)C * P; /* centred channels [C, P], their products [C, C] */
+    float sd[256];
     for (int c = 0; c < C; c++) {
-        const float *v = a + (size_t)c * ch_stride;
-        double s = 0, mx = -INFINITY;
-        for (int p = 0; p < P; p++) s += v[p], mx = v[p] > mx ? v[p] : mx;
-        double m = s / P, ss = 0;
-        for (int p = 0; p < P; p++) ss += (v[p] - m) * (v[p] - m);
-        double sdev = sqrt(ss / P);
-        double s3 = 0, inv = sdev > 1e-6 ? 1.0 / sdev : 0.0; /* a constant channel has no shape */
-        for (int p = 0; p < P; p++) {
-            double z = fabs(v[p] - m) * inv;
-            s3 += z * z * z;
-        }
-        mu[c] = m, sd[c] = sdev;
-        x[4 * c] = (float)m, x[4 * c + 1] = (float)sdev, x[4 * c + 2] = (float)(s3 / P), x[4 * c + 3] = (float)mx;
+        imcap_channel_moments(a + (size_t)c * ch_stride, xc + (size_t)c * P, P, x + 4 * c);
+        sd[c] = x[4 * c + 1];
     }
+    /* every channel against every other: one product of the centred rows */
+    imcap_mm_seg seg = {xc, (size_t)P, xc, (size_t)P, P};
+    imcap_rows_affine(g, (size_t)C, C, C, &seg, 1, NULL, NULL);
     float *r = x + 4 * C;
     for (int c = 0; c < C; c++)
         for (int d = c + 1; d < C; d++) {
-            const float *u = a + (size_t)c * ch_stride, *v = a + (size_t)d * ch_stride;
-            double s = 0;
-            for (int p = 0; p < P; p++) s += (u[p] - mu[c]) * (v[p] - mu[d]);
-            double den = sd[c] * sd[d];
-            *r++ = (float)(den > 1e-12 ? s / P / den : 0.0);
+            float den = sd[c] * sd[d];
+            *r++ = den > 1e-12f ? g[(size_t)c * C + d] / P / den : 0.0f;
         }
-    free(mu);
+}
+
+void imcap_domain_raw_n(const float *x, int n, const float *mean, const float *precision, int F, float *scratch,
+                        double *out) {
+    float *z = scratch, *y = scratch + (size_t)n * F;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < F; j++) z[(size_t)i * F + j] = x[(size_t)i * F + j] - mean[j];
+    /* y = z precision (symmetric): n rows at once read the matrix once */
+    imcap_mm_seg seg = {precision, (size_t)F, z, (size_t)F, F};
+    imcap_rows_affine(y, (size_t)F, n, F, &seg, 1, NULL, NULL);
+    for (int i = 0; i < n; i++) {
+        double q = 0;
+        for (int j = 0; j < F; j++) q += (double)z[(size_t)i * F + j] * y[(size_t)i * F + j];
+        out[i] = q / F;
+    }
 }
 
 double imcap_domain_raw(const float *x, const float *mean, const float *precision, int F) {
-    double *z = malloc((size_t)F * sizeof(double)), q = 0;
-    if (!z) return NAN;
-    for (int j = 0; j < F; j++) z[j] = (double)x[j] - mean[j];
-    for (int i = 0; i < F; i++) {
-        const float *row = precision + (size_t)i * F;
-        double s = 0;
-        for (int j = 0; j < F; j++) s += row[j] * z[j];
-        q += z[i] * s;
-    }
-    free(z);
-    return q / F;
+    float *scratch = malloc((size_t)F * 2 * sizeof(float));
+    double r = NAN;
+    if (scratch) imcap_domain_raw_n(x, 1, mean, precision, F, scratch, &r);
+    free(scratch);
+    return r;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -132,7 +130,14 @@ imcap_status imcap_domain_fit(const float *train, int n, const float *val, int m
     } else {
         for (int j = 0; j < F; j++) mean[j] = (float)mu[j];
         for (size_t k = 0; k < (size_t)F * F; k++) precision[k] = (float)cov[k];
-        for (int i = 0; i < m; i++) scores[i] = imcap_domain_raw(val + (size_t)i * F, mean, precision, F);
+        float *tmp = malloc((size_t)64 * F * 2 * sizeof(float));
+        if (!tmp) {
+            free(mu), free(cov), free(z), free(scores);
+            return imcap_fail(err, IMCAP_E_NOMEM, "out of memory");
+        }
+        for (int i = 0; i < m; i += 64)
+            imcap_domain_raw_n(val + (size_t)i * F, m - i < 64 ? m - i : 64, mean, precision, F, tmp, scores + i);
+        free(tmp);
         qsort(scores, (size_t)m, sizeof *scores, cmp_double);
         int k = (int)ceil(q * m) - 1;
         k = k < 0 ? 0 : k >= m ? m - 1 : k;

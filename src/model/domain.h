@@ -23,9 +23,16 @@
 
 /* F for a layer of C channels */
 int imcap_domain_size(int C);
-/* Channel c of the layer's output is a + c * ch_stride, P values. x [F] */
-void imcap_domain_descriptor(const float *a, size_t ch_stride, int C, int P, float *x);
-/* (x - mean)^T precision (x - mean) / F, in double */
+/* Floats of scratch imcap_domain_descriptor needs. */
+size_t imcap_domain_scratch_size(int C, int P);
+/* Channel c of the layer's output is a + c * ch_stride, P values (C <= 256).
+ * x [F]. Computed in float (sums in 16 fixed lanes, the channel products as
+ * one imcap_rows_affine): the bits depend on the image alone. */
+void imcap_domain_descriptor(const float *a, size_t ch_stride, int C, int P, float *x, float *scratch);
+/* (x - mean)^T precision (x - mean) / F for n descriptors x [n, F] at once
+ * (the matrix is read once for all of them); scratch: 2 n F floats. */
+void imcap_domain_raw_n(const float *x, int n, const float *mean, const float *precision, int F, float *scratch,
+                        double *out);
 double imcap_domain_raw(const float *x, const float *mean, const float *precision, int F);
 /* From descriptors of training images (n x F) and held-out ones (m x F):
  * mean, precision and the threshold (the q quantile of the held-out raw

@@ -88,7 +88,12 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
         if (with_backward) e->dbuf[k] = buf;
         else pp[k] = buf;
     }
-    if (cfg->has_domain && !(e->domain_x = own(e, n * (size_t)cfg->domain_F))) goto nomem;
+    if (cfg->has_domain) {
+        const imcap_layer *dl = &cfg->layers[cfg->domain_layer];
+        if (!(e->domain_x = own(e, n * (size_t)cfg->domain_F)) ||
+            !(e->domain_scratch = own(e, imcap_domain_scratch_size(dl->out_c, dl->out_h * dl->out_w))))
+            goto nomem;
+    }
     if (blocks)
         for (int k = 0; k < 3; k++)
             if (!(e->blk[k] = own(e, M))) goto nomem;
@@ -164,7 +169,7 @@ static void forward_image(const imcap_config *cfg, const imcap_params *p, imcap_
         }
         if (cfg->has_domain && cfg->domain_layer == i)
             imcap_domain_descriptor(y, (size_t)l->out_h * l->out_w, l->out_c, l->out_h * l->out_w,
-                                    e->domain_x + (size_t)j * cfg->domain_F);
+                                    e->domain_x + (size_t)j * cfg->domain_F, e->domain_scratch);
         x = y;
     }
 }
@@ -198,7 +203,7 @@ static void forward_batch(const imcap_config *cfg, const imcap_params *p, imcap_
         if (cfg->has_domain && cfg->domain_layer == i)
             for (int j = 0; j < n; j++)
                 imcap_domain_descriptor(out + (size_t)j * P, (size_t)n * P, l->out_c, (int)P,
-                                        e->domain_x + (size_t)j * cfg->domain_F);
+                                        e->domain_x + (size_t)j * cfg->domain_F, e->domain_scratch);
     }
     const imcap_layer *last = &cfg->layers[nl - 1];
     swap_outer(e->act[nl], e->last, last->out_c, n, (size_t)last->out_h * last->out_w);

@@ -41,10 +41,20 @@ imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, 
     return IMCAP_OK;
 }
 
-double imcap_model_domain_score(const imcap_model *m, const float *x) {
+void imcap_model_domain_scores(const imcap_model *m, const float *x, int n, double *out) {
     const imcap_config *c = &m->cfg;
-    if (!c->has_domain) return NAN;
-    return imcap_domain_raw(x, m->p.domain_mean, m->p.domain_precision, c->domain_F) / c->domain_threshold;
+    float *scratch = c->has_domain ? malloc((size_t)2 * n * c->domain_F * sizeof(float)) : NULL;
+    for (int i = 0; i < n; i++) out[i] = NAN;
+    if (!scratch) return; /* no statistics (or no memory): no score */
+    imcap_domain_raw_n(x, n, m->p.domain_mean, m->p.domain_precision, c->domain_F, scratch, out);
+    for (int i = 0; i < n; i++) out[i] /= c->domain_threshold;
+    free(scratch);
+}
+
+double imcap_model_domain_score(const imcap_model *m, const float *x) {
+    double r;
+    imcap_model_domain_scores(m, x, 1, &r);
+    return r;
 }
 
 imcap_status imcap_model_create(const imcap_config *cfg, const imcap_vocab *vocab, imcap_model **out, imcap_error *err) {

@@ -155,6 +155,8 @@ struct imcap_model {
 imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, imcap_model **out, imcap_error *err);
 /* The image's domain score from its descriptor x (NaN without statistics). */
 double imcap_model_domain_score(const imcap_model *m, const float *x);
+/* The same for n descriptors x [n, F] at once (the statistics read once). */
+void imcap_model_domain_scores(const imcap_model *m, const float *x, int n, double *out);
 
 /* Creates a model with the given config and vocabulary (copied) and a
  * zeroed parameter block. */

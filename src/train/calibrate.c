@@ -18,7 +18,11 @@ int imcap_calibrate_default_layer(const imcap_config *cfg) {
         if (first < 0) first = i;
         else if (second < 0) second = i;
     }
-    return second >= 0 ? second : first >= 0 ? first : any;
+    int relu = second >= 0 ? second : first;
+    if (relu < 0) return any;
+    /* a max-pool right after it: the same statistics, on a quarter of the cells */
+    if (relu + 1 < cfg->n_layers && cfg->layers[relu + 1].type == IMCAP_LAYER_MAXPOOL) return relu + 1;
+    return relu;
 }
 
 /* The descriptors of images idx[0..n) into x [n, F]. */

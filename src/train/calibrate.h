@@ -16,7 +16,8 @@ typedef struct {
 } imcap_calibrate_options;
 
 /* The second ReLU layer with at most 64 channels (the first when there is
- * one), else the first layer with at most 64 channels; -1 when none. */
+ * one) or the max-pool right after it, else the first layer with at most 64
+ * channels; -1 when none. */
 int imcap_calibrate_default_layer(const imcap_config *cfg);
 /* Replaces *m by a copy with in-domain statistics (the config gains its
  * "domain" object: format 2). Images come from cache (one entry per ds
