@@ -35,17 +35,10 @@ static size_t flags_size(int n) { return ((size_t)n + 63) / 64 * 64; }
 static imcap_status map_file(const char *path, imcap_image_cache *c, int S, int n, uint64_t key, int *matches,
                              imcap_error *err) {
     *matches = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return IMCAP_OK; /* absent: build it */
-    struct stat st;
     size_t want = HDR + flags_size(n) + (size_t)n * S * S * 3;
-    if (fstat(fd, &st) != 0 || (size_t)st.st_size != want) {
-        close(fd);
-        return IMCAP_OK;
-    }
-    void *map = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return imcap_fail(err, IMCAP_E_IO, "%s: cannot map: %s", path, strerror(errno));
+    void *map;
+    imcap_status ms = imcap_map_cache_file(path, want, &map, err);
+    if (ms || !map) return ms;
     const unsigned char *b = map;
     uint32_t s32, n32;
     uint64_t k;

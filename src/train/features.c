@@ -48,17 +48,10 @@ static size_t file_size(int n, int D, int L, int G) {
 static imcap_status map_file(const char *path, imcap_feature_cache *fc, int n, int D, int L, int layer, int G,
                              uint64_t ekey, const uint64_t *ikeys, int *matches, imcap_error *err) {
     *matches = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return IMCAP_OK; /* absent: build it */
-    struct stat st;
     size_t want = file_size(n, D, L, G);
-    if (fstat(fd, &st) != 0 || (size_t)st.st_size != want) {
-        close(fd);
-        return IMCAP_OK;
-    }
-    void *map = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return imcap_fail(err, IMCAP_E_IO, "%s: cannot map: %s", path, strerror(errno));
+    void *map;
+    imcap_status ms = imcap_map_cache_file(path, want, &map, err);
+    if (ms || !map) return ms;
     const unsigned char *b = map;
     uint64_t k;
     uint32_t dims[6];

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -354,4 +356,20 @@ char *imcap_path_join(const char *dir, const char *name, const char *suffix) {
     memcpy(p + a, name, b);
     memcpy(p + a + b, suffix, c + 1);
     return p;
+}
+
+imcap_status imcap_map_cache_file(const char *path, size_t want, void **map, imcap_error *err) {
+    *map = NULL;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return IMCAP_OK; /* absent: build it */
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (size_t)st.st_size != want) {
+        close(fd);
+        return IMCAP_OK;
+    }
+    void *m = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return imcap_fail(err, IMCAP_E_IO, "%s: cannot map: %s", path, strerror(errno));
+    *map = m;
+    return IMCAP_OK;
 }

@@ -17,6 +17,11 @@
  * `return imcap_fail(err, IMCAP_E_IO, "%s: cannot open: %s", path, strerror(errno));` */
 imcap_status imcap_fail(imcap_error *err, imcap_status s, const char *fmt, ...) IMCAP_PRINTF(3, 4);
 
+/* Maps a cache file read-only (shared) when it is exactly want bytes long:
+ * *map (munmap it with want), or NULL when the file is absent or of another
+ * size, i.e. a cache to build. An error only when mapping fails. */
+imcap_status imcap_map_cache_file(const char *path, size_t want, void **map, imcap_error *err);
+
 /* Reads a whole file into a malloc'd buffer (NUL-terminated for convenience). */
 imcap_status imcap_read_file(const char *path, unsigned char **data, size_t *size, imcap_error *err);
 
