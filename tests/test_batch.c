@@ -268,13 +268,16 @@ static int captioned_now(const char *err) {
 }
 
 /* Checks a table of records against want (sorted): header, paths in order,
- * error column set exactly for the failed ones. */
+ * error column set exactly for the failed ones, the in-domain columns empty
+ * (these tests' random model has no statistics). */
 static void check_table(const table *t, const expect *want, int n, int timing) {
-    int cols = timing ? 7 : 6;
+    int cols = (timing ? 7 : 6) + 2;
     cr_assert_eq(t->n, n + 1, "%d records, want %d", t->n - 1, n);
     cr_assert_eq(t->nf[0], cols);
     cr_expect_str_eq(t->f[0][0], "path");
     cr_expect_str_eq(t->f[0][cols - 1], "error");
+    cr_expect_str_eq(t->f[0][3], "domain_score");
+    cr_expect_str_eq(t->f[0][4], "in_domain");
     for (int i = 0; i < n; i++) {
         char **f = t->f[i + 1];
         cr_assert_eq(t->nf[i + 1], cols, "record %d has %d fields", i, t->nf[i + 1]);
@@ -282,11 +285,13 @@ static void check_table(const table *t, const expect *want, int n, int timing) {
         cr_expect_eq(*f[cols - 1] != 0, want[i].error, "%s: error field '%s'", want[i].path, f[cols - 1]);
         /* width and height are the synth images' 32x32 for good ones */
         if (!want[i].error) {
-            cr_expect_str_eq(f[3], "32");
-            cr_expect_str_eq(f[4], "32");
+            cr_expect_str_eq(f[5], "32");
+            cr_expect_str_eq(f[6], "32");
             cr_expect_neq(*f[2], 0, "no score for %s", want[i].path);
+            cr_expect(!*f[3] && !*f[4], "domain columns '%s' '%s' without statistics", f[3], f[4]);
         } else {
             cr_expect_eq(*f[2], 0, "a score for the failed %s", want[i].path);
+            cr_expect(!*f[3] && !*f[4], "domain columns for the failed %s", want[i].path);
         }
     }
 }
@@ -731,4 +736,40 @@ Test(batch, usage_errors) {
     free(o), free(e);
     cr_expect_eq(imcap_in(d, &o, &e, "merge out.jsonl missing.jsonl"), 3);
     free(o), free(e);
+}
+
+/* The in-domain columns of csv/tsv: filled with the shipped model; a file
+ * written before them keeps its layout on --resume; merge refuses to mix
+ * the two layouts. */
+Test(batch, domain_columns_and_the_older_layout) {
+    const char *d = tu_tmpdir("batch_domain");
+    char cmd[4096], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/in' && cp '%s' '%s' '%s' '%s/in/'", d, tu_src("samples/scene_00.png"),
+             tu_src("samples/scene_01.png"), tu_src("tests/data/images/photo.jpg"), d);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' batch in -o new.csv --no-timing -q", d, tu_exe());
+    cr_assert_eq(tu_run(cmd, NULL, &err), 0, "%s", err);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s/new.csv", d);
+    size_t n;
+    char *csv = tu_read(cmd, &n);
+    cr_assert_not_null(csv);
+    cr_expect(!strncmp(csv, "path,caption,score,domain_score,in_domain,width,height,error\n", 60), "%.80s", csv);
+    cr_expect(strstr(csv, ",true,") && strstr(csv, "photo.jpg,") && strstr(csv, ",false,"), "%s", csv);
+    free(csv);
+    /* an output written before the domain columns, cut after one record, resumed */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && printf 'path,caption,score,width,height,error\\nin/photo.jpg,old caption,-1.5,64,48,\\n' > old.csv && "
+             "'%s' batch in -o old.csv --no-timing -q --resume && cat old.csv",
+             d, tu_exe());
+    cr_assert_eq(tu_run(cmd, &out, &err), 0, "%s", err);
+    cr_expect(out && !strncmp(out, "path,caption,score,width,height,error\n", 38), "the layout changed: %s", out);
+    cr_expect(out && strstr(out, "old caption") && strstr(out, "scene_01.png"), "%s", out);
+    cr_expect(out && !strstr(out, "true") && !strstr(out, "false"), "domain values in the old layout: %s", out);
+    free(out), free(err);
+    /* merge refuses the mix */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' merge merged.csv new.csv old.csv", d, tu_exe());
+    cr_expect_neq(tu_run(cmd, NULL, &err), 0);
+    cr_expect(err && strstr(err, "without domain columns"), "%s", err);
+    free(err);
 }

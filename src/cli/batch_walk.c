@@ -333,16 +333,21 @@ int bw_format_parse(const char *s, bw_format *f) {
 
 const char *bw_format_name(bw_format f) { return f == BW_CSV ? "csv" : f == BW_TSV ? "tsv" : "jsonl"; }
 
-static const char *const header_csv = "path,caption,score,width,height,ms,error\n";
-static const char *const header_csv_nt = "path,caption,score,width,height,error\n";
-static const char *const header_tsv = "path\tcaption\tscore\twidth\theight\tms\terror\n";
-static const char *const header_tsv_nt = "path\tcaption\tscore\twidth\theight\terror\n";
+/* The csv/tsv columns: path, caption, score, [domain_score, in_domain],
+ * width, height, [ms], error. Files written before the in-domain check have
+ * no domain columns; they are still read, resumed and merged as they are. */
+static void header_text(char *buf, size_t cap, bw_format f, int timing, int domain) {
+    const char *sep = f == BW_CSV ? "," : "\t";
+    snprintf(buf, cap, "path%scaption%sscore%s%s%s%swidth%sheight%s%s%serror\n", sep, sep, sep,
+             domain ? "domain_score" : "", domain ? sep : "", domain ? (f == BW_CSV ? "in_domain," : "in_domain\t") : "",
+             sep, sep, timing ? "ms" : "", timing ? sep : "");
+}
 
-void bw_write_header(imcap_buf *b, bw_format f, int timing) {
-    const char *h = NULL;
-    if (f == BW_CSV) h = timing ? header_csv : header_csv_nt;
-    else if (f == BW_TSV) h = timing ? header_tsv : header_tsv_nt;
-    if (h) imcap_buf_append(b, h, strlen(h));
+void bw_write_header(imcap_buf *b, bw_format f, int timing, int domain) {
+    if (f != BW_CSV && f != BW_TSV) return;
+    char h[128];
+    header_text(h, sizeof h, f, timing, domain);
+    imcap_buf_append(b, h, strlen(h));
 }
 
 /* Length of the valid UTF-8 sequence at p (n bytes left), or 0. Overlong
@@ -417,7 +422,7 @@ static void tsv_field(imcap_buf *b, const char *s) {
     }
 }
 
-void bw_write_record(imcap_buf *b, bw_format f, int timing, const bw_record *r) {
+void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw_record *r) {
     if (f == BW_JSONL) {
         LIT(b, "{\"path\": ");
         json_string(b, r->path);
@@ -459,6 +464,12 @@ void bw_write_record(imcap_buf *b, bw_format f, int timing, const bw_record *r) 
     imcap_buf_append(b, sep, 1);
     if (r->has_score) imcap_buf_printf(b, "%.9g", r->score);
     imcap_buf_append(b, sep, 1);
+    if (domain) {
+        if (r->has_score && r->in_domain >= 0) imcap_buf_printf(b, "%.4g", r->domain_score);
+        imcap_buf_append(b, sep, 1);
+        if (r->has_score && r->in_domain >= 0) imcap_buf_printf(b, "%s", r->in_domain ? "true" : "false");
+        imcap_buf_append(b, sep, 1);
+    }
     if (r->width > 0) imcap_buf_printf(b, "%d%s%d", r->width, sep, r->height);
     else imcap_buf_append(b, sep, 1);
     imcap_buf_append(b, sep, 1);
@@ -746,7 +757,8 @@ static int split_fields(bw_format f, const char *rec, size_t n, char **fields, i
     }
 }
 
-int bw_parse_record(bw_format f, int timing, const char *rec, size_t n, bw_parsed *p, char *msg, size_t msg_cap) {
+int bw_parse_record(bw_format f, int timing, int domain, const char *rec, size_t n, bw_parsed *p, char *msg,
+                    size_t msg_cap) {
     memset(p, 0, sizeof *p);
     if (n && rec[n - 1] == '\n') n--;
     if (f == BW_JSONL) {
@@ -756,13 +768,19 @@ int bw_parse_record(bw_format f, int timing, const char *rec, size_t n, bw_parse
         bw_parsed_free(p);
         return -1;
     }
-    char *v[8] = {0};
-    int want = timing ? 7 : 6;
-    int k = split_fields(f, rec, n, v, 8);
+    char *v[10] = {0};
+    int want = (timing ? 7 : 6) + (domain ? 2 : 0);
+    int k = split_fields(f, rec, n, v, 10);
     if (k != want) {
-        for (int i = 0; i < 8; i++) free(v[i]);
+        for (int i = 0; i < 10; i++) free(v[i]);
         snprintf(msg, msg_cap, "%d fields instead of %d", k < 0 ? 0 : k, want);
         return -1;
+    }
+    if (domain) { /* the domain columns are not kept: drop them, so the rest reads as before */
+        free(v[3]), free(v[4]);
+        for (int i = 3; i + 2 < want; i++) v[i] = v[i + 2];
+        v[want - 2] = v[want - 1] = NULL;
+        want -= 2;
     }
     int has_score = *v[2] != 0;
     p->path = v[0];
@@ -802,17 +820,20 @@ int bw_reader_open(bw_reader *r, const char *path) {
         snprintf(r->msg, sizeof r->msg, "%s: cannot read: %s", path, strerror(errno));
         return -1;
     }
-    const char *heads[4] = {header_csv, header_csv_nt, header_tsv, header_tsv_nt};
-    for (int i = 0; i < 4; i++) {
-        size_t hl = strlen(heads[i]);
-        if ((size_t)n == hl && !memcmp(r->line_buf, heads[i], hl)) {
-            r->known = 1, r->fmt = i < 2 ? BW_CSV : BW_TSV, r->timing = !(i & 1);
+    for (int i = 0; i < 8; i++) {
+        char head[128];
+        bw_format hf = i < 4 ? BW_CSV : BW_TSV;
+        int ht = !(i & 1), hd = !(i & 2);
+        header_text(head, sizeof head, hf, ht, hd);
+        size_t hl = strlen(head);
+        if ((size_t)n == hl && !memcmp(r->line_buf, head, hl)) {
+            r->known = 1, r->fmt = hf, r->timing = ht, r->domain = hd;
             r->end = n;
             r->line = 2;
             return 0;
         }
         /* a header cut short by an interruption: nothing recorded yet */
-        if (r->line_buf[n - 1] != '\n' && (size_t)n < hl && !memcmp(r->line_buf, heads[i], (size_t)n)) return 0;
+        if (r->line_buf[n - 1] != '\n' && (size_t)n < hl && !memcmp(r->line_buf, head, (size_t)n)) return 0;
     }
     snprintf(r->msg, sizeof r->msg,
              "%s: not an imcap batch output: the first line is neither a JSON record nor a csv/tsv header", path);
@@ -848,7 +869,7 @@ int bw_reader_next(bw_reader *r, bw_parsed *p) {
     r->end = r->off + (long long)r->rec.len;
     if (p) {
         char why[256];
-        if (bw_parse_record(r->fmt, r->timing, r->rec.s, r->rec.len, p, why, sizeof why)) {
+        if (bw_parse_record(r->fmt, r->timing, r->domain, r->rec.s, r->rec.len, p, why, sizeof why)) {
             snprintf(r->msg, sizeof r->msg, "%s:%lld: malformed %s record: %s", r->name, first, bw_format_name(r->fmt),
                      why);
             return -1;

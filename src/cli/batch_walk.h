@@ -108,12 +108,14 @@ typedef struct {
     const char *error;
 } bw_record;
 
-/* The CSV/TSV header line (nothing for jsonl). timing: with the ms column. */
-void bw_write_header(imcap_buf *b, bw_format f, int timing);
+/* The CSV/TSV header line (nothing for jsonl). timing: with the ms column;
+ * domain: with the domain_score and in_domain columns (files written before
+ * them have none). */
+void bw_write_header(imcap_buf *b, bw_format f, int timing, int domain);
 /* One record, with its final newline. JSON strings carry bytes that are not
  * UTF-8 as lone surrogates U+DC80..U+DCFF (Python's "surrogateescape"),
  * so every path reads back byte for byte. */
-void bw_write_record(imcap_buf *b, bw_format f, int timing, const bw_record *r);
+void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw_record *r);
 
 /* A record read back: malloc'd strings, NULL when absent. */
 typedef struct {
@@ -129,6 +131,7 @@ typedef struct {
     int known;         /* format detected (the file is not empty) */
     bw_format fmt;
     int timing;        /* csv/tsv: the header has the ms column */
+    int domain;        /* csv/tsv: the header has the domain_score and in_domain columns */
     imcap_buf rec;     /* raw bytes of the last record read, newline included */
     long long off;     /* its offset in the file */
     long long end;     /* offset just past the last complete record or header */
@@ -150,8 +153,10 @@ int bw_reader_open(bw_reader *r, const char *path);
 int bw_reader_next(bw_reader *r, bw_parsed *p);
 void bw_reader_close(bw_reader *r);
 
-/* Parses one raw record of format f (as bw_reader_next does). 0 or -1. */
-int bw_parse_record(bw_format f, int timing, const char *rec, size_t n, bw_parsed *p, char *msg, size_t msg_cap);
+/* Parses one raw record of format f (as bw_reader_next does; csv/tsv
+ * columns as timing and domain say). 0 or -1. */
+int bw_parse_record(bw_format f, int timing, int domain, const char *rec, size_t n, bw_parsed *p, char *msg,
+                    size_t msg_cap);
 
 /* ------------------------------------------------------------ gallery */
 

@@ -107,6 +107,8 @@ typedef struct {
     const char *out_path; /* NULL: stdout */
     bw_format fmt;
     int timing, quiet, resume;
+    int domain;           /* csv/tsv: the domain columns (a resumed file keeps its own layout) */
+    int layout_fixed;     /* domain taken from an earlier output */
     const char *overlays, *html;
     const imcap_model *m;
     imcap_options opt;
@@ -215,7 +217,7 @@ static void make_record(const batch *b, const bw_item *it, const imcap_result *r
     r.has_ms = 1;
     r.ms = (imcap_now() - t0) * 1000.0;
     rec->len = 0;
-    bw_write_record(rec, b->fmt, b->timing, &r);
+    bw_write_record(rec, b->fmt, b->timing, b->domain, &r);
     *failed = r.error != NULL;
     imcap_image_free(&img);
 }
@@ -238,7 +240,7 @@ static void gallery_record(batch *b, const char *rec, size_t len) {
     bw_parsed p;
     char why[256];
     imcap_error err;
-    if (bw_parse_record(b->fmt, b->timing, rec, len, &p, why, sizeof why) == 0) {
+    if (bw_parse_record(b->fmt, b->timing, b->domain, rec, len, &p, why, sizeof why) == 0) {
         if (bw_gallery_add(b->gallery, b->html, &p, &err) != IMCAP_OK) set_fatal(b, "imcap batch: %s", err.msg);
     }
     bw_parsed_free(&p);
@@ -345,6 +347,16 @@ static int load_previous(batch *b, const char *path, int src, long long *complet
         bw_reader_close(&r);
         return -1;
     }
+    if (r.known && r.fmt != BW_JSONL) {
+        if (!b->layout_fixed) {
+            b->domain = r.domain, b->layout_fixed = 1;
+        } else if (r.domain != b->domain) {
+            fprintf(stderr, "imcap batch: %s %s the domain_score and in_domain columns and the other output does%s\n",
+                    path, r.domain ? "has" : "lacks", r.domain ? " not" : "");
+            bw_reader_close(&r);
+            return -1;
+        }
+    }
     int rc, first = 1;
     bw_parsed p;
     while ((rc = bw_reader_next(&r, &p)) == 1) {
@@ -399,7 +411,7 @@ static int rewrite_output(batch *b, size_t *n_failed) {
     src[2] = fopen(b->partial, "rb");
     imcap_buf_printf(&rec, "%s", "");
     rec.len = 0;
-    bw_write_header(&rec, b->fmt, b->timing);
+    bw_write_header(&rec, b->fmt, b->timing, b->domain);
     fwrite(rec.s, 1, rec.len, af.f);
     for (size_t i = 0; i < b->items.n; i++) {
         int s = b->rec_src[i];
@@ -584,7 +596,7 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
         B->out_off = end;
         if (end == 0) {
             imcap_buf h = {0};
-            bw_write_header(&h, B->fmt, B->timing);
+            bw_write_header(&h, B->fmt, B->timing, B->domain);
             if (h.len && fwrite(h.s, 1, h.len, B->out) != h.len) set_fatal(B, "imcap batch: %s: write failed", B->partial);
             B->out_off = (long long)h.len;
             imcap_buf_free(&h);
@@ -592,7 +604,7 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
     } else {
         B->out = stdout;
         imcap_buf h = {0};
-        bw_write_header(&h, B->fmt, B->timing);
+        bw_write_header(&h, B->fmt, B->timing, B->domain);
         if (h.len) fwrite(h.s, 1, h.len, stdout);
         imcap_buf_free(&h);
     }
@@ -703,6 +715,7 @@ int run_batch(int argc, char **argv) {
     memset(&B, 0, sizeof B);
     B.partial_fd = -1;
     B.timing = 1;
+    B.domain = 1;
     B.block = DEFAULT_BLOCK;
     imcap_options_default(&B.opt);
     imcap_render_options_default(&B.ro);

@@ -150,10 +150,13 @@ int run_merge(int argc, char **argv) {
         s[i].live = s[i].r.known;
         if (!s[i].r.known) continue;
         if (known < 0) known = i;
-        else if (s[i].r.fmt != s[known].r.fmt || s[i].r.timing != s[known].r.timing) {
-            fprintf(stderr, "imcap merge: %s is %s%s but %s is %s%s: shard outputs must have one format\n", names[known],
-                    bw_format_name(s[known].r.fmt), s[known].r.timing ? "" : " without ms", names[i],
-                    bw_format_name(s[i].r.fmt), s[i].r.timing ? "" : " without ms");
+        else if (s[i].r.fmt != s[known].r.fmt || s[i].r.timing != s[known].r.timing ||
+                 (s[i].r.fmt != BW_JSONL && s[i].r.domain != s[known].r.domain)) {
+            fprintf(stderr, "imcap merge: %s is %s%s%s but %s is %s%s%s: shard outputs must have one format\n",
+                    names[known], bw_format_name(s[known].r.fmt), s[known].r.timing ? "" : " without ms",
+                    s[known].r.fmt != BW_JSONL && !s[known].r.domain ? " without domain columns" : "", names[i],
+                    bw_format_name(s[i].r.fmt), s[i].r.timing ? "" : " without ms",
+                    s[i].r.fmt != BW_JSONL && !s[i].r.domain ? " without domain columns" : "");
             goto done;
         }
         if (advance(&s[i])) goto done;
@@ -188,7 +191,7 @@ int run_merge(int argc, char **argv) {
     }
     if (known >= 0) {
         imcap_buf h = {0};
-        bw_write_header(&h, s[known].r.fmt, s[known].r.timing);
+        bw_write_header(&h, s[known].r.fmt, s[known].r.timing, s[known].r.domain);
         if (h.len) fwrite(h.s, 1, h.len, out);
         imcap_buf_free(&h);
     }
