@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stb_image.h>
 #include "image/image.h"
 #include "testutil.h"
 
@@ -725,4 +726,67 @@ Test(image, png_write_round_trip) {
     cr_expect(strstr(err.msg, path) != NULL, "%s", err.msg);
     snprintf(path, sizeof path, "%s/no/such/dir/x.png", dir);
     cr_expect_eq(imcap_png_write(path, rgb, 5, 3, 3, &err), IMCAP_E_IO);
+}
+
+/* The fast PNG path (libdeflate) gives stb's exact pixels for every PNG it
+ * takes, and leaves the others to stb: the fixtures (grey, grey+alpha,
+ * RGB, RGBA, 16-bit, palette, interlaced) and synthetic scenes, whose rows
+ * use every filter type (stb_image_write picks one per row). */
+Test(png_fast, same_pixels_as_stb) {
+    const char *dir = tu_tmpdir("png_fast");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 40 --seed 3 --size 96 --out '%s/s' >/dev/null 2>&1", tu_exe(), dir);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    const char *dirs[2] = {tu_src("tests/data/images"), NULL};
+    char sdir[1100];
+    snprintf(sdir, sizeof sdir, "%s/s/images", dir);
+    dirs[1] = sdir;
+    int fast = 0, slow = 0;
+    for (int k = 0; k < 2; k++) {
+        DIR *dh = opendir(dirs[k]);
+        cr_assert_not_null(dh, "%s", dirs[k]);
+        struct dirent *de;
+        while ((de = readdir(dh))) {
+            size_t l = strlen(de->d_name);
+            if (l < 4 || strcmp(de->d_name + l - 4, ".png")) continue;
+            char path[2300];
+            snprintf(path, sizeof path, "%s/%s", dirs[k], de->d_name);
+            size_t n;
+            char *data = tu_read(path, &n);
+            cr_assert_not_null(data);
+            int w, h, sw, sh, sc;
+            unsigned char *px;
+            unsigned char *ref = stbi_load_from_memory((unsigned char *)data, (int)n, &sw, &sh, &sc, 3);
+            if (imcap_png_decode_fast((unsigned char *)data, n, &w, &h, &px)) {
+                fast++;
+                cr_assert_not_null(ref, "%s: the fast path decoded what stb refuses", path);
+                cr_expect(w == sw && h == sh && memcmp(px, ref, (size_t)w * h * 3) == 0, "%s: pixels differ from stb", path);
+                free(px);
+            } else {
+                slow++;
+            }
+            stbi_image_free(ref);
+            free(data);
+        }
+        closedir(dh);
+    }
+    fprintf(stderr, "png_fast: %d PNGs through libdeflate, %d left to stb\n", fast, slow);
+    cr_expect(fast >= 40 && slow >= 3, "fast %d, stb %d", fast, slow);
+}
+
+/* A corrupt stream (a flipped byte in the middle of the IDAT data) is not
+ * taken by the fast path: stb's verdict stands. */
+Test(png_fast, corrupt_data_goes_to_stb) {
+    size_t n;
+    char *data = tu_read(tu_src("tests/data/images/rgb8.png"), &n);
+    cr_assert_not_null(data);
+    int w, h;
+    unsigned char *px;
+    cr_assert_eq(imcap_png_decode_fast((unsigned char *)data, n, &w, &h, &px), 1);
+    free(px);
+    char *idat = memmem(data, n, "IDAT", 4);
+    cr_assert_not_null(idat);
+    idat[4 + 20] ^= 0x55;
+    cr_expect_eq(imcap_png_decode_fast((unsigned char *)data, n, &w, &h, &px), 0);
+    free(data);
 }

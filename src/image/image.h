@@ -30,4 +30,10 @@ imcap_status imcap_png_write(const char *path, const unsigned char *pix, int w, 
 int imcap_jpeg_encode(const unsigned char *rgb, int w, int h, int quality, imcap_buf *out);
 /* Encodes PNG into a malloc'd buffer (for inlining into HTML). */
 unsigned char *imcap_png_encode(const unsigned char *pix, int w, int h, int channels, int *out_len);
+/* The common PNG (8-bit grey, grey+alpha, RGB, RGBA; not interlaced; no
+ * PLTE or tRNS) through libdeflate: 1 and *rgb (malloc'd, w*h*3, stb's exact
+ * pixels), or 0 when stb must decode the file (any other kind, any problem).
+ * The caller has checked the chunk list and the size limits. */
+int imcap_png_decode_fast(const unsigned char *d, size_t n, int *w, int *h, unsigned char **rgb);
+
 #endif

@@ -446,6 +446,12 @@ imcap_status imcap_image_load_memory(const void *data, size_t size, const char *
     if (fmt && strcmp(fmt, "PNG") == 0) {
         imcap_status st = png_check(d, size, name, err);
         if (st) return st;
+        int fw, fh;
+        unsigned char *fpx;
+        if (imcap_png_decode_fast(d, size, &fw, &fh, &fpx)) { /* the sizes were checked above (IHDR) */
+            out->width = fw, out->height = fh, out->rgb = fpx;
+            return IMCAP_OK;
+        }
     }
     if (fmt && strcmp(fmt, "JPEG") == 0) { /* before stbi_info, which parses the tables too */
         imcap_status st = jpeg_check(d, size, name, err);
