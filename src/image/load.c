@@ -1,7 +1,9 @@
 /* load.c — decoding image files into 8-bit RGB (spec, "Preprocessing" 1).
  *
  * stb_image (Debian's libstb) decodes JPEG, PNG, BMP, GIF (first frame), TGA,
- * PSD and PIC; PNM is decoded here (see below); Radiance HDR is refused (stb
+ * PSD and PIC; the common PNG (8-bit, no palette or tRNS, not interlaced)
+ * goes through png_fast.c first (libdeflate; stb's exact pixels, and stb
+ * for anything it does not take); PNM is decoded here (see below); Radiance HDR is refused (stb
  * would tone-map it, which the spec does not define). What stb does with
  * req_comp=3, checked against stb_image.h v2.27 and by tests/test_image.c:
  *   - grey (1 channel) is replicated to R=G=B (stbi__convert_format 1->3);
