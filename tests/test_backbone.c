@@ -34,6 +34,16 @@ static void parity_in(const char *dir, const char *args) {
     free(out), free(err);
 }
 
+/* the val losses printed by imcap train, in order */
+static int val_losses(const char *log, double *out, int cap) {
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, "val step")) && n < cap; p++) {
+        const char *l = strstr(p, "loss ");
+        if (l) out[n++] = atof(l + 5);
+    }
+    return n;
+}
+
 static void parity(const char *name, const char *args) { parity_in(tu_tmpdir(name), args); }
 
 /* then the issue's end-to-end case: that resnet18, frozen, under a decoder
@@ -63,11 +73,7 @@ Test(parity, resnet18_then_frozen_training) {
              tu_exe(), dir, dir, dir, dir);
     cr_assert_eq(tu_run(cmd, NULL, &err), 0, "%s", err);
     double v[8];
-    int nv = 0;
-    for (const char *p = err; p && (p = strstr(p, "val step")) && nv < 8; p++) {
-        const char *l = strstr(p, "loss ");
-        if (l) v[nv++] = atof(l + 5);
-    }
+    int nv = val_losses(err, v, 8);
     cr_expect(nv == 3 && v[2] < v[0], "the val loss did not fall (%d validations): %s", nv, err);
     free(err);
     imcap_error e;
@@ -290,16 +296,6 @@ static float *tensors_with(const imcap_model *m, const char *prefix, size_t *n) 
         }
     *n = total;
     return out;
-}
-
-/* the val losses printed by imcap train, in order */
-static int val_losses(const char *log, double *out, int cap) {
-    int n = 0;
-    for (const char *p = log; p && (p = strstr(p, "val step")) && n < cap; p++) {
-        const char *l = strstr(p, "loss ");
-        if (l) out[n++] = atof(l + 5);
-    }
-    return n;
 }
 
 Test(frozen, resnet_like_encoder_stays_byte_identical_and_the_loss_falls) {

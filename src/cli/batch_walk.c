@@ -422,6 +422,10 @@ static void tsv_field(imcap_buf *b, const char *s) {
     }
 }
 
+void bw_domain_fields(imcap_buf *b, double domain_score, int in_domain) {
+    imcap_buf_printf(b, "\"domain_score\": %.4g, \"in_domain\": %s", domain_score, in_domain ? "true" : "false");
+}
+
 void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw_record *r) {
     if (f == BW_JSONL) {
         LIT(b, "{\"path\": ");
@@ -431,9 +435,10 @@ void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw
             json_string(b, r->caption);
         }
         if (r->has_score) imcap_buf_printf(b, ", \"score\": %.9g", r->score);
-        if (r->has_score && r->in_domain >= 0)
-            imcap_buf_printf(b, ", \"domain_score\": %.4g, \"in_domain\": %s", r->domain_score,
-                             r->in_domain ? "true" : "false");
+        if (r->in_domain >= 0) {
+            LIT(b, ", ");
+            bw_domain_fields(b, r->domain_score, r->in_domain);
+        }
         if (r->words) {
             LIT(b, ", \"words\": [");
             for (int t = 0; t < r->n_words; t++) {
@@ -465,9 +470,8 @@ void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw
     if (r->has_score) imcap_buf_printf(b, "%.9g", r->score);
     imcap_buf_append(b, sep, 1);
     if (domain) {
-        if (r->has_score && r->in_domain >= 0) imcap_buf_printf(b, "%.4g", r->domain_score);
-        imcap_buf_append(b, sep, 1);
-        if (r->has_score && r->in_domain >= 0) imcap_buf_printf(b, "%s", r->in_domain ? "true" : "false");
+        if (r->in_domain >= 0) imcap_buf_printf(b, "%.4g%s%s", r->domain_score, sep, r->in_domain ? "true" : "false");
+        else imcap_buf_append(b, sep, 1);
         imcap_buf_append(b, sep, 1);
     }
     if (r->width > 0) imcap_buf_printf(b, "%d%s%d", r->width, sep, r->height);

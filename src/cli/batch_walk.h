@@ -116,6 +116,8 @@ void bw_write_header(imcap_buf *b, bw_format f, int timing, int domain);
  * UTF-8 as lone surrogates U+DC80..U+DCFF (Python's "surrogateescape"),
  * so every path reads back byte for byte. */
 void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw_record *r);
+/* `"domain_score": x, "in_domain": b` (the in-domain check's JSON fields) */
+void bw_domain_fields(imcap_buf *b, double domain_score, int in_domain);
 
 /* A record read back: malloc'd strings, NULL when absent. */
 typedef struct {

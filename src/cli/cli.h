@@ -10,6 +10,8 @@ enum { EXIT_ALL_OK = 0, EXIT_SOME_FAILED = 1, EXIT_USAGE = 2, EXIT_FATAL = 3 };
 
 int run_caption(int argc, char **argv);
 int run_info(int argc, char **argv);
+/* "imcap CMD ARGS..." (cut at cap) for a model's metadata: what made it. */
+void cli_command_line(char *buf, size_t cap, int argc, char **argv);
 /* The in-domain check in outputs: `"domain_score": x, "in_domain": b, `
  * (nothing when the model has no statistics), and the one-line warning on
  * stderr for an atypical image (in_domain 0). */

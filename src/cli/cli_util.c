@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "batch_walk.h"
 #include "cli.h"
 #include "util/util.h"
 
@@ -105,7 +106,8 @@ int cli_make_dirs(const char *path) {
 
 void cli_domain_json(imcap_buf *b, const imcap_result *r) {
     if (r->in_domain < 0) return;
-    imcap_buf_printf(b, "\"domain_score\": %.4g, \"in_domain\": %s, ", r->domain_score, r->in_domain ? "true" : "false");
+    bw_domain_fields(b, r->domain_score, r->in_domain);
+    imcap_buf_append(b, ", ", 2);
 }
 
 void cli_warn_domain(const char *cmd, const char *path, int in_domain, double domain_score) {
@@ -114,4 +116,11 @@ void cli_warn_domain(const char *cmd, const char *path, int in_domain, double do
             "imcap %s: warning: %s is unlike the images this model was trained on (domain score %.3g, above 1): "
             "its caption is unreliable\n",
             cmd, path, domain_score);
+}
+
+void cli_command_line(char *buf, size_t cap, int argc, char **argv) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < argc && len + 2 < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? " " : "imcap ", argv[i]);
 }

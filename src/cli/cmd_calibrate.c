@@ -101,10 +101,7 @@ int run_calibrate(int argc, char **argv) {
                 c->domain_train_images, c->domain_threshold, c->domain_quantile, c->domain_val_images,
                 c->domain_val_flagged);
     char cmd[4096];
-    size_t len = 0;
-    cmd[0] = 0;
-    for (int i = 0; i < argc && len < sizeof cmd - 2; i++)
-        len += (size_t)snprintf(cmd + len, sizeof cmd - len, "%s%s", i ? " " : "imcap ", argv[i]);
+    cli_command_line(cmd, sizeof cmd, argc, argv);
     imcap_model_set_metadata(m, "imcap.calibrate.command", cmd);
     if (imcap_model_save(m, out, &err) != IMCAP_OK) {
         fprintf(stderr, "imcap calibrate: %s\n", err.msg);

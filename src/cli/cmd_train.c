@@ -177,10 +177,7 @@ int run_train(int argc, char **argv) {
     if (!ckpt) snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", out), ckpt = ckpt_buf;
     if (!cache_path) snprintf(cache_buf, sizeof cache_buf, "%s.cache", out), cache_path = cache_buf;
     if (!features_path) snprintf(features_buf, sizeof features_buf, "%s.features", out), features_path = features_buf;
-    size_t len = 0;
-    cmd[0] = 0;
-    for (int i = 0; i < argc && len < sizeof cmd - 2; i++)
-        len += (size_t)snprintf(cmd + len, sizeof cmd - len, "%s%s", i ? " " : "imcap ", argv[i]);
+    cli_command_line(cmd, sizeof cmd, argc, argv);
 
     imcap_error err;
     imcap_dataset ds;

@@ -155,11 +155,9 @@ static void encode_queued(imcap_batcher *b) {
         if (n == 0) break;
         imcap_encoder_forward_n(cfg, &m->p, &b->enc, n);
         const float *out = imcap_encoder_output(cfg, &b->enc);
-        double dom[ENC_GROUP];
-        imcap_model_domain_scores(m, b->enc.domain_x, n, dom);
         for (int j = 0; j < n; j++) {
             imcap_decoder_prepare_forward(cfg, &m->p, out + j * feat, &group[j]->init);
-            group[j]->domain_score = dom[j];
+            group[j]->domain_score = b->enc.domain_score ? b->enc.domain_score[j] : NAN;
             imcap_beam_reset(&group[j]->beam);
             group[j]->state = SLOT_DECODING;
         }

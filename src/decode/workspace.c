@@ -1,4 +1,5 @@
 /* workspace.c — activations reused across images by one thread. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +49,7 @@ void imcap_workspace_encode(imcap_workspace *ws) {
     imcap_encoder_forward(&m->cfg, &m->p, &ws->enc);
     const float *feat = imcap_encoder_output(&m->cfg, &ws->enc);
     imcap_decoder_prepare_forward(&m->cfg, &m->p, feat, &ws->init);
-    ws->domain_score = imcap_model_domain_score(m, ws->enc.domain_x);
+    ws->domain_score = ws->enc.domain_score ? ws->enc.domain_score[0] : NAN;
 }
 
 void imcap_result_set_domain(imcap_result *res, double score) {

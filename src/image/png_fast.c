@@ -99,7 +99,9 @@ int imcap_png_decode_fast(const unsigned char *d, size_t n, int *w_out, int *h_o
          unfilter(raw, (int)h, stride, ch) == 0;
     if (dec) libdeflate_free_decompressor(dec);
     free(z);
-    if (ok) {
+    if (ok && ch == 3) {
+        for (size_t y = 0; y < h; y++) memcpy(out + y * stride, raw + y * (stride + 1) + 1, stride);
+    } else if (ok) {
         for (size_t y = 0; y < h; y++) {
             const unsigned char *s = raw + y * (stride + 1) + 1;
             unsigned char *o = out + y * (size_t)w * 3;

@@ -117,11 +117,12 @@ static void col2im_add(float *din, size_t in_ch, const float *col, size_t ldc, i
     }
 }
 
-/* A 1x1 stride-1 unpadded conv over channel planes n*P apart needs no
- * im2col: the input already is the [C, n*P] matrix. */
+/* A 1x1 stride-1 unpadded conv whose images follow each other within a
+ * channel needs no im2col: the input already is the [C, n*P] matrix, rows
+ * in_ch apart (a group of a [C,N,H,W] batch as well as the whole). */
 static int input_is_col(size_t in_img, size_t in_ch, int n, int H, int W, int k, int s, int pad) {
-    size_t P = (size_t)H * W;
-    return k == 1 && s == 1 && pad == 0 && in_ch == (size_t)n * P && (n == 1 || in_img == P);
+    (void)in_ch;
+    return k == 1 && s == 1 && pad == 0 && (n == 1 || in_img == (size_t)H * W);
 }
 
 static const float *build_col(float *col, const float *in, size_t in_img, size_t in_ch, int n, int C, int H, int W,

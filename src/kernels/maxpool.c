@@ -3,9 +3,10 @@
 #include "kernels.h"
 #include "simd.h"
 
-/* m after seeing x: strict > keeps the first maximum; a NaN wins and the
- * first NaN stays, as in PyTorch */
-static inline float take(float m, float x) { return (x > m || (x != x && m == m)) ? x : m; }
+/* Whether x replaces the maximum m so far: strict > keeps the first maximum;
+ * a NaN wins and the first NaN stays, as in PyTorch */
+static inline int wins(float x, float m) { return x > m || (x != x && m == m); }
+static inline float take(float m, float x) { return wins(x, m) ? x : m; }
 
 /* One output row of 2x2 stride-2 windows with their winners, as the loop
  * below but with selects, which vectorise: r0 is the index of the window
@@ -15,11 +16,11 @@ static void pool2x2_argmax(float *restrict out, int *restrict argmax, const floa
     for (int ox = 0; ox < Wo; ox++) {
         float m = a[2 * ox], x;
         int best = r0 + 2 * ox, t;
-        x = a[2 * ox + 1], t = x > m || (x != x && m == m);
+        x = a[2 * ox + 1], t = wins(x, m);
         m = t ? x : m, best = t ? r0 + 2 * ox + 1 : best;
-        x = c[2 * ox], t = x > m || (x != x && m == m);
+        x = c[2 * ox], t = wins(x, m);
         m = t ? x : m, best = t ? r0 + W + 2 * ox : best;
-        x = c[2 * ox + 1], t = x > m || (x != x && m == m);
+        x = c[2 * ox + 1], t = wins(x, m);
         m = t ? x : m, best = t ? r0 + W + 2 * ox + 1 : best;
         out[ox] = m;
         argmax[ox] = best;
@@ -47,7 +48,7 @@ void imcap_maxpool_forward(float *out, int *argmax, const float *in, int C, int 
                 for (int ky = 0; ky < k; ky++)
                     for (int kx = 0; kx < k; kx++) {
                         int idx = (c * H + oy * stride + ky) * W + ox * stride + kx;
-                        if (in[idx] > m || (in[idx] != in[idx] && m == m)) m = in[idx], best = idx;
+                        if (wins(in[idx], m)) m = in[idx], best = idx;
                     }
                 size_t o = ((size_t)c * Ho + oy) * Wo + ox;
                 out[o] = m;

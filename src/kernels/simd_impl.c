@@ -571,15 +571,9 @@ static void F(channel_moments)(const float *v, float *u, int n, float out[4]) {
     vf s = {0}, mx = splat(v[0]), q = {0}, c = {0};
     for (int i = 0; i < n; i += LANES) {
         int r = lanes_left(n, i);
-        vf x = ldn(v + i, r);
-        if (r < LANES) {
-            vi in = lane_lt(r);
-            s += sel(in, x, (vf){0});
-            mx = sel(in & (x > mx), x, mx);
-        } else {
-            s += x;
-            mx = sel(x > mx, x, mx);
-        }
+        vf x = ldn(v + i, r); /* the tail's empty lanes are 0: they add nothing, but must not win the max */
+        s += x;
+        mx = sel(r < LANES ? lane_lt(r) & (x > mx) : x > mx, x, mx);
     }
     double sum = 0;
     float top = mx[0];
@@ -589,7 +583,7 @@ static void F(channel_moments)(const float *v, float *u, int n, float out[4]) {
     for (int i = 0; i < n; i += LANES) {
         int r = lanes_left(n, i);
         vf d = ldn(v + i, r) - mv;
-        if (r < LANES) d = sel(lane_lt(r), d, (vf){0});
+        if (r < LANES) d = sel(lane_lt(r), d, (vf){0}); /* not -m in the empty lanes */
         stn(u + i, d, r);
         q += d * d;
     }
@@ -600,8 +594,7 @@ static void F(channel_moments)(const float *v, float *u, int n, float out[4]) {
     const vi sign = splat_i(0x7fffffff);
     for (int i = 0; i < n; i += LANES) {
         int r = lanes_left(n, i);
-        vf z = (vf)((vi)ldn(u + i, r) & sign) * iv;
-        if (r < LANES) z = sel(lane_lt(r), z, (vf){0});
+        vf z = (vf)((vi)ldn(u + i, r) & sign) * iv; /* empty lanes load 0 */
         c += z * z * z;
     }
     double cube = 0;

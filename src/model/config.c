@@ -14,7 +14,7 @@
 static const char *top_keys[] = {"image_size", "mean", "std", "encoder", "embed_dim", "hidden_dim",
                                  "attention_dim", "max_length", "domain", NULL};
 
-static int in_list(const char *s, const char **list) {
+static int in_list(const char *s, const char *const *list) {
     for (int i = 0; list[i]; i++)
         if (strcmp(s, list[i]) == 0) return 1;
     return 0;
@@ -51,7 +51,7 @@ static imcap_status get_vec3(const cJSON *obj, const char *key, float out[3], in
 static const struct {
     const char *name;
     imcap_layer_type type;
-    const char *keys[6];
+    const char *keys[7]; /* NULL-terminated */
 } layer_kinds[] = {
     {"conv", IMCAP_LAYER_CONV, {"type", "out", "kernel", "stride", "pad", "bias"}},
     {"relu", IMCAP_LAYER_RELU, {"type"}},
@@ -70,11 +70,6 @@ const char *imcap_layer_type_name(imcap_layer_type t) {
     return "?";
 }
 
-static int has_key(const char *const *keys, const char *s) {
-    for (int i = 0; i < 6 && keys[i]; i++)
-        if (strcmp(s, keys[i]) == 0) return 1;
-    return 0;
-}
 
 static imcap_status get_bool(const cJSON *obj, const char *key, int *out, const char *where, const char *ctx,
                              imcap_error *err) {
@@ -103,7 +98,7 @@ static imcap_status parse_layer(const cJSON *lj, int idx, imcap_layer *l, int *v
                           where, ctx, t->valuestring);
     l->type = layer_kinds[kind].type;
     for (const cJSON *c = lj->child; c; c = c->next)
-        if (!has_key(layer_kinds[kind].keys, c->string))
+        if (!in_list(c->string, layer_kinds[kind].keys))
             return imcap_fail(err, IMCAP_E_FORMAT, "%s: %sunknown field \"%s\" for layer type \"%s\"", where, ctx,
                               c->string, t->valuestring);
     if (l->type >= IMCAP_LAYER_BATCHNORM) *v2 = 1;
@@ -154,6 +149,14 @@ static imcap_status parse_layer(const cJSON *lj, int idx, imcap_layer *l, int *v
     return IMCAP_OK;
 }
 
+int imcap_config_set_domain(imcap_config *cfg, int layer) {
+    if (layer < 0 || layer >= cfg->n_layers || cfg->layers[layer].out_c > IMCAP_DOMAIN_MAX_C) return -1;
+    cfg->has_domain = 1, cfg->domain_layer = layer;
+    cfg->domain_F = imcap_domain_size(cfg->layers[layer].out_c);
+    cfg->format = 2;
+    return 0;
+}
+
 /* The in-domain check (format 2): which layer's output it describes, its
  * threshold, and where they came from. */
 static imcap_status parse_domain(const cJSON *dj, imcap_config *cfg, const char *where, imcap_error *err) {
@@ -163,11 +166,11 @@ static imcap_status parse_domain(const cJSON *dj, imcap_config *cfg, const char 
         if (!in_list(c->string, keys))
             return imcap_fail(err, IMCAP_E_FORMAT, "%s: unknown field \"%s\" in \"domain\"", where, c->string);
     imcap_status s;
-    if ((s = get_int(dj, "layer", 0, cfg->n_layers - 1, &cfg->domain_layer, where, "domain: ", err))) return s;
-    const imcap_layer *l = &cfg->layers[cfg->domain_layer];
-    if (l->out_c > 64)
-        return imcap_fail(err, IMCAP_E_FORMAT, "%s: domain: layer %d has %d channels (at most 64)", where,
-                          cfg->domain_layer, l->out_c);
+    int layer;
+    if ((s = get_int(dj, "layer", 0, cfg->n_layers - 1, &layer, where, "domain: ", err))) return s;
+    if (imcap_config_set_domain(cfg, layer))
+        return imcap_fail(err, IMCAP_E_FORMAT, "%s: domain: layer %d has %d channels (at most %d)", where, layer,
+                          cfg->layers[layer].out_c, IMCAP_DOMAIN_MAX_C);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(dj, "threshold");
     if (!cJSON_IsNumber(t) || !(t->valuedouble > 0) || !(t->valuedouble < 1e300))
         return imcap_fail(err, IMCAP_E_FORMAT, "%s: domain: \"threshold\" must be a positive number", where);
@@ -181,9 +184,6 @@ static imcap_status parse_domain(const cJSON *dj, imcap_config *cfg, const char 
         if (cJSON_GetObjectItemCaseSensitive(dj, keys[3 + k]) &&
             (s = get_int(dj, keys[3 + k], 0, 2000000000, counts[k], where, "domain: ", err)))
             return s;
-    cfg->has_domain = 1;
-    cfg->domain_F = imcap_domain_size(l->out_c);
-    cfg->format = 2;
     return IMCAP_OK;
 }
 

@@ -55,18 +55,19 @@ void imcap_decoder_prepare_backward(const imcap_config *cfg, const imcap_params 
                                     const imcap_decoder_init *d, float *da, const float *dp, const float *dh0,
                                     const float *dc0, float *dfeat, float *scratch) {
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim;
-    float *dabar = scratch, *dpre = scratch + D;
+    /* without dfeat (a frozen encoder) only the weights' gradients are made */
+    float *dabar = dfeat ? scratch : NULL, *dpre = scratch + D;
     /* da arrives from the attention; add what flows back through encoder_att */
-    float *da_total = da;
-    imcap_affine_backward(da_total, g->enc_att_w, g->enc_att_b, dp, d->a, p->enc_att_w, L, D, A);
-    memset(dabar, 0, (size_t)D * sizeof(float));
+    imcap_affine_backward(dfeat ? da : NULL, g->enc_att_w, g->enc_att_b, dp, d->a, p->enc_att_w, L, D, A);
+    if (dabar) memset(dabar, 0, (size_t)D * sizeof(float));
     for (int j = 0; j < Hd; j++) dpre[j] = dh0[j] * (1.0f - d->h0[j] * d->h0[j]);
     imcap_affine_backward(dabar, g->init_h_w, g->init_h_b, dpre, d->abar, p->init_h_w, 1, D, Hd);
     for (int j = 0; j < Hd; j++) dpre[j] = dc0[j] * (1.0f - d->c0[j] * d->c0[j]);
     imcap_affine_backward(dabar, g->init_c_w, g->init_c_b, dpre, d->abar, p->init_c_w, 1, D, Hd);
+    if (!dfeat) return;
     for (int c = 0; c < D; c++) {
         float *plane = dfeat + (size_t)c * L, add = dabar[c] / (float)L;
-        for (int i = 0; i < L; i++) plane[i] = da_total[(size_t)i * D + c] + add;
+        for (int i = 0; i < L; i++) plane[i] = da[(size_t)i * D + c] + add;
     }
 }
 

@@ -44,13 +44,6 @@ void imcap_domain_raw_n(const float *x, int n, const float *mean, const float *p
     }
 }
 
-double imcap_domain_raw(const float *x, const float *mean, const float *precision, int F) {
-    float *scratch = malloc((size_t)F * 2 * sizeof(float));
-    double r = NAN;
-    if (scratch) imcap_domain_raw_n(x, 1, mean, precision, F, scratch, &r);
-    free(scratch);
-    return r;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

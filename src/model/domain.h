@@ -33,7 +33,6 @@ void imcap_domain_descriptor(const float *a, size_t ch_stride, int C, int P, flo
  * (the matrix is read once for all of them); scratch: 2 n F floats. */
 void imcap_domain_raw_n(const float *x, int n, const float *mean, const float *precision, int F, float *scratch,
                         double *out);
-double imcap_domain_raw(const float *x, const float *mean, const float *precision, int F);
 /* From descriptors of training images (n x F) and held-out ones (m x F):
  * mean, precision and the threshold (the q quantile of the held-out raw
  * scores, nearest rank); *flagged: held-out images above it. */

@@ -88,10 +88,12 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
         if (with_backward) e->dbuf[k] = buf;
         else pp[k] = buf;
     }
-    if (cfg->has_domain) {
+    if (cfg->has_domain && !with_backward) { /* training never reads them */
+        /* the scratch serves the descriptor of one image, then the scores of n */
         const imcap_layer *dl = &cfg->layers[cfg->domain_layer];
-        if (!(e->domain_x = own(e, n * (size_t)cfg->domain_F)) ||
-            !(e->domain_scratch = own(e, imcap_domain_scratch_size(dl->out_c, dl->out_h * dl->out_w))))
+        size_t sd = imcap_domain_scratch_size(dl->out_c, dl->out_h * dl->out_w), ss = 2 * n * (size_t)cfg->domain_F;
+        if (!(e->domain_x = own(e, n * (size_t)cfg->domain_F)) || !(e->domain_scratch = own(e, sd > ss ? sd : ss)) ||
+            !(e->domain_score = (double *)own(e, 2 * n)))
             goto nomem;
     }
     if (blocks)
@@ -200,10 +202,6 @@ static void forward_batch(const imcap_config *cfg, const imcap_params *p, imcap_
         case IMCAP_LAYER_COORDS: imcap_coords_forward_n(out, in, n, l->in_c, l->in_h, l->in_w); break;
         default: break; /* untrainable layers: refused by imcap_encoder_acts_init */
         }
-        if (cfg->has_domain && cfg->domain_layer == i)
-            for (int j = 0; j < n; j++)
-                imcap_domain_descriptor(out + (size_t)j * P, (size_t)n * P, l->out_c, (int)P,
-                                        e->domain_x + (size_t)j * cfg->domain_F, e->domain_scratch);
     }
     const imcap_layer *last = &cfg->layers[nl - 1];
     swap_outer(e->act[nl], e->last, last->out_c, n, (size_t)last->out_h * last->out_w);
@@ -211,9 +209,18 @@ static void forward_batch(const imcap_config *cfg, const imcap_params *p, imcap_
 
 void imcap_encoder_forward_n(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e, int n) {
     if (cfg->n_layers == 0 || n < 1 || n > e->max_images) return;
-    if (e->with_backward) forward_batch(cfg, p, e, n);
-    else
-        for (int j = 0; j < n; j++) forward_image(cfg, p, e, j);
+    if (e->with_backward) {
+        forward_batch(cfg, p, e, n);
+        return;
+    }
+    for (int j = 0; j < n; j++) forward_image(cfg, p, e, j);
+    /* the images' domain scores in one product (the statistics read once);
+     * a threshold of 0 means the statistics are still being made */
+    if (cfg->has_domain && cfg->domain_threshold > 0) {
+        imcap_domain_raw_n(e->domain_x, n, p->domain_mean, p->domain_precision, cfg->domain_F, e->domain_scratch,
+                           e->domain_score);
+        for (int j = 0; j < n; j++) e->domain_score[j] /= cfg->domain_threshold;
+    }
 }
 
 void imcap_encoder_forward(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e) {

@@ -42,8 +42,9 @@ typedef struct {
     float *col;                    /* im2col scratch, the largest conv's (training: for max_images) */
     float *dbuf[2];                /* training: backward ping-pong, the largest activation, for max_images */
     float *blk[3];                 /* inference: a residual block's scratch, the largest activation each */
-    float *domain_x;               /* [max_images, F]: each image's in-domain descriptor, when the config has one */
-    float *domain_scratch;         /* imcap_domain_scratch_size of the described layer */
+    float *domain_x;               /* inference: [max_images, F] each image's in-domain descriptor, when the config has one */
+    float *domain_scratch;         /* the descriptor's scratch, and the scores' */
+    double *domain_score;          /* [max_images]: inference, each image's domain score (model/domain.h) */
     float *x0;                     /* training: the input as [3,n,S,S] when the first layer is not a conv */
     float *last;                   /* training: the last layer's output [D,n,H,W], laid out as act[n_layers] */
     size_t max_act;                /* floats of the largest activation, per image */

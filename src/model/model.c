@@ -41,22 +41,6 @@ imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, 
     return IMCAP_OK;
 }
 
-void imcap_model_domain_scores(const imcap_model *m, const float *x, int n, double *out) {
-    const imcap_config *c = &m->cfg;
-    float *scratch = c->has_domain ? malloc((size_t)2 * n * c->domain_F * sizeof(float)) : NULL;
-    for (int i = 0; i < n; i++) out[i] = NAN;
-    if (!scratch) return; /* no statistics (or no memory): no score */
-    imcap_domain_raw_n(x, n, m->p.domain_mean, m->p.domain_precision, c->domain_F, scratch, out);
-    for (int i = 0; i < n; i++) out[i] /= c->domain_threshold;
-    free(scratch);
-}
-
-double imcap_model_domain_score(const imcap_model *m, const float *x) {
-    double r;
-    imcap_model_domain_scores(m, x, 1, &r);
-    return r;
-}
-
 imcap_status imcap_model_create(const imcap_config *cfg, const imcap_vocab *vocab, imcap_model **out, imcap_error *err) {
     *out = NULL;
     imcap_model *m = calloc(1, sizeof *m);
@@ -175,9 +159,7 @@ void imcap_model_get_info(const imcap_model *m, imcap_model_info *info) {
     info->grid_h = c->H;
     info->grid_w = c->W;
     info->n_encoder_layers = c->n_layers;
-    info->n_params = (int64_t)m->tab.total;
-    int st = imcap_param_table_find(&m->tab, "stats.domain.mean"); /* statistics are not parameters */
-    if (st >= 0) info->n_params = (int64_t)m->tab.t[st].offset;
+    info->n_params = (int64_t)imcap_param_table_prefix_offset(&m->tab, "stats."); /* statistics are not parameters */
     double enc = 0;
     for (int i = 0; i < c->n_layers; i++) {
         const imcap_layer *l = &c->layers[i];

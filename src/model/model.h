@@ -68,6 +68,12 @@ typedef struct {
 imcap_status imcap_config_parse(const char *json, const char *where, imcap_config *cfg, imcap_error *err);
 /* Serialises the config back to canonical JSON text (malloc'd). */
 char *imcap_config_to_json(const imcap_config *cfg);
+/* The in-domain check describes a layer of at most this many channels. */
+#define IMCAP_DOMAIN_MAX_C 64
+/* Makes cfg describe layer for the in-domain check (has_domain, domain_F,
+ * format 2; threshold and provenance untouched); -1 when the layer does not
+ * exist or is too wide. */
+int imcap_config_set_domain(imcap_config *cfg, int layer);
 /* -1 when imcap can train the whole encoder (format 1's layers, and convs
  * without bias); else the index of the first layer it has no backward for. */
 int imcap_config_untrainable_layer(const imcap_config *cfg);
@@ -122,6 +128,9 @@ typedef struct {
 
 void imcap_param_table_build(const imcap_config *cfg, int vocab_size, imcap_param_table *tab);
 int imcap_param_table_find(const imcap_param_table *tab, const char *name);
+/* Where the first tensor whose name starts with prefix begins in the block
+ * (the table is in name order: "decoder.", "encoder.", "stats."), or total. */
+size_t imcap_param_table_prefix_offset(const imcap_param_table *tab, const char *prefix);
 /* Points every view of p into block according to tab. */
 void imcap_params_point(imcap_params *p, const imcap_config *cfg, const imcap_param_table *tab, float *block);
 
@@ -153,10 +162,7 @@ struct imcap_model {
 /* A copy of m with cfg instead of its config (same vocabulary and metadata):
  * every tensor both configs have is copied by name, the others are zero. */
 imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, imcap_model **out, imcap_error *err);
-/* The image's domain score from its descriptor x (NaN without statistics). */
-double imcap_model_domain_score(const imcap_model *m, const float *x);
-/* The same for n descriptors x [n, F] at once (the statistics read once). */
-void imcap_model_domain_scores(const imcap_model *m, const float *x, int n, double *out);
+
 
 /* Creates a model with the given config and vocabulary (copied) and a
  * zeroed parameter block. */

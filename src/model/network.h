@@ -22,7 +22,8 @@ void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *
                                    imcap_decoder_init *d);
 /* da [L,D], dp [L,A], dh0, dc0 [Hd] arrive; writes dfeat [D,L] (overwrites)
  * and accumulates into g. da is used as scratch (the gradient through
- * encoder_att is added to it). scratch: [D + Hd] floats. */
+ * encoder_att is added to it). dfeat NULL (a frozen encoder): only g, and da
+ * is not read (may be NULL). scratch: [D + Hd] floats. */
 void imcap_decoder_prepare_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,
                                     const imcap_decoder_init *d, float *da, const float *dp, const float *dh0,
                                     const float *dc0, float *dfeat, float *scratch);

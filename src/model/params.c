@@ -180,3 +180,10 @@ void imcap_params_point(imcap_params *p, const imcap_config *cfg, const imcap_pa
     p->domain_mean = view(tab, block, "stats.domain.mean");
     p->domain_precision = view(tab, block, "stats.domain.precision");
 }
+
+size_t imcap_param_table_prefix_offset(const imcap_param_table *tab, const char *prefix) {
+    size_t n = strlen(prefix);
+    for (int i = 0; i < tab->n; i++)
+        if (!strncmp(tab->t[i].name, prefix, n)) return tab->t[i].offset;
+    return tab->total;
+}

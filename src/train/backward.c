@@ -36,11 +36,10 @@ struct imcap_trainer_worker {
 
 size_t imcap_trained_floats(const imcap_model *m, int frozen) {
     /* the block in name order: decoder.*, encoder.*, then stats.* (never trained) */
-    const char *end = frozen ? "encoder." : "stats.";
-    for (int i = 0; i < m->tab.n; i++)
-        if (!strncmp(m->tab.t[i].name, end, strlen(end)) || (frozen && !strncmp(m->tab.t[i].name, "stats.", 6)))
-            return m->tab.t[i].offset;
-    return m->tab.total;
+    size_t stats = imcap_param_table_prefix_offset(&m->tab, "stats.");
+    if (!frozen) return stats;
+    size_t enc = imcap_param_table_prefix_offset(&m->tab, "encoder."); /* total when the encoder has no weights */
+    return enc < stats ? enc : stats;
 }
 
 imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap, int frozen) {
@@ -202,8 +201,10 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         return;
     }
 
-    /* backward through the decoder steps, last first */
-    memset(w->da, 0, (size_t)n * L * D * sizeof(float));
+    /* backward through the decoder steps, last first; a frozen encoder needs
+     * no gradient at the annotations */
+    float *da = w->frozen ? NULL : w->da;
+    if (da) memset(da, 0, (size_t)n * L * D * sizeof(float));
     memset(w->dp, 0, (size_t)n * L * A * sizeof(float));
     float *dh_next = NULL, *dc_next = NULL;
     int cur = 0;
@@ -224,15 +225,15 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         memset(dcp, 0, (size_t)n * Hd * sizeof(float));
         imcap_decoder_step_backward(c, P, &w->g, V, N, w->tokens, hp, cp, w->a, (size_t)L * D,
                                     use_dropout ? w->masks + (size_t)t * w->cap * Hd : NULL, s, w->dlogits, dh_next,
-                                    dc_next, opt->att_reg != 0 ? w->dalpha : NULL, dhp, dcp, w->da, w->dp,
+                                    dc_next, opt->att_reg != 0 ? w->dalpha : NULL, dhp, dcp, da, w->dp,
                                     (size_t)L * A, &w->scratch);
         dh_next = dhp, dc_next = dcp;
         cur ^= 1;
     }
     /* through the initial state and encoder_att into the encoder */
     for (int r = 0; r < n; r++)
-        imcap_decoder_prepare_backward(c, P, &w->g, &w->init[r], w->da + (size_t)r * L * D, w->dp + (size_t)r * L * A,
-                                       w->dh0 + (size_t)r * Hd, w->dc0 + (size_t)r * Hd, w->dfeat + (size_t)r * D * L,
-                                       w->prep_scratch);
+        imcap_decoder_prepare_backward(c, P, &w->g, &w->init[r], da ? da + (size_t)r * L * D : NULL,
+                                       w->dp + (size_t)r * L * A, w->dh0 + (size_t)r * Hd, w->dc0 + (size_t)r * Hd,
+                                       da ? w->dfeat + (size_t)r * D * L : NULL, w->prep_scratch);
     if (!w->frozen) imcap_encoder_backward_n(c, P, &w->g, &w->enc, w->dfeat, n);
 }

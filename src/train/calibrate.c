@@ -12,7 +12,7 @@ int imcap_calibrate_default_layer(const imcap_config *cfg) {
     int first = -1, second = -1, any = -1;
     for (int i = 0; i < cfg->n_layers; i++) {
         const imcap_layer *l = &cfg->layers[i];
-        if (l->out_c > 64) continue;
+        if (l->out_c > IMCAP_DOMAIN_MAX_C) continue;
         if (any < 0) any = i;
         if (l->type != IMCAP_LAYER_RELU) continue;
         if (first < 0) first = i;
@@ -54,20 +54,20 @@ imcap_status imcap_calibrate(imcap_model **mp, const imcap_dataset *ds, const im
     double q = opt && opt->quantile > 0 ? opt->quantile : 0.99;
     int max_train = opt ? opt->max_train : 0;
     int layer = opt && opt->layer >= 0 ? opt->layer : imcap_calibrate_default_layer(&m0->cfg);
-    if (layer < 0 || layer >= m0->cfg.n_layers || m0->cfg.layers[layer].out_c > 64)
-        return imcap_fail(err, IMCAP_E_ARG, "no encoder layer of at most 64 channels to describe (layer %d)", layer);
     if (cache->S != m0->cfg.image_size)
         return imcap_fail(err, IMCAP_E_ARG, "image cache is %dpx, the model wants %dpx", cache->S, m0->cfg.image_size);
     imcap_config cfg = m0->cfg;
-    cfg.has_domain = 1, cfg.domain_layer = layer, cfg.domain_threshold = 1, cfg.domain_quantile = q;
-    cfg.domain_F = imcap_domain_size(cfg.layers[layer].out_c);
-    cfg.format = 2;
+    if (imcap_config_set_domain(&cfg, layer))
+        return imcap_fail(err, IMCAP_E_ARG, "no encoder layer of at most %d channels to describe (layer %d)",
+                          IMCAP_DOMAIN_MAX_C, layer);
+    /* threshold 0 until fitted: the encoder describes the images without scoring them */
+    cfg.domain_threshold = 0, cfg.domain_quantile = q;
     imcap_model *m = NULL;
     imcap_status s = imcap_model_reshape(m0, &cfg, &m, err);
     if (s) return s;
     int *tr = malloc((size_t)(ds->n ? ds->n : 1) * sizeof(int)), *va = malloc((size_t)(ds->n ? ds->n : 1) * sizeof(int));
     int nt = 0, nv = 0, F = cfg.domain_F;
-    float *xt = NULL, *xv = NULL;
+    float *x = NULL; /* the train images' descriptors, then the val images' */
     if (!tr || !va) { s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory"); goto done; }
     for (int i = 0; i < ds->n; i++) {
         if (!cache->ok[i] || (fc && fc->n == ds->n && !fc->ok[i])) continue;
@@ -86,17 +86,18 @@ imcap_status imcap_calibrate(imcap_model **mp, const imcap_dataset *ds, const im
                        nt, nv);
         goto done;
     }
-    xt = malloc((size_t)nt * F * sizeof(float)), xv = malloc((size_t)nv * F * sizeof(float));
-    if (!xt || !xv) { s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the in-domain statistics"); goto done; }
+    memcpy(tr + nt, va, (size_t)nv * sizeof *tr); /* one list: one pass of the encoder */
+    x = malloc((size_t)(nt + nv) * F * sizeof(float));
+    if (!x) { s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the in-domain statistics"); goto done; }
     if (fc && fc->G == F && fc->domain_layer == layer && fc->n == ds->n) {
-        for (int k = 0; k < nt; k++) memcpy(xt + (size_t)k * F, fc->desc + (size_t)tr[k] * F, (size_t)F * sizeof(float));
-        for (int k = 0; k < nv; k++) memcpy(xv + (size_t)k * F, fc->desc + (size_t)va[k] * F, (size_t)F * sizeof(float));
-    } else if ((s = describe(m, cache, tr, nt, xt, err)) || (s = describe(m, cache, va, nv, xv, err))) {
+        for (int k = 0; k < nt + nv; k++) memcpy(x + (size_t)k * F, fc->desc + (size_t)tr[k] * F, (size_t)F * sizeof(float));
+    } else if ((s = describe(m, cache, tr, nt + nv, x, err))) {
         goto done;
     }
     double threshold;
     int flagged;
-    if ((s = imcap_domain_fit(xt, nt, xv, nv, F, q, m->p.domain_mean, m->p.domain_precision, &threshold, &flagged, err)))
+    if ((s = imcap_domain_fit(x, nt, x + (size_t)nt * F, nv, F, q, m->p.domain_mean, m->p.domain_precision, &threshold,
+                              &flagged, err)))
         goto done;
     m->cfg.domain_threshold = threshold;
     m->cfg.domain_train_images = nt, m->cfg.domain_val_images = nv, m->cfg.domain_val_flagged = flagged;
@@ -105,7 +106,7 @@ imcap_status imcap_calibrate(imcap_model **mp, const imcap_dataset *ds, const im
     free(m->config_json);
     m->config_json = json;
 done:
-    free(tr), free(va), free(xt), free(xv);
+    free(tr), free(va), free(x);
     if (s) {
         imcap_model_free(m);
         return s;

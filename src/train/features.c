@@ -23,6 +23,7 @@ static size_t flags_size(int n) { return ((size_t)n + 63) / 64 * 64; }
 static uint64_t encoder_key(const imcap_model *m) {
     imcap_config c = m->cfg;
     c.embed_dim = c.hidden_dim = c.attention_dim = c.max_length = 0;
+    c.has_domain = 0; /* calibrating a model does not change its features */
     char *text = imcap_config_to_json(&c);
     uint64_t h = imcap_fnv1a64(IMCAP_FNV_OFFSET, text ? text : "", text ? strlen(text) : 0);
     free(text);
@@ -80,11 +81,8 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
     /* the forward also describes the in-domain layer (the model's, or the
      * one imcap calibrate would choose): a copy of the config that says so */
     imcap_config cfg = m->cfg;
-    if (!cfg.has_domain) {
-        cfg.domain_layer = imcap_calibrate_default_layer(&cfg);
-        cfg.has_domain = cfg.domain_layer >= 0;
-        cfg.domain_F = cfg.has_domain ? imcap_domain_size(cfg.layers[cfg.domain_layer].out_c) : 0;
-    }
+    if (!cfg.has_domain) imcap_config_set_domain(&cfg, imcap_calibrate_default_layer(&cfg)); /* -1: none */
+    cfg.domain_threshold = 0; /* describe, never score */
     const imcap_config *c = &cfg;
     int n = images->n, D = c->D, L = c->L, S = c->image_size, layer = c->has_domain ? c->domain_layer : -1;
     int G = c->domain_F;
@@ -113,9 +111,9 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
     imcap_encoder_acts *acts = calloc((size_t)threads, sizeof *acts);
     uint16_t *half = malloc((size_t)threads * per * 2);
     int io_ok = flags && acts && half && ftruncate(fd, (off_t)file_size(n, D, L, G)) == 0;
-    int made = 0;
+    int made = 0, acts_ok = 1;
     for (int t = 0; io_ok && t < threads; t++, made++)
-        if (imcap_encoder_acts_init(&acts[t], c, 1, 0) != IMCAP_OK) io_ok = 0;
+        if (imcap_encoder_acts_init(&acts[t], c, 1, 0) != IMCAP_OK) io_ok = acts_ok = 0;
     int done = 0;
     if (io_ok) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -154,7 +152,7 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
         io_ok = pwrite(fd, hdr, HDR, 0) == HDR && pwrite(fd, ikeys, (size_t)n * 8, HDR) == (ssize_t)((size_t)n * 8) &&
                 pwrite(fd, flags, fl, HDR + (size_t)n * 8) == (ssize_t)fl;
     }
-    int oom = !flags || !acts || !half;
+    int oom = !flags || !acts || !half || !acts_ok;
     for (int t = 0; t < made; t++) imcap_encoder_acts_free(&acts[t]);
     free(acts), free(half), free(flags);
     if (!io_ok) {
