@@ -143,6 +143,11 @@ static int group_size(int n, int K, int P) {
     return g < 1 ? 1 : g > n ? n : (int)g;
 }
 
+size_t imcap_conv2d_col_size_n(int n, int C, int k, int Ho, int Wo) {
+    int K = C * k * k, P = Ho * Wo;
+    return (size_t)K * ((size_t)group_size(n, K, P) * P + COL_PAD);
+}
+
 static void forward_group(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,
                           const float *b, int n, int C, int H, int W, int O, int k, int stride, int pad, float *col) {
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;

@@ -12,6 +12,9 @@
 /* ---- conv2d: in [C,H,W] -> out [O,Ho,Wo], weights [O,C,k,k], zero padding.
  * col is scratch of imcap_conv2d_col_size() floats (im2col matrix). */
 size_t imcap_conv2d_col_size(int C, int k, int Ho, int Wo);
+/* The scratch the _n functions below need for n images: they take the
+ * images in groups whose im2col matrix stays near 1 MB. */
+size_t imcap_conv2d_col_size_n(int n, int C, int k, int Ho, int Wo);
 void imcap_conv2d_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int O,
                           int k, int stride, int pad, float *col);
 /* din may be NULL (first layer: no input gradient needed); db is NULL for a
@@ -25,7 +28,7 @@ void imcap_conv2d_backward(float *din, float *dw, float *db, const float *dout, 
  * Output (and dout) rows are ld >= n*Ho*Wo apart: image j's output p of
  * channel o is out[o*ld + j*Ho*Wo + p], so one image's product can write into
  * a [O, N, Ho, Wo] batch (out + j*Ho*Wo, ld = N*Ho*Wo). din has the layout of
- * in. col: n times imcap_conv2d_col_size() floats. dw and db sum over the
+ * in. col: imcap_conv2d_col_size_n() floats. dw and db sum over the
  * images. Every image gets the bits of imcap_conv2d_forward alone, whatever
  * n and the strides (imcap_gemm sums each column alone). */
 void imcap_conv2d_forward_n(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,

@@ -51,12 +51,15 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
     int nl = cfg->n_layers;
     if (with_backward && imcap_config_untrainable_layer(cfg) >= 0) return IMCAP_E_ARG;
     size_t S = (size_t)cfg->image_size, I = 3 * S * S, M = I, K = 1;
+    /* training keeps every image: n of everything; inference runs the images
+     * one after the other through one image's buffers */
+    size_t n = (size_t)max_images, nb = with_backward ? n : 1;
     int blocks = 0;
     for (int i = 0; i < nl; i++) {
         const imcap_layer *l = &cfg->layers[i];
         if (out_size(l) > M) M = out_size(l);
         if (l->type == IMCAP_LAYER_CONV) {
-            size_t c = imcap_conv2d_col_size(l->in_c, l->kernel, l->out_h, l->out_w);
+            size_t c = imcap_conv2d_col_size_n((int)nb, l->in_c, l->kernel, l->out_h, l->out_w);
             if (c > K) K = c;
         }
         if (l->type == IMCAP_LAYER_BASIC || l->type == IMCAP_LAYER_BOTTLENECK) {
@@ -71,15 +74,12 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
         }
     }
     e->max_act = M;
-    /* training keeps every image: n of everything; inference runs the images
-     * one after the other through one image's buffers */
-    size_t n = (size_t)max_images, nb = with_backward ? n : 1;
-    /* maxpool winners are int indices into n images' activations; blas takes int sizes */
-    if (nb * M > INT_MAX || nb * K > INT_MAX) return IMCAP_E_ARG;
+    /* maxpool winners are int indices into n images' activations */
+    if (nb * M > INT_MAX) return IMCAP_E_ARG;
     if (!(e->act[0] = own(e, n * I))) goto nomem;
     if (nl == 0) return IMCAP_OK; /* act[0] is the output */
     const imcap_layer *last = &cfg->layers[nl - 1];
-    if (!(e->col = own(e, nb * K)) || !(e->act[nl] = own(e, n * out_size(last)))) goto nomem;
+    if (!(e->col = own(e, K)) || !(e->act[nl] = own(e, n * out_size(last)))) goto nomem;
     if (with_backward && cfg->layers[0].type != IMCAP_LAYER_CONV && !(e->x0 = own(e, n * I))) goto nomem;
     float *pp[2] = {NULL, NULL};
     for (int k = 0; k < 2; k++) {

@@ -20,11 +20,13 @@
  * M = max(I, max O_i), K = the largest conv's im2col size (C*k*k*Ho*Wo) and
  * F = D*H*W, for n = max_images:
  *   inference: n*(I + F) + 2M + K
- *   training:  n*(I + sum of O_i over the layers that are not a relu + K +
- *              2M + F), + n*I when the first layer is not a conv, and
- *              n * (sum of O_i over the maxpools) ints for the winners.
+ *   training:  n*(I + sum of O_i over the layers that are not a relu + 2M +
+ *              F) + Kg, + n*I when the first layer is not a conv, and
+ *              n * (sum of O_i over the maxpools) ints for the winners;
+ *              Kg = the largest conv's im2col for one group of images
+ *              (imcap_conv2d_col_size_n: about 1 MB of columns).
  * The default model (64x64; 16/32/64/64 channels): inference 1.11 MB +
- * 66 KB per image; training 1.79 MB + 115 KB of ints per image. */
+ * 66 KB per image; training 1.07 MB + 1.20 MB and 115 KB of ints per image. */
 #ifndef IMCAP_ENCODER_H
 #define IMCAP_ENCODER_H
 #include "model.h"
