@@ -18,9 +18,7 @@
 #include <unistd.h>
 
 #include "decode/decode.h"
-#ifdef IMCAP_BENCH_HAVE_ENCODER_N
 #include "model/encoder.h"
-#endif
 #include "image/image.h"
 #include "model/model.h"
 #include "model/network.h"
@@ -401,11 +399,9 @@ typedef struct {
     int tokens[MAX_OUTER][MAX_ROWS];
     float *img_a[MAX_OUTER], *img_p[MAX_OUTER]; /* [n_img,L,D], [n_img,L,A] copies of the encoded image */
     const float *a_rows[MAX_OUTER][MAX_ROWS], *p_rows[MAX_OUTER][MAX_ROWS];
-#ifdef IMCAP_BENCH_HAVE_ENCODER_N
     /* encoder over several images at once */
     imcap_encoder_acts encn[MAX_OUTER];
     int n_images;
-#endif
     /* captioning */
     imcap_image img;
     imcap_options opt;
@@ -422,7 +418,6 @@ static int work_encoder(void *vctx, int tid) {
     return 0;
 }
 
-#ifdef IMCAP_BENCH_HAVE_ENCODER_N
 static int work_encoder_n(void *vctx, int tid) {
     net_ctx *c = vctx;
     const imcap_model *m = c->m;
@@ -434,7 +429,6 @@ static int work_encoder_n(void *vctx, int tid) {
     for (int i = 0; i < c->n_images; i++) imcap_decoder_prepare_forward(&m->cfg, &m->p, out + i * per, &ws->init);
     return 0;
 }
-#endif
 
 static int work_step(void *vctx, int tid) {
     net_ctx *c = vctx;
@@ -902,7 +896,6 @@ int main(int argc, char **argv) {
         snprintf(bname, sizeof bname, "encoder batch %d", o.encoder_batch);
         for (int k = 0; k < (o.single ? 1 : 2); k++) {
             row *r = table_add(&tab, bname, k ? "2 omp" : "1", "ms/image");
-#ifdef IMCAP_BENCH_HAVE_ENCODER_N
             int n = o.encoder_batch;
             nc.n_images = n;
             size_t in = (size_t)3 * S * S;
@@ -923,9 +916,6 @@ int main(int argc, char **argv) {
                          "imcap_encoder_forward_n over %d images + imcap_decoder_prepare_forward per image", n);
             }
             for (int t = 0; t < MAX_OUTER; t++) imcap_encoder_acts_free(&nc.encn[t]);
-#else
-            skip(r, "no imcap_encoder_forward_n in src/model/encoder.h yet");
-#endif
         }
     }
 
@@ -1133,7 +1123,7 @@ int main(int argc, char **argv) {
             row *r = table_add(&tab, "train step", T == 1 ? "1" : "2 omp", "ms/batch");
             train_ctx tc;
             if (train_ctx_init(&tc, m, T, &err)) { skip(r, "%s", err.msg), failures++; continue; }
-            openblas_set_num_threads(1); /* as imcap train's CLI does */
+            openblas_set_num_threads(1); /* the limit rows' library: kept to one thread next to OpenMP */
             if (measure(&o, r, work_train, &tc, 1, 1)) {
                 skip(r, "failed (a non-finite loss or a wrong token count)"), failures++;
             } else {

@@ -10,6 +10,16 @@ enum { EXIT_ALL_OK = 0, EXIT_SOME_FAILED = 1, EXIT_USAGE = 2, EXIT_FATAL = 3 };
 
 int run_caption(int argc, char **argv);
 int run_info(int argc, char **argv);
+/* Progress and skipped images of a cache build (imcap_cache_callbacks):
+ * "LABEL done/total" on one updating line on a terminal, else a line every
+ * `every` images; "imcap CMD: skipped: MSG" for an unreadable image. */
+typedef struct {
+    const char *cmd, *label;
+    int every, tty, quiet;
+} cli_count_ctx;
+void cli_count_progress(void *ctx, int done, int total);
+void cli_skipped_image(void *ctx, const char *msg);
+
 /* "imcap CMD ARGS..." (cut at cap) for a model's metadata: what made it. */
 void cli_command_line(char *buf, size_t cap, int argc, char **argv);
 /* The in-domain check in outputs: `"domain_score": x, "in_domain": b, `

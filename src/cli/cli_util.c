@@ -124,3 +124,14 @@ void cli_command_line(char *buf, size_t cap, int argc, char **argv) {
     for (int i = 0; i < argc && len + 2 < cap; i++)
         len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? " " : "imcap ", argv[i]);
 }
+
+void cli_count_progress(void *ctx, int done, int total) {
+    const cli_count_ctx *c = ctx;
+    if (c->quiet) return;
+    if (c->tty) fprintf(stderr, "\r%s %d/%d%s", c->label, done, total, done == total ? "\n" : "");
+    else if (done == total || done % c->every == 0) fprintf(stderr, "%s %d/%d\n", c->label, done, total);
+}
+
+void cli_skipped_image(void *ctx, const char *msg) {
+    fprintf(stderr, "imcap %s: skipped: %s\n", ((const cli_count_ctx *)ctx)->cmd, msg);
+}

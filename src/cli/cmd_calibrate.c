@@ -28,16 +28,6 @@ static void usage(FILE *f) {
             "  --quiet          no progress lines\n");
 }
 
-static void on_error(void *ctx, const char *msg) {
-    (void)ctx;
-    fprintf(stderr, "imcap calibrate: skipped: %s\n", msg);
-}
-
-static void on_progress(void *ctx, int done, int total) {
-    if (*(int *)ctx) return;
-    if (done == total || done % 8192 == 0) fprintf(stderr, "caching images %d/%d\n", done, total);
-}
-
 int run_calibrate(int argc, char **argv) {
     const char *data = NULL, *images = NULL, *model = NULL, *out = NULL, *cache_path = NULL;
     int threads = 0, quiet = 0;
@@ -79,13 +69,16 @@ int run_calibrate(int argc, char **argv) {
         imcap_model_free(m);
         return EXIT_FATAL;
     }
-    imcap_cache_callbacks cb = {on_error, on_progress, &quiet};
+    cli_count_ctx cc = {"calibrate", "caching images", 8192, isatty(2), quiet};
+    imcap_cache_callbacks cb = {cli_skipped_image, cli_count_progress, &cc};
+    for (int i = 0; i < ds.n_warnings; i++) fprintf(stderr, "imcap calibrate: %s\n", ds.warnings[i]);
     imcap_image_cache cache;
     int failed = 0;
     if (imcap_cache_open(cache_path, &ds, m->cfg.image_size, &cb, &cache, &failed, &err) != IMCAP_OK) {
         fprintf(stderr, "imcap calibrate: %s\n", err.msg);
         goto done;
     }
+    if (failed) fprintf(stderr, "imcap calibrate: %d of %d images could not be read and are skipped\n", failed, ds.n);
     if (imcap_calibrate(&m, &ds, &cache, NULL, &co, &err) != IMCAP_OK) {
         fprintf(stderr, "imcap calibrate: %s\n", err.msg);
         imcap_cache_close(&cache);

@@ -98,27 +98,6 @@ static void on_message(void *ctx, const char *msg) {
     fprintf(stderr, "imcap train: %s\n", msg);
 }
 
-static void cache_error(void *ctx, const char *msg) {
-    (void)ctx;
-    fprintf(stderr, "imcap train: skipped: %s\n", msg);
-}
-
-static void cache_progress(void *ctx, int done, int total) {
-    progress_ctx *c = ctx;
-    if (c->quiet) return;
-    if (c->tty) fprintf(stderr, "\rcaching images %d/%d", done, total);
-    else if (done == total || done % 8192 == 0) fprintf(stderr, "caching images %d/%d\n", done, total);
-    if (c->tty && done == total) fprintf(stderr, "\n");
-}
-
-static void features_progress(void *ctx, int done, int total) {
-    progress_ctx *c = ctx;
-    if (c->quiet) return;
-    if (c->tty) fprintf(stderr, "\rencoding images %d/%d", done, total);
-    else if (done == total || done % 4096 == 0) fprintf(stderr, "encoding images %d/%d\n", done, total);
-    if (c->tty && done == total) fprintf(stderr, "\n");
-}
-
 int run_train(int argc, char **argv) {
     const char *data = NULL, *images = NULL, *config = NULL, *init = NULL, *resume = NULL, *out = NULL;
     const char *ckpt = NULL, *cache_path = NULL, *features_path = NULL;
@@ -231,7 +210,8 @@ int run_train(int argc, char **argv) {
     st.opt.out_path = out, st.opt.ckpt_path = ckpt, st.opt.command = cmd;
     cli_set_threads(threads);
     progress_ctx pc = {isatty(2), quiet, -1e9};
-    imcap_cache_callbacks ccb = {cache_error, cache_progress, &pc};
+    cli_count_ctx cache_cc = {"train", "caching images", 8192, pc.tty, quiet};
+    imcap_cache_callbacks ccb = {cli_skipped_image, cli_count_progress, &cache_cc};
     imcap_image_cache cache;
     int failed = 0;
     if (imcap_cache_open(cache_path, &ds, m->cfg.image_size, &ccb, &cache, &failed, &err) != IMCAP_OK) {
@@ -241,7 +221,8 @@ int run_train(int argc, char **argv) {
     if (failed) fprintf(stderr, "imcap train: %d of %d images could not be read and are skipped\n", failed, ds.n);
     imcap_feature_cache features = {0};
     if (st.opt.freeze_encoder) {
-        imcap_cache_callbacks fcb = {NULL, features_progress, &pc};
+        cli_count_ctx feat_cc = {"train", "encoding images", 4096, pc.tty, quiet};
+        imcap_cache_callbacks fcb = {NULL, cli_count_progress, &feat_cc};
         int rebuilt = 0;
         double t0 = imcap_now();
         if (imcap_features_open(features_path, m, &cache, &fcb, &features, &rebuilt, &err) != IMCAP_OK) {

@@ -232,28 +232,18 @@ static imcap_status config_text(const imcap_backbone_spec *b, const network *net
  * ones of the kept layers into m. */
 static imcap_status load_weights(const arch *a, const network *net, int cut, const char *path, imcap_model *m,
                                  imcap_error *err) {
-    /* the whole network's tensors, from a config of it (its shapes need any
-     * image size the network accepts; the tensors' do not depend on it) */
+    /* the whole network's tensors, from a config of all of it at 224 px
+     * (which every network accepts; the tensors' shapes do not depend on it) */
     char *full_text = NULL;
-    cJSON *full = cJSON_CreateObject();
-    cJSON_AddNumberToObject(full, "image_size", 224);
-    static const double mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
-    cJSON_AddItemToObject(full, "mean", cJSON_CreateDoubleArray(mean, 3));
-    cJSON_AddItemToObject(full, "std", cJSON_CreateDoubleArray(sd, 3));
-    cJSON_AddItemToObject(full, "encoder", cJSON_Duplicate(net->layers, 1));
-    cJSON_AddNumberToObject(full, "embed_dim", 1);
-    cJSON_AddNumberToObject(full, "hidden_dim", 1);
-    cJSON_AddNumberToObject(full, "attention_dim", 1);
-    cJSON_AddNumberToObject(full, "max_length", 1);
-    full_text = cJSON_PrintUnformatted(full);
-    cJSON_Delete(full);
     imcap_config *cfg = calloc(1, sizeof *cfg);
     imcap_param_table *tab = calloc(1, sizeof *tab);
     char **names = NULL;
     imcap_st_file f = {0};
     imcap_status s = IMCAP_OK;
-    if (!full_text || !cfg || !tab) { s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory"); goto done; }
-    if ((s = imcap_config_parse(full_text, a->name, cfg, err))) goto done;
+    if (!cfg || !tab) { s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory"); goto done; }
+    if ((s = config_text(&(imcap_backbone_spec){.decoder_where = a->name}, net, net->n, NULL, &full_text, err)) ||
+        (s = imcap_config_parse(full_text, a->name, cfg, err)))
+        goto done;
     imcap_param_table_build(cfg, 4, tab);
     if ((s = imcap_st_open(path, &f, err))) goto done;
     names = calloc((size_t)tab->n, sizeof *names);
