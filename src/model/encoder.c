@@ -43,6 +43,16 @@ static int folded_relu(const imcap_config *cfg, int i) {
            cfg->layers[i + 1].type == IMCAP_LAYER_MAXPOOL && cfg->layers[i + 1].pad == 0;
 }
 
+/* At inference a relu directly after a batch norm (VGG-bn, the ResNet stem)
+ * is done in the batch norm's pass, with the same bits; not when either
+ * output is the in-domain descriptor's, nor for the last layer (it writes
+ * the output block). */
+static int relu_in_batchnorm(const imcap_config *cfg, int i) {
+    return cfg->layers[i].type == IMCAP_LAYER_RELU && i > 0 && i + 1 < cfg->n_layers &&
+           cfg->layers[i - 1].type == IMCAP_LAYER_BATCHNORM && !folded_relu(cfg, i) &&
+           !(cfg->has_domain && (cfg->domain_layer == i || cfg->domain_layer == i - 1));
+}
+
 imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *cfg, int max_images,
                                      int with_backward) {
     memset(e, 0, sizeof *e);
@@ -153,7 +163,7 @@ static void forward_image(const imcap_config *cfg, const imcap_params *p, imcap_
                                  l->stride, l->pad, e->col);
             break;
         case IMCAP_LAYER_RELU:
-            if (folded_relu(cfg, i)) continue; /* the pool applies it to x */
+            if (folded_relu(cfg, i) || relu_in_batchnorm(cfg, i)) continue; /* the pool / batch norm applied it */
             imcap_relu_forward(y, x, in_size(l));
             break;
         case IMCAP_LAYER_MAXPOOL:
@@ -163,7 +173,7 @@ static void forward_image(const imcap_config *cfg, const imcap_params *p, imcap_
         case IMCAP_LAYER_COORDS: imcap_coords_forward(y, x, l->in_c, l->in_h, l->in_w); break;
         case IMCAP_LAYER_BATCHNORM:
             imcap_batchnorm_infer(y, x, l->in_c, (size_t)l->in_h * l->in_w, p->enc_w[i], p->enc_b[i], p->enc_mean[i],
-                                  p->enc_var[i], l->eps, 0);
+                                  p->enc_var[i], l->eps, i + 1 < nl && relu_in_batchnorm(cfg, i + 1));
             break;
         case IMCAP_LAYER_BASIC:
         case IMCAP_LAYER_BOTTLENECK: imcap_block_forward(l, &p->enc_block[i], y, x, e->blk, e->col); break;
