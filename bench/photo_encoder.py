@@ -10,13 +10,10 @@ annotation, init_h and init_c), with the tutorial's 512-wide decoder.
 Before timing, imcap's annotations (from `imcap caption --trace`) are
 checked against PyTorch's on the same input.
 """
-import json
 import os
-import subprocess
 import sys
 
 import torch
-import torchvision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
@@ -43,32 +40,14 @@ class Prep(torch.nn.Module):
 
 def prepare(imcap, tmp, image):
     """(imcap model path, PyTorch module, agreement note) for the rows."""
-    torch.manual_seed(0)
-    model = torchvision.models.resnet50(weights=None).eval()
-    bp.randomise_bn(model, torch.Generator().manual_seed(1))
-    w = os.path.join(tmp, "resnet50.safetensors")
-    bp.save_safetensors(model.state_dict(), w)
-    words = os.path.join(tmp, "r50words.txt")
-    with open(words, "w") as f:
-        f.write("a\nphoto\n")
-    m = os.path.join(tmp, "r50model.safetensors")
-    subprocess.run([imcap, "init", "--backbone", "resnet50", "--backbone-weights", w, "--vocab", words, "--seed", "1",
-                    "-o", m], check=True)
+    model = bp.random_network("resnet50")
+    work = os.path.join(tmp, "r50")
+    m = bp.make_model(imcap, work, "resnet50", model)
     trunk = bp.truncated(model, "resnet50", "layer4")
-    net = torch.nn.Sequential(trunk, Prep()).eval()
-    trace = os.path.join(tmp, "r50trace.json")
-    subprocess.run([imcap, "caption", "--threads", "1", "--beam", "1", "--model", m, "--trace", trace, image],
-                   check=True, stdout=subprocess.DEVNULL)
-    with open(trace) as f:
-        tr = json.load(f)
-    x = torch.tensor(tr["input"], dtype=torch.float32)[None]
-    with torch.no_grad():
-        y = trunk(x)[0].reshape(2048, -1).t()
-    got = torch.tensor(tr["annotations"], dtype=torch.float32)
-    worst = ((got - y).abs() / y.abs().clamp(min=1)).max().item()
+    worst, _, _ = bp.annotation_error(imcap, m, trunk, image, work)
     if not worst <= 1e-4:
         raise RuntimeError(f"ResNet-50: imcap's annotations differ from torchvision's by {worst:.3g}")
-    return m, net, f"annotations agree within {worst:.1g} (x max(1, |v|))"
+    return m, torch.nn.Sequential(trunk, Prep()).eval(), f"annotations agree within {worst:.1g} (x max(1, |v|))"
 
 
 def variants(net, n):

@@ -85,6 +85,47 @@ def truncated(model, arch, layer):
     return feats[:n]
 
 
+def random_network(arch):
+    """torchvision's arch with random weights (seed 0) and randomised batch norms (seed 1)."""
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, arch)(weights=None).eval()
+    randomise_bn(model, torch.Generator().manual_seed(1))
+    return model
+
+
+def make_model(imcap, work, arch, model, init_args=()):
+    """Writes model's weights as safetensors and an imcap model on them; its path."""
+    os.makedirs(work, exist_ok=True)
+    w = os.path.join(work, f"{arch}.safetensors")
+    save_safetensors(model.state_dict(), w)
+    words = os.path.join(work, "words.txt")
+    with open(words, "w") as f:
+        f.write("a\nphoto\n")
+    m = os.path.join(work, "model.safetensors")
+    subprocess.run([imcap, "init", "--backbone", arch, "--backbone-weights", w, "--vocab", words, "--seed", "3", "-o", m,
+                    *init_args], check=True)
+    return m
+
+
+def annotation_error(imcap, m, trunk, image, work, grid=None):
+    """(worst error relative to max(1, |v|), torchvision's [L, D] annotations, imcap's) on the trace's own input."""
+    trace = os.path.join(work, "trace.json")
+    subprocess.run([imcap, "caption", "--threads", "1", "--beam", "1", "--model", m, "--trace", trace, image],
+                   check=True, stdout=subprocess.DEVNULL)
+    with open(trace) as f:
+        tr = json.load(f)
+    x = torch.tensor(tr["input"], dtype=torch.float32).unsqueeze(0)
+    with torch.no_grad():
+        y = trunk(x)
+        if grid:
+            y = torch.nn.functional.adaptive_avg_pool2d(y, grid)
+    want = y[0].reshape(y.shape[1], -1).t()  # [L, D], cell i = row-major
+    got = torch.tensor(tr["annotations"], dtype=torch.float32)
+    if got.shape != want.shape:
+        return float("inf"), want, got
+    return ((got - want).abs() / want.abs().clamp(min=1)).max().item(), want, got
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("imcap")
@@ -95,41 +136,21 @@ def main():
     ap.add_argument("--grid", type=int)
     ap.add_argument("--image-size", type=int, default=224)
     a = ap.parse_args()
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(1)
-    model = getattr(torchvision.models, a.arch)(weights=None).eval()
-    randomise_bn(model, gen)
+    model = random_network(a.arch)
+    decoder = os.path.join(a.work, "decoder.json")
     os.makedirs(a.work, exist_ok=True)
-    w = os.path.join(a.work, f"{a.arch}.safetensors")
-    save_safetensors(model.state_dict(), w)
-    with open(os.path.join(a.work, "words.txt"), "w") as f:
-        f.write("a\nphoto\n")
-    with open(os.path.join(a.work, "decoder.json"), "w") as f:
+    with open(decoder, "w") as f:
         json.dump({"embed_dim": 8, "hidden_dim": 8, "attention_dim": 8, "max_length": 2}, f)
-    m = os.path.join(a.work, "model.safetensors")
-    cmd = [a.imcap, "init", "--backbone", a.arch, "--backbone-weights", w, "--vocab", os.path.join(a.work, "words.txt"),
-           "--config", os.path.join(a.work, "decoder.json"), "--image-size", str(a.image_size), "--seed", "3", "-o", m]
+    args = ["--config", decoder, "--image-size", str(a.image_size)]
     if a.layer:
-        cmd += ["--backbone-layer", a.layer]
+        args += ["--backbone-layer", a.layer]
     if a.grid:
-        cmd += ["--grid", str(a.grid)]
-    subprocess.run(cmd, check=True)
-    trace = os.path.join(a.work, "trace.json")
-    subprocess.run([a.imcap, "caption", "--model", m, "--trace", trace, a.image], check=True, stdout=subprocess.DEVNULL)
-    with open(trace) as f:
-        tr = json.load(f)
-    x = torch.tensor(tr["input"], dtype=torch.float32).unsqueeze(0)
-    with torch.no_grad():
-        y = truncated(model, a.arch, a.layer)(x)
-        if a.grid:
-            y = torch.nn.functional.adaptive_avg_pool2d(y, a.grid)
-    want = y[0].reshape(y.shape[1], -1).t()  # [L, D], cell i = row-major
-    got = torch.tensor(tr["annotations"], dtype=torch.float32)
+        args += ["--grid", str(a.grid)]
+    m = make_model(a.imcap, a.work, a.arch, model, args)
+    worst, want, got = annotation_error(a.imcap, m, truncated(model, a.arch, a.layer), a.image, a.work, a.grid)
     if got.shape != want.shape:
         print(f"{a.arch}: annotations shape {tuple(got.shape)}, torchvision {tuple(want.shape)}")
         return 1
-    err = (got - want).abs() / want.abs().clamp(min=1)
-    worst = err.max().item()
     print(f"{a.arch} {a.layer or 'default'} grid {a.grid or '-'}: {got.shape[0]} cells x {got.shape[1]}, "
           f"|v| up to {want.abs().max().item():.3g}, worst error {worst:.3g} (tolerance 1e-4 * max(1, |v|))")
     return 0 if worst <= 1e-4 else 1
