@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/domain.h"
 #include "model/model.h"
 #include "testutil.h"
 
@@ -172,4 +173,44 @@ Test(calibrate, malformed_domain_configs) {
                      "\"hidden_dim\": 4, \"attention_dim\": 4, \"max_length\": 4, \"domain\": {\"layer\": 1, \"threshold\": 2.5}}";
     cr_assert_eq(imcap_config_parse(ok, "cfg", &cfg, &err), IMCAP_OK, "%s", err.msg);
     cr_expect(cfg.format == 2 && cfg.has_domain && cfg.domain_F == 4 * 4 + 6);
+}
+
+/* The score reads the precision's upper triangle only: it must equal the
+ * full quadratic form (in double) of the shipped statistics, and a file
+ * whose precision is not symmetric is refused by name. */
+Test(calibrate, score_from_upper_triangle_and_asymmetric_precision_refused) {
+    imcap_model *m;
+    imcap_error e;
+    cr_assert_eq(imcap_model_load(tu_src("models/default.safetensors"), &m, &e), IMCAP_OK, "%s", e.msg);
+    int F = m->cfg.domain_F, n = 5;
+    float *x = malloc((size_t)n * F * sizeof *x), *scratch = malloc(imcap_domain_raw_scratch_size(n, F) * sizeof(float));
+    double got[5];
+    unsigned r = 7;
+    for (int i = 0; i < n * F; i++) {
+        r = r * 1103515245u + 12345u;
+        x[i] = m->p.domain_mean[i % F] + ((float)(r >> 8) / 16777216.0f - 0.5f) * 0.2f;
+    }
+    imcap_domain_raw_n(x, n, m->p.domain_mean, m->p.domain_precision, F, scratch, got);
+    for (int i = 0; i < n; i++) {
+        double q = 0, mag = 0;
+        for (int a = 0; a < F; a++)
+            for (int b = 0; b < F; b++) {
+                double t = ((double)x[i * F + a] - m->p.domain_mean[a]) * m->p.domain_precision[(size_t)a * F + b] *
+                           ((double)x[i * F + b] - m->p.domain_mean[b]);
+                q += t, mag += fabs(t);
+            }
+        cr_expect(fabs(got[i] - q / F) <= 1e-5 * mag / F, "image %d: %.9g, full form %.9g", i, got[i], q / F);
+    }
+    free(x), free(scratch);
+    m->p.domain_precision[3 * F + 1] += 1.0f;
+    unsigned char *data;
+    size_t size;
+    cr_assert_eq(imcap_model_serialize(m, &data, &size, &e), IMCAP_OK, "%s", e.msg);
+    imcap_model *bad = NULL;
+    cr_expect_eq(imcap_model_load_memory(data, size, "asym.safetensors", &bad, &e), IMCAP_E_FORMAT);
+    cr_expect(strstr(e.msg, "asym.safetensors") && strstr(e.msg, "stats.domain.precision") && strstr(e.msg, "not symmetric"),
+              "%s", e.msg);
+    cr_expect_null(bad);
+    free(data);
+    imcap_model_free(m);
 }

@@ -1090,6 +1090,56 @@ Test(simd_tables, gemm) {
             }
 }
 
+/* The direct convolution is the im2col product without the matrix: every
+ * table's conv_direct gives the bits of its own gemm over the im2col
+ * matrix (the encoder's outputs must not depend on which path a layer
+ * takes), for rows that fill, overrun and split 16-lane vectors and for
+ * taps in one k-slice and in several (K > 64); rows' padding untouched. */
+Test(simd_tables, conv_direct) {
+    const imcap_simd_ops *T[3];
+    int nt = tables(T);
+    /* C, H, W, O, k, pad */
+    const int shapes[][6] = {{3, 16, 16, 16, 3, 1}, {8, 5, 17, 7, 3, 1}, {20, 4, 33, 5, 3, 1},
+                             {2, 3, 64, 3, 3, 1},   {4, 6, 14, 9, 3, 0}, {3, 9, 20, 2, 5, 2}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int C = shapes[si][0], H = shapes[si][1], W = shapes[si][2], O = shapes[si][3], k = shapes[si][4],
+            pad = shapes[si][5];
+        int Hp = H + 2 * pad, Wp = W + 2 * pad, Ho = Hp - k + 1, Wo = Wp - k + 1, K = C * k * k, P = Ho * Wo;
+        size_t plane = (size_t)Hp * Wp, ldc = (size_t)P + 5;
+        float *in = rand_vec((size_t)C * H * W, -1, 1), *w = rand_vec((size_t)O * K, -1, 1);
+        float *bias = rand_vec((size_t)O, -1, 1), *xp = alloc_f((size_t)C * plane + 16);
+        float *col = alloc_f((size_t)K * P);
+        int32_t koff[512];
+        for (size_t i = 0; i < (size_t)C * plane + 16; i++) xp[i] = i < (size_t)C * plane ? 0.0f : NAN;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                memcpy(xp + c * plane + (size_t)(y + pad) * Wp + pad, in + ((size_t)c * H + y) * W, W * sizeof(float));
+        for (int c = 0, t = 0; c < C; c++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++, t++) {
+                    koff[t] = (int32_t)(c * plane + (size_t)ky * Wp + kx);
+                    for (int p = 0; p < P; p++) col[(size_t)t * P + p] = xp[koff[t] + (p / Wo) * Wp + p % Wo];
+                }
+        float *out[3];
+        for (int t = 0; t < nt; t++) {
+            float *want = sentinel_vec((size_t)O * ldc);
+            out[t] = sentinel_vec((size_t)O * ldc);
+            T[t]->gemm(want, ldc, w, (size_t)K, 1, col, (size_t)P, O, P, K, bias, 0);
+            T[t]->conv_direct(out[t], ldc, w, O, K, xp, koff, Wp, Ho, Wo, bias);
+            for (size_t i = 0; i < (size_t)O * ldc; i++)
+                cr_assert(same(out[t][i], want[i]), "%s conv_direct C%d %dx%d O%d k%d pad%d: [%zu] = %.9g, gemm %.9g",
+                          T[t]->name, C, H, W, O, k, pad, i, out[t][i], want[i]);
+            free(want);
+        }
+        for (int t = 1; t < nt; t++)
+            if (must_match(T[0], T[t]))
+                for (size_t i = 0; i < (size_t)O * ldc; i++)
+                    cr_assert(same(out[0][i], out[t][i]), "conv_direct: %s and %s differ", T[0]->name, T[t]->name);
+        for (int t = 0; t < nt; t++) free(out[t]);
+        free(in), free(w), free(bias), free(xp), free(col);
+    }
+}
+
 Test(simd_tables, sumsq_and_adam) {
     const imcap_simd_ops *T[3];
     int nt = tables(T);

@@ -148,9 +148,51 @@ size_t imcap_conv2d_col_size_n(int n, int C, int k, int Ho, int Wo) {
     return (size_t)K * ((size_t)group_size(n, K, P) * P + COL_PAD);
 }
 
+/* The direct convolution (imcap_conv_direct) replaces im2col's copy of
+ * every input k*k times by one zero-padded copy. It needs stride 1 and
+ * rows that fill most of their 16-lane vectors: a narrow map (8 wide, 7
+ * wide) would leave half the lanes idle, and there im2col's matrix, whose
+ * columns run on across rows and images, keeps the vectors full. */
+static int use_direct(int k, int stride, int Wo) {
+    int vectors = (Wo + 15) / 16;
+    return stride == 1 && k > 1 && Wo >= 14 && 8 * Wo >= 7 * 16 * vectors;
+}
+
+/* The padded copy of one image, its tap offsets after it; fits in the
+ * im2col scratch (C (H+2p)(W+2p) + 16 + K floats against K (P + COL_PAD)). */
+static void conv_direct_image(float *out, size_t ld, const float *in, size_t in_ch, const float *w, const float *b,
+                              int C, int H, int W, int O, int k, int pad, float *scratch) {
+    int Hp = H + 2 * pad, Wp = W + 2 * pad, Ho = Hp - k + 1, Wo = Wp - k + 1, K = C * k * k;
+    size_t plane = (size_t)Hp * Wp, padded = (size_t)C * plane + 16;
+    float *xp = scratch;
+    int32_t *koff = (int32_t *)(scratch + padded);
+    for (int c = 0; c < C; c++) {
+        float *dst = xp + (size_t)c * plane;
+        const float *src = in + (size_t)c * in_ch;
+        memset(dst, 0, (size_t)pad * Wp * sizeof *dst);
+        for (int y = 0; y < H; y++) {
+            float *row = dst + (size_t)(y + pad) * Wp;
+            zero_few(row, pad);
+            memcpy(row + pad, src + (size_t)y * W, (size_t)W * sizeof *row);
+            zero_few(row + pad + W, pad);
+        }
+        memset(dst + (size_t)(H + pad) * Wp, 0, (size_t)pad * Wp * sizeof *dst);
+    }
+    memset(xp + (size_t)C * plane, 0, 16 * sizeof *xp);
+    for (int c = 0, t = 0; c < C; c++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) koff[t++] = (int32_t)((size_t)c * plane + (size_t)ky * Wp + kx);
+    imcap_conv_direct(out, ld, w, O, K, xp, koff, Wp, Ho, Wo, b);
+}
+
 static void forward_group(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,
                           const float *b, int n, int C, int H, int W, int O, int k, int stride, int pad, float *col) {
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;
+    if (use_direct(k, stride, Wo)) {
+        for (int j = 0; j < n; j++)
+            conv_direct_image(out + (size_t)j * Ho * Wo, ld, in + j * in_img, in_ch, w, b, C, H, W, O, k, pad, col);
+        return;
+    }
     int NP = n * Ho * Wo;
     const float *B = build_col(col, in, in_img, in_ch, n, C, H, W, k, stride, pad, Ho, Wo);
     size_t ldb = B == in ? in_ch : col_ld((size_t)NP);

@@ -62,6 +62,11 @@ void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, co
     best()->gemm(C, ldc, a, ars, acs, B, ldb, M, N, K, bias, accumulate);
 }
 
+void imcap_conv_direct(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff, int Wp,
+                       int Ho, int Wo, const float *bias) {
+    best()->conv_direct(C, ldc, a, M, K, xp, koff, Wp, Ho, Wo, bias);
+}
+
 void imcap_attention_fused(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
                            const float *w, float b, int L, int A, int D) {
     best()->attention_fused(ctx, alpha, tanh_pq, a, p, q, w, b, L, A, D);

@@ -41,6 +41,7 @@
 #ifndef IMCAP_SIMD_H
 #define IMCAP_SIMD_H
 #include <stddef.h>
+#include <stdint.h>
 
 void imcap_vexp(float *y, const float *x, size_t n);
 void imcap_vtanh(float *y, const float *x, size_t n);
@@ -88,6 +89,18 @@ void imcap_adam_update(float *p, const float *g, float *m, float *v, size_t n, f
  * Convolution: C = out [O,P], A = w [O,K] (ars K, acs 1), B = im2col [K,P]. */
 void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
                 int K, const float *bias, int accumulate);
+
+/* A stride-1 convolution straight from its zero-padded input, without
+ * im2col: xp [Cin][Hp][Wp] (the input with its padding in place), and
+ * koff[k] the offset in xp of tap k = (c*kh + ky)*kw + kx (c*Hp*Wp + ky*Wp
+ * + kx); output pixel (y, x) of tap k is xp[koff[k] + y*Wp + x], and
+ *   C[m*ldc + y*Wo + x] = sum_k a[m*K + k] xp[koff[k] + y*Wp + x] + bias[m]
+ * for m < M, y < Ho, x < Wo. The same fused multiply-adds in the same order
+ * as imcap_gemm over the im2col matrix, so the same bits. Reads up to 15
+ * floats past the last tap's last input: xp needs that many readable
+ * floats after it (their values never reach C). */
+void imcap_conv_direct(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff, int Wp,
+                       int Ho, int Wo, const float *bias);
 
 /* Soft attention for one query, fused: e_i = w . tanh(p_i + q) + b,
  * alpha = softmax(e), ctx = sum_i alpha_i a_i. tanh_pq [L,A] receives the

@@ -388,6 +388,92 @@ static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs
     }
 }
 
+/* ------------------------------------------------------- direct convolution */
+
+/* imcap_conv_direct (simd.h): the output pixels are taken as vectors of up
+ * to 16 along one output row; vector v of a panel starts at xp + bpos[v]
+ * (its first pixel's tap-0 input), writes C + cpos[v] and has rl[v] lanes.
+ * Tap k adds koff[k] to every start, so a vector's input for tap k is one
+ * load; the lanes past rl[v] read what follows (zero padding, the next
+ * row) and are never stored. The sums, slices and bias are gemm_block's,
+ * one to one. */
+AI void conv_block(float *C, size_t ldc, const float *a, size_t K, const float *xp, const int32_t *koff,
+                   const size_t *bpos, const size_t *cpos, const int *rl, int k0, int k1, const float *bias, int phase,
+                   int m0, int MBx, int NV) {
+    vf acc[GEMM_MB][GEMM_NV];
+    for (int i = 0; i < MBx; i++)
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = phase >= 2 ? ldn(C + (size_t)(m0 + i) * ldc + cpos[v], rl[v]) : (vf){0};
+    const float *arow[GEMM_MB], *bp[GEMM_NV];
+    for (int i = 0; i < MBx; i++) arow[i] = a + (size_t)(m0 + i) * K;
+    for (int v = 0; v < NV; v++) bp[v] = xp + bpos[v];
+    for (int k = k0; k < k1; k++) {
+        size_t o = (size_t)koff[k];
+        vf bv[GEMM_NV];
+        for (int v = 0; v < NV; v++) bv[v] = ld(bp[v] + o);
+        for (int i = 0; i < MBx; i++) {
+            vf av = splat(arow[i][k]);
+            for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
+        }
+    }
+    for (int i = 0; i < MBx; i++) {
+        vf add = splat(bias ? bias[m0 + i] : 0.0f);
+        for (int v = 0; v < NV; v++) {
+            vf out = acc[i][v];
+            if (phase == 0 || phase == 3) out = out + add;
+            stn(C + (size_t)(m0 + i) * ldc + cpos[v], out, rl[v]);
+        }
+    }
+}
+
+AI void conv_panel(float *C, size_t ldc, const float *a, int M, size_t K, const float *xp, const int32_t *koff,
+                   const size_t *bpos, const size_t *cpos, const int *rl, int k0, int k1, const float *bias, int phase,
+                   int NV) {
+    int m0 = 0;
+#define CB(MBx) conv_block(C, ldc, a, K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, m0, MBx, NV)
+    for (; m0 + GEMM_MB <= M; m0 += GEMM_MB) CB(GEMM_MB);
+    switch (M - m0) {
+#if GEMM_MB > 3
+    case 3: CB(3); break;
+#endif
+#if GEMM_MB > 2
+    case 2: CB(2); break;
+#endif
+    case 1: CB(1); break;
+    default: break;
+    }
+#undef CB
+}
+
+static void F(conv_direct)(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
+                           int Wp, int Ho, int Wo, const float *bias) {
+    for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
+        int k1 = k0 + GEMM_KC < K ? k0 + GEMM_KC : K;
+        int phase = K <= GEMM_KC ? 0 : k0 == 0 ? 1 : k1 == K ? 3 : 2;
+        int y = 0, x = 0;
+        while (y < Ho) {
+            size_t bpos[GEMM_NV], cpos[GEMM_NV];
+            int rl[GEMM_NV], nv = 0;
+            for (; nv < GEMM_NV && y < Ho; nv++) {
+                bpos[nv] = (size_t)y * Wp + x, cpos[nv] = (size_t)y * Wo + x;
+                rl[nv] = Wo - x < LANES ? Wo - x : LANES;
+                if ((x += LANES) >= Wo) x = 0, y++;
+            }
+            switch (nv) {
+            case GEMM_NV: conv_panel(C, ldc, a, M, (size_t)K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, GEMM_NV); break;
+#if GEMM_NV > 3
+            case 3: conv_panel(C, ldc, a, M, (size_t)K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, 3); break;
+#endif
+#if GEMM_NV > 2
+            case 2: conv_panel(C, ldc, a, M, (size_t)K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, 2); break;
+#endif
+            case 1: conv_panel(C, ldc, a, M, (size_t)K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, 1); break;
+            default: break;
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- attention */
 
 /* w . tanh(p_i + q) over lanes k..k+r-1 (also stored in ti when given).
@@ -625,6 +711,7 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .vsigmoid = F(vsigmoid),
     .rows_affine = F(rows_affine),
     .gemm = F(gemm),
+    .conv_direct = F(conv_direct),
     .attention_fused = F(attention_fused),
     .attention_backward = F(attention_backward),
     .lstm_cell = F(lstm_cell),

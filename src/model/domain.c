@@ -29,19 +29,36 @@ void imcap_domain_descriptor(const float *a, size_t ch_stride, int C, int P, flo
         }
 }
 
+/* Rows of the precision per product: the block's own columns plus the
+ * ones after it (the ones before are the blocks above, by symmetry). */
+enum { RAW_BLOCK = 16 };
+
+size_t imcap_domain_raw_scratch_size(int n, int F) { return (size_t)n * (2 * (size_t)F + RAW_BLOCK); }
+
+/* z^T S z for symmetric S over the upper triangle only, half the bytes of
+ * the full matrix (at one image the read of S is the whole cost): row block
+ * [r0, r1) contributes sum_{i in block} z_i (S_i[r0..r1) z[r0..r1) +
+ * S_i[r1..F) 2 z[r1..F)), one product of two segments per block. */
 void imcap_domain_raw_n(const float *x, int n, const float *mean, const float *precision, int F, float *scratch,
                         double *out) {
-    float *z = scratch, *y = scratch + (size_t)n * F;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < F; j++) z[(size_t)i * F + j] = x[(size_t)i * F + j] - mean[j];
-    /* y = z precision (symmetric): n rows at once read the matrix once */
-    imcap_mm_seg seg = {precision, (size_t)F, z, (size_t)F, F};
-    imcap_rows_affine(y, (size_t)F, n, F, &seg, 1, NULL, NULL);
+    float *z = scratch, *z2 = scratch + (size_t)n * F, *y = z2 + (size_t)n * F;
     for (int i = 0; i < n; i++) {
-        double q = 0;
-        for (int j = 0; j < F; j++) q += (double)z[(size_t)i * F + j] * y[(size_t)i * F + j];
-        out[i] = q / F;
+        out[i] = 0;
+        for (int j = 0; j < F; j++) {
+            size_t at = (size_t)i * F + j;
+            z[at] = x[at] - mean[j];
+            z2[at] = 2.0f * z[at];
+        }
     }
+    for (int r0 = 0; r0 < F; r0 += RAW_BLOCK) {
+        int r1 = r0 + RAW_BLOCK < F ? r0 + RAW_BLOCK : F, h = r1 - r0;
+        imcap_mm_seg seg[2] = {{precision + (size_t)r0 * F + r0, (size_t)F, z + r0, (size_t)F, h},
+                               {precision + (size_t)r0 * F + r1, (size_t)F, z2 + r1, (size_t)F, F - r1}};
+        imcap_rows_affine(y, (size_t)h, n, h, seg, r1 < F ? 2 : 1, NULL, NULL);
+        for (int i = 0; i < n; i++)
+            for (int r = r0; r < r1; r++) out[i] += (double)z[(size_t)i * F + r] * y[(size_t)i * h + r - r0];
+    }
+    for (int i = 0; i < n; i++) out[i] /= F;
 }
 
 
@@ -123,7 +140,7 @@ imcap_status imcap_domain_fit(const float *train, int n, const float *val, int m
     } else {
         for (int j = 0; j < F; j++) mean[j] = (float)mu[j];
         for (size_t k = 0; k < (size_t)F * F; k++) precision[k] = (float)cov[k];
-        float *tmp = malloc((size_t)64 * F * 2 * sizeof(float));
+        float *tmp = malloc(imcap_domain_raw_scratch_size(64, F) * sizeof(float));
         if (!tmp) {
             free(mu), free(cov), free(z), free(scores);
             return imcap_fail(err, IMCAP_E_NOMEM, "out of memory");

@@ -30,7 +30,9 @@ size_t imcap_domain_scratch_size(int C, int P);
  * one imcap_rows_affine): the bits depend on the image alone. */
 void imcap_domain_descriptor(const float *a, size_t ch_stride, int C, int P, float *x, float *scratch);
 /* (x - mean)^T precision (x - mean) / F for n descriptors x [n, F] at once
- * (the matrix is read once for all of them); scratch: 2 n F floats. */
+ * (the matrix is read once for all of them, and only its upper triangle:
+ * the precision is symmetric); scratch: imcap_domain_raw_scratch_size. */
+size_t imcap_domain_raw_scratch_size(int n, int F);
 void imcap_domain_raw_n(const float *x, int n, const float *mean, const float *precision, int F, float *scratch,
                         double *out);
 /* From descriptors of training images (n x F) and held-out ones (m x F):

@@ -101,7 +101,7 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
     if (cfg->has_domain && !with_backward) { /* training never reads them */
         /* the scratch serves the descriptor of one image, then the scores of n */
         const imcap_layer *dl = &cfg->layers[cfg->domain_layer];
-        size_t sd = imcap_domain_scratch_size(dl->out_c, dl->out_h * dl->out_w), ss = 2 * n * (size_t)cfg->domain_F;
+        size_t sd = imcap_domain_scratch_size(dl->out_c, dl->out_h * dl->out_w), ss = imcap_domain_raw_scratch_size((int)n, cfg->domain_F);
         if (!(e->domain_x = own(e, n * (size_t)cfg->domain_F)) || !(e->domain_scratch = own(e, sd > ss ? sd : ss)) ||
             !(e->domain_score = (double *)own(e, 2 * n)))
             goto nomem;

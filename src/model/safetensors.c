@@ -86,6 +86,18 @@ static imcap_status check_entry(const imcap_st_entry *e, const char *where, cons
     return IMCAP_OK;
 }
 
+/* The score reads only the precision's upper triangle (model/domain.c):
+ * a matrix that is not symmetric would mean something else. */
+static imcap_status check_symmetric(const float *S, int F, const char *where, imcap_error *err) {
+    for (int i = 0; i < F; i++)
+        for (int j = i + 1; j < F; j++)
+            if (S[(size_t)i * F + j] != S[(size_t)j * F + i])
+                return imcap_fail(err, IMCAP_E_FORMAT,
+                                  "%s: tensor \"stats.domain.precision\" is not symmetric: [%d][%d] = %.9g but [%d][%d] = %.9g",
+                                  where, i, j, S[(size_t)i * F + j], j, i, S[(size_t)j * F + i]);
+    return IMCAP_OK;
+}
+
 static imcap_status load_buffer(const unsigned char *data, size_t size, const char *where, imcap_model **out,
                                  imcap_error *err) {
     *out = NULL;
@@ -116,6 +128,7 @@ static imcap_status load_buffer(const unsigned char *data, size_t size, const ch
     if (!m->block) { s = imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory for %zu parameters", where, m->tab.total); goto fail; }
     for (int j = 0; j < f.n; j++) imcap_st_read_f32(&f, &f.entries[j], m->block + m->tab.t[index[j]].offset);
     imcap_params_point(&m->p, &m->cfg, &m->tab, m->block);
+    if (m->cfg.has_domain && (s = check_symmetric(m->p.domain_precision, m->cfg.domain_F, where, err))) goto fail;
     free(index);
     imcap_st_close(&f);
     *out = m;
