@@ -436,11 +436,11 @@ static int work_step(void *vctx, int tid) {
     imcap_workspace *ws = c->ws[tid];
     /* Same inputs every call: the cost of a step does not depend on them. */
     if (c->rows)
-        imcap_decoder_step_forward_rows(&m->cfg, &m->p, m->vocab.n, c->N, c->tokens[tid], c->h[tid], c->c[tid],
-                                        c->a_rows[tid], c->p_rows[tid], &c->sc[tid]);
+        imcap_decoder_step_infer_rows(m, c->N, c->tokens[tid], c->h[tid], c->c[tid], c->a_rows[tid], c->p_rows[tid],
+                                      &c->sc[tid]);
     else
-        imcap_decoder_step_forward(&m->cfg, &m->p, m->vocab.n, c->N, c->tokens[tid], c->h[tid], c->c[tid], ws->init.a,
-                                   0, ws->init.p, 0, NULL, &c->sc[tid]);
+        imcap_decoder_step_infer(m, c->N, c->tokens[tid], c->h[tid], c->c[tid], ws->init.a, 0, ws->init.p, 0,
+                                 &c->sc[tid]);
     return 0;
 }
 
@@ -963,12 +963,12 @@ int main(int argc, char **argv) {
                 if (measure(&o, r, work_step, &nc, cf[k].outer, 1)) { skip(r, "failed"), failures++; continue; }
                 r->rate = N / r->median, snprintf(r->rate_unit, sizeof r->rate_unit, "tokens/s");
                 r->gflops = N * info.decoder_flops / r->median / 1e9;
-                if (N == 1) snprintf(r->note, sizeof r->note, "imcap_decoder_step_forward, 1 row: ms/token of greedy");
+                if (N == 1) snprintf(r->note, sizeof r->note, "imcap_decoder_step_infer, 1 row: ms/token of greedy");
                 else if (!nc.rows)
-                    snprintf(r->note, sizeof r->note, "imcap_decoder_step_forward, %d rows of one image (beam %d): "
+                    snprintf(r->note, sizeof r->note, "imcap_decoder_step_infer, %d rows of one image (beam %d): "
                              "%.4g ms per row-token", N, N, r->median * 1e3 / N);
                 else
-                    snprintf(r->note, sizeof r->note, "imcap_decoder_step_forward_rows, %d rows of %d images (%s): "
+                    snprintf(r->note, sizeof r->note, "imcap_decoder_step_infer_rows, %d rows of %d images (%s): "
                              "%.4g ms per row-token", N, n_img, per_img == 1 ? "greedy" : "beam 3",
                              r->median * 1e3 / N);
             }

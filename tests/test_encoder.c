@@ -302,6 +302,7 @@ static imcap_model *make_model(const char *json, uint64_t seed) {
     imcap_rng r;
     imcap_rng_seed(&r, seed + 1);
     for (size_t k = 0; k < m->tab.total; k++) m->block[k] += (float)(0.05 * imcap_rng_normal(&r));
+    imcap_model_sync(m);
     return m;
 }
 

@@ -119,6 +119,7 @@ static imcap_model *make_model(const char *json, uint64_t seed) {
     imcap_rng r;
     imcap_rng_seed(&r, seed ^ 0x5eedULL);
     for (size_t k = 0; k < m->tab.total; k++) m->block[k] += (float)(0.1 * imcap_rng_normal(&r));
+    imcap_model_sync(m);
     return m;
 }
 

@@ -96,6 +96,7 @@ static imcap_model *make_model(const variant *v) {
     /* a strong embedding makes the next token depend on the previous one:
      * captions then follow chains that sometimes reach <end> late */
     for (size_t k = 0; k < (size_t)m->vocab.n * m->cfg.embed_dim; k++) m->p.embedding[k] *= v->emb_scale;
+    imcap_model_sync(m);
     imcap_vocab_free(&vocab);
     free(vj), free(cfg_text);
     return m;
@@ -393,6 +394,7 @@ Test(reference, exact_ties_follow_the_spec) {
         int V = m->vocab.n;
         memset(m->p.fc_w, 0, (size_t)V * m->cfg.hidden_dim * sizeof(float));
         memset(m->p.fc_b, 0, (size_t)V * sizeof(float));
+        imcap_model_sync(m);
         ref_model rm;
         char why[256];
         cr_assert_eq(ref_model_init(&rm, m, why, sizeof why), 0, "%s", why);

@@ -184,7 +184,7 @@ static void step_all(imcap_batcher *b) {
     }
     if (R == 0) return;
     imcap_step_cache *s = &b->step;
-    imcap_decoder_step_forward_rows(cfg, &m->p, V, R, b->tokens, b->h, b->c, b->a_rows, b->p_rows, s);
+    imcap_decoder_step_infer_rows(m, R, b->tokens, b->h, b->c, b->a_rows, b->p_rows, s);
     for (int i = 0; i < b->block; i++) {
         bslot *sl = &b->slots[i];
         if (sl->state != SLOT_DECODING) continue;

@@ -246,7 +246,7 @@ imcap_status imcap_beam_search(imcap_workspace *ws, const imcap_options *opt, im
     imcap_step_cache *s = &ws->step;
     int nl;
     while ((nl = imcap_beam_tokens(&b, tokens)) > 0) {
-        imcap_decoder_step_forward(cfg, &m->p, V, nl, tokens, ws->h, ws->c, ws->init.a, 0, ws->init.p, 0, NULL, s);
+        imcap_decoder_step_infer(m, nl, tokens, ws->h, ws->c, ws->init.a, 0, ws->init.p, 0, s);
         imcap_beam_advance(&b, s->logits, s->alpha, s->h, s->c, Hd, ws->logp, ws->h, ws->c);
     }
     imcap_status st = imcap_beam_result(&b, m, opt, out, logits, err);

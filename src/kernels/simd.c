@@ -62,6 +62,11 @@ void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, co
     best()->gemm(C, ldc, a, ars, acs, B, ldb, M, N, K, bias, accumulate);
 }
 
+void imcap_affine_t(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wt, size_t ldw, int K,
+                    const float *bias) {
+    best()->affine_t(y, ldy, N, M, x, ldx, wt, ldw, K, bias);
+}
+
 void imcap_conv_direct(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff, int Wp,
                        int Ho, int Wo, const float *bias) {
     best()->conv_direct(C, ldc, a, M, K, xp, koff, Wp, Ho, Wo, bias);

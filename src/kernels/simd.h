@@ -90,6 +90,16 @@ void imcap_adam_update(float *p, const float *g, float *m, float *v, size_t n, f
 void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
                 int K, const float *bias, int accumulate);
 
+/* An affine map of N rows with the weights stored transposed (inputs
+ * major, as imcap_decoder_pack lays them out at load):
+ *   y[n*ldy + o] = sum_k x[n*ldx + k] wt[k*ldw + o] + bias[o]   (bias may be NULL)
+ * for n < N, o < M. imcap_gemm with the rows as A: each output summed over
+ * k in order (so a row's values do not depend on N or on the other rows),
+ * the weights read as vectors along the outputs and reused by up to four
+ * rows at once; one row is a gemv at the speed of the weight stream. */
+void imcap_affine_t(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wt, size_t ldw, int K,
+                    const float *bias);
+
 /* A stride-1 convolution straight from its zero-padded input, without
  * im2col: xp [Cin][Hp][Wp] (the input with its padding in place), and
  * koff[k] the offset in xp of tap k = (c*kh + ky)*kw + kx (c*Hp*Wp + ky*Wp

@@ -287,7 +287,8 @@ static void F(rows_affine)(float *y, size_t ldy, int N, int M, const imcap_mm_se
  * + bias). Slices reload the running sums into the accumulators, so every
  * output is the same sequence of fused multiply-adds as in one pass. */
 AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int k0,
-                   int k1, const float *bias, int acc_c, int phase, int m0, int MBx, int n0, int NV, int r) {
+                   int k1, const float *bias, const float *bcol, int acc_c, int phase, int m0, int MBx, int n0, int NV,
+                   int r) {
     vf acc[GEMM_MB][GEMM_NV];
     for (int i = 0; i < MBx; i++) {
         float *c = C + (size_t)(m0 + i) * ldc + n0;
@@ -313,7 +314,7 @@ AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
         for (int v = 0; v < NV; v++) {
             int rv = v == NV - 1 ? r : LANES;
             vf out = acc[i][v];
-            if (phase == 0 || phase == 3) out = out + add;
+            if (phase == 0 || phase == 3) out = out + (bcol ? ldn(bcol + n0 + v * LANES, rv) : add);
             if (phase == 0 && acc_c) out = ldn(c + v * LANES, rv) + out;
             stn(c + v * LANES, out, rv);
         }
@@ -324,9 +325,9 @@ AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
  * blocks of GEMM_MB rows, then one block of the rows left (each size its own
  * unrolled copy: a one-row block would be latency bound). */
 AI void gemm_panel(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
-                   int k0, int k1, const float *bias, int acc_c, int phase, int n0, int NV, int r) {
+                   int k0, int k1, const float *bias, const float *bcol, int acc_c, int phase, int n0, int NV, int r) {
     int m0 = 0;
-#define GB(MBx) gemm_block(C, ldc, a, ars, acs, B, ldb, k0, k1, bias, acc_c, phase, m0, MBx, n0, NV, r)
+#define GB(MBx) gemm_block(C, ldc, a, ars, acs, B, ldb, k0, k1, bias, bcol, acc_c, phase, m0, MBx, n0, NV, r)
     for (; m0 + GEMM_MB <= M; m0 += GEMM_MB) GB(GEMM_MB);
     switch (M - m0) {
 #if GEMM_MB > 5
@@ -349,22 +350,22 @@ AI void gemm_panel(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
 
 /* Every column panel for k in [k0, k1). */
 AI void gemm_slice(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
-                   int N, int k0, int k1, const float *bias, int acc_c, int phase) {
+                   int N, int k0, int k1, const float *bias, const float *bcol, int acc_c, int phase) {
     int n0 = 0;
     for (; n0 + GEMM_NV * LANES <= N; n0 += GEMM_NV * LANES)
-        gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, GEMM_NV, LANES);
+        gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, GEMM_NV, LANES);
     int left = N - n0;
     if (left > 0) {
         int nv = (left + LANES - 1) / LANES, r = left - (nv - 1) * LANES;
         switch (nv) {
-        case GEMM_NV: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, GEMM_NV, r); break;
+        case GEMM_NV: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, GEMM_NV, r); break;
 #if GEMM_NV > 3
-        case 3: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, 3, r); break;
+        case 3: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, 3, r); break;
 #endif
 #if GEMM_NV > 2
-        case 2: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, 2, r); break;
+        case 2: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, 2, r); break;
 #endif
-        case 1: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, acc_c, phase, n0, 1, r); break;
+        case 1: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, 1, r); break;
         default: break;
         }
     }
@@ -375,17 +376,29 @@ AI void gemm_slice(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
  * it; a long k in one pass reads each panel from L2 once per block of rows.
  * The running sums go through C between slices (see gemm_block), which
  * needs C to start empty: accumulate takes k in one pass. */
-static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
-                    int N, int K, const float *bias, int accumulate) {
+AI void gemm_body(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
+                  int K, const float *bias, const float *bcol, int accumulate) {
     if (accumulate || K <= GEMM_KC) {
-        gemm_slice(C, ldc, a, ars, acs, B, ldb, M, N, 0, K, bias, accumulate, 0);
+        gemm_slice(C, ldc, a, ars, acs, B, ldb, M, N, 0, K, bias, bcol, accumulate, 0);
         return;
     }
     for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
         int k1 = k0 + GEMM_KC < K ? k0 + GEMM_KC : K;
         int phase = k0 == 0 ? 1 : k1 == K ? 3 : 2;
-        gemm_slice(C, ldc, a, ars, acs, B, ldb, M, N, k0, k1, bias, 0, phase);
+        gemm_slice(C, ldc, a, ars, acs, B, ldb, M, N, k0, k1, bias, bcol, 0, phase);
     }
+}
+
+static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
+                    int N, int K, const float *bias, int accumulate) {
+    gemm_body(C, ldc, a, ars, acs, B, ldb, M, N, K, bias, NULL, accumulate);
+}
+
+/* imcap_affine_t (simd.h): the product with the rows as A and the
+ * transposed weights as B, the bias along B's columns. */
+static void F(affine_t)(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wt, size_t ldw,
+                        int K, const float *bias) {
+    gemm_body(y, ldy, x, ldx, 1, wt, ldw, N, M, K, NULL, bias, 0);
 }
 
 /* ------------------------------------------------------- direct convolution */
@@ -711,6 +724,7 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .vsigmoid = F(vsigmoid),
     .rows_affine = F(rows_affine),
     .gemm = F(gemm),
+    .affine_t = F(affine_t),
     .conv_direct = F(conv_direct),
     .attention_fused = F(attention_fused),
     .attention_backward = F(attention_backward),

@@ -75,12 +75,16 @@ static imcap_status step_cache_alloc(imcap_step_cache *s, const imcap_config *cf
     memset(s, 0, sizeof *s);
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim;
     s->cap = N;
+    /* inference (imcap_model's pack) keeps q and the gate side by side in
+     * qg, and h_prev after the LSTM input in x; training keeps them apart */
     float **bufs[] = {&s->q, &s->tanh_pq, &s->alpha, &s->ctx, &s->gate, &s->x, &s->gates,
-                      &s->c, &s->tanh_c, &s->h, &s->h_fc, &s->logits};
-    size_t sizes[] = {(size_t)A, (size_t)L * A, (size_t)L, (size_t)D, (size_t)D, (size_t)E + D, (size_t)4 * Hd,
-                      (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)V};
+                      &s->c, &s->tanh_c, &s->h, &s->h_fc, &s->logits, &s->qg};
+    size_t sizes[] = {(size_t)A, (size_t)L * A, (size_t)L, (size_t)D, (size_t)D, (size_t)E + D + (for_backward ? 0 : Hd),
+                      (size_t)4 * Hd, (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)V, (size_t)A + D};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        if (bufs[k] == &s->tanh_pq && !for_backward) continue;
+        int infer_only = bufs[k] == &s->qg, train_only = bufs[k] == &s->tanh_pq || bufs[k] == &s->q ||
+                                                         bufs[k] == &s->gate || bufs[k] == &s->h_fc;
+        if ((train_only && !for_backward) || (infer_only && for_backward)) continue;
         if (!(*bufs[k] = imcap_aligned_alloc(sizes[k] * (size_t)N * sizeof(float)))) {
             imcap_step_cache_free(s);
             return IMCAP_E_NOMEM;
@@ -99,25 +103,29 @@ imcap_status imcap_step_cache_alloc_infer(imcap_step_cache *s, const imcap_confi
 
 void imcap_step_cache_free(imcap_step_cache *s) {
     free(s->q), free(s->tanh_pq), free(s->alpha), free(s->ctx), free(s->gate), free(s->x);
-    free(s->gates), free(s->c), free(s->tanh_c), free(s->h), free(s->h_fc), free(s->logits);
+    free(s->gates), free(s->c), free(s->tanh_c), free(s->h), free(s->h_fc), free(s->logits), free(s->qg);
     memset(s, 0, sizeof *s);
 }
 
 /* Row n attends over a_rows[n] / p_rows[n] when the arrays are given,
  * otherwise over a + n * a_stride / p_att + n * p_stride. */
-static void step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
-                         const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
-                         const float *p_att, size_t p_stride, const float *const *a_rows, const float *const *p_rows,
-                         const float *dropout_mask, imcap_step_cache *s) {
+static const float *row_a(const float *const *a_rows, const float *a, size_t stride, int n) {
+    return a_rows ? a_rows[n] : a + n * stride;
+}
+
+/* Training's step: the products in dot form over the weights as stored
+ * (they change at every step), with what the backward needs kept. */
+static void step_train(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
+                       const float *h_prev, const float *c_prev, const float *a, size_t a_stride, const float *p_att,
+                       size_t p_stride, const float *dropout_mask, imcap_step_cache *s) {
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim, X = E + D;
     imcap_affine_forward(s->q, h_prev, p->dec_att_w, p->dec_att_b, N, Hd, A);
     imcap_affine_forward(s->gate, h_prev, p->f_beta_w, p->f_beta_b, N, Hd, D);
     imcap_sigmoid_forward(s->gate, s->gate, (size_t)N * D);
     for (int n = 0; n < N; n++) {
-        const float *an = a_rows ? a_rows[n] : a + n * a_stride, *pn = p_rows ? p_rows[n] : p_att + n * p_stride;
-        imcap_attention_forward(s->ctx + (size_t)n * D, s->alpha + (size_t)n * L,
-                                s->tanh_pq ? s->tanh_pq + (size_t)n * L * A : NULL, an, pn, s->q + (size_t)n * A,
-                                p->full_att_w, p->full_att_b[0], L, A, D);
+        imcap_attention_forward(s->ctx + (size_t)n * D, s->alpha + (size_t)n * L, s->tanh_pq + (size_t)n * L * A,
+                                a + n * a_stride, p_att + n * p_stride, s->q + (size_t)n * A, p->full_att_w,
+                                p->full_att_b[0], L, A, D);
         float *x = s->x + (size_t)n * X;
         memcpy(x, p->embedding + (size_t)tokens[n] * E, (size_t)E * sizeof(float));
         const float *g = s->gate + (size_t)n * D, *ctx = s->ctx + (size_t)n * D;
@@ -133,16 +141,50 @@ static void step_forward(const imcap_config *cfg, const imcap_params *p, int V, 
     imcap_affine_forward(s->logits, fc_in, p->fc_w, p->fc_b, N, Hd, V);
 }
 
+/* Inference's step: three products over the transposed weights of the
+ * pack (q with the gate, the LSTM gates over [E y; z; h_prev], fc), each
+ * reading its weights once for all the rows. */
+static void step_infer(const imcap_config *cfg, const imcap_params *p, const imcap_decoder_pack *pk, int V, int N,
+                       const int *tokens, const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
+                       const float *p_att, size_t p_stride, const float *const *a_rows, const float *const *p_rows,
+                       imcap_step_cache *s) {
+    int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim, X = E + D + Hd;
+    size_t QG = (size_t)A + D;
+    imcap_affine_t(s->qg, QG, N, (int)QG, h_prev, (size_t)Hd, pk->qg_wt, QG, Hd, pk->qg_b);
+    for (int n = 0; n < N; n++) {
+        float *q = s->qg + (size_t)n * QG, *g = q + A;
+        imcap_sigmoid_forward(g, g, (size_t)D);
+        imcap_attention_forward(s->ctx + (size_t)n * D, s->alpha + (size_t)n * L, NULL, row_a(a_rows, a, a_stride, n),
+                                row_a(p_rows, p_att, p_stride, n), q, p->full_att_w, p->full_att_b[0], L, A, D);
+        float *x = s->x + (size_t)n * X;
+        memcpy(x, p->embedding + (size_t)tokens[n] * E, (size_t)E * sizeof(float));
+        const float *ctx = s->ctx + (size_t)n * D;
+        for (int d = 0; d < D; d++) x[E + d] = g[d] * ctx[d];
+        memcpy(x + E + D, h_prev + (size_t)n * Hd, (size_t)Hd * sizeof(float));
+    }
+    imcap_affine_t(s->gates, (size_t)4 * Hd, N, 4 * Hd, s->x, (size_t)X, pk->gates_wt, (size_t)4 * Hd, X, pk->gates_b);
+    imcap_lstm_cell(s->h, s->c, s->tanh_c, s->gates, c_prev, N, Hd);
+    if (pk->fc_wt) imcap_affine_t(s->logits, (size_t)V, N, V, s->h, (size_t)Hd, pk->fc_wt, (size_t)V, Hd, p->fc_b);
+    else imcap_affine_forward(s->logits, s->h, p->fc_w, p->fc_b, N, Hd, V);
+}
+
 void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
                                 const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
                                 const float *p_att, size_t p_stride, const float *dropout_mask, imcap_step_cache *s) {
-    step_forward(cfg, p, V, N, tokens, h_prev, c_prev, a, a_stride, p_att, p_stride, NULL, NULL, dropout_mask, s);
+    step_train(cfg, p, V, N, tokens, h_prev, c_prev, a, a_stride, p_att, p_stride, dropout_mask, s);
 }
 
-void imcap_decoder_step_forward_rows(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
-                                     const float *h_prev, const float *c_prev, const float *const *a_rows,
-                                     const float *const *p_rows, imcap_step_cache *s) {
-    step_forward(cfg, p, V, N, tokens, h_prev, c_prev, NULL, 0, NULL, 0, a_rows, p_rows, NULL, s);
+void imcap_decoder_step_infer(const imcap_model *m, int N, const int *tokens, const float *h_prev,
+                              const float *c_prev, const float *a, size_t a_stride, const float *p_att,
+                              size_t p_stride, imcap_step_cache *s) {
+    step_infer(&m->cfg, &m->p, &m->pack, m->vocab.n, N, tokens, h_prev, c_prev, a, a_stride, p_att, p_stride, NULL,
+               NULL, s);
+}
+
+void imcap_decoder_step_infer_rows(const imcap_model *m, int N, const int *tokens, const float *h_prev,
+                                   const float *c_prev, const float *const *a_rows, const float *const *p_rows,
+                                   imcap_step_cache *s) {
+    step_infer(&m->cfg, &m->p, &m->pack, m->vocab.n, N, tokens, h_prev, c_prev, NULL, 0, NULL, 0, a_rows, p_rows, s);
 }
 
 imcap_status imcap_step_scratch_alloc(imcap_step_scratch *w, const imcap_config *cfg, int N) {

@@ -148,6 +148,18 @@ typedef struct {
     char *key, *value;
 } imcap_meta_entry;
 
+/* The decoder's step weights transposed (inputs major) for inference's
+ * products (imcap_affine_t): q and the context gate in one product over
+ * h_prev, the LSTM gates in one product over [E y; z; h_prev]. Derived
+ * from p: imcap_model_sync must follow any change to the weights before
+ * the model decodes again (the trainer does so before validating). */
+typedef struct {
+    float *qg_wt, *qg_b;       /* [Hd, A + D]: decoder_att | f_beta; [A + D] */
+    float *gates_wt, *gates_b; /* [E + D + Hd, 4 Hd]: w_ih^T over w_hh^T; b_ih + b_hh */
+    float *fc_wt;              /* [Hd, V] (its bias is fc_b); NULL for a small vocabulary (below
+                                * IMCAP_PACK_MIN_V words: fc_w in dot form is faster there) */
+} imcap_decoder_pack;
+
 struct imcap_model {
     imcap_config cfg;
     char *config_json;
@@ -155,9 +167,16 @@ struct imcap_model {
     imcap_param_table tab;
     float *block;          /* tab.total floats, 64-byte aligned */
     imcap_params p;
+    imcap_decoder_pack pack; /* from p; see imcap_model_sync */
     int n_meta;            /* extra __metadata__ entries, kept for provenance */
     imcap_meta_entry *meta;
 };
+
+#define IMCAP_PACK_MIN_V 128
+/* Brings m->pack up to date with the weights in m->block. */
+void imcap_model_sync(imcap_model *m);
+/* Allocates m->pack for m's shapes and fills it (after the block is read). */
+imcap_status imcap_model_pack_alloc(imcap_model *m, imcap_error *err);
 
 /* A copy of m with cfg instead of its config (same vocabulary and metadata):
  * every tensor both configs have is copied by name, the others are zero. */

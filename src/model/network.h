@@ -42,6 +42,7 @@ typedef struct {
     float *c, *tanh_c, *h; /* [N,Hd] */
     float *h_fc;      /* [N,Hd] fc input: h, or h with dropout applied */
     float *logits;    /* [N,V] */
+    float *qg;        /* inference: [N,A+D] q and the gate side by side (q and gate are then NULL, x is [N,E+D+Hd]) */
 } imcap_step_cache;
 
 imcap_status imcap_step_cache_alloc(imcap_step_cache *s, const imcap_config *cfg, int V, int N);
@@ -49,19 +50,27 @@ imcap_status imcap_step_cache_alloc(imcap_step_cache *s, const imcap_config *cfg
 imcap_status imcap_step_cache_alloc_infer(imcap_step_cache *s, const imcap_config *cfg, int V, int N);
 void imcap_step_cache_free(imcap_step_cache *s);
 
-/* Row n reads a + n * a_stride and p + n * p_stride (stride 0: one image
- * shared by every row, as in beam search). dropout_mask [N,Hd] scales h
- * before fc (NULL: none). */
+/* Training's step. Row n reads a + n * a_stride and p + n * p_stride.
+ * dropout_mask [N,Hd] scales h before fc (NULL: none). s from
+ * imcap_step_cache_alloc. */
 void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
                                 const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
                                 const float *p_att, size_t p_stride, const float *dropout_mask, imcap_step_cache *s);
 
-/* The same step for rows of different images (inference: many images
- * decoded together): row n attends over a_rows[n] [L,D] and p_rows[n] [L,A].
+/* Inference's step, over m's transposed weights (m->pack, which must be in
+ * step with the weights: imcap_model_sync); s from
+ * imcap_step_cache_alloc_infer. The same maths as the training step; the
+ * products sum in another order, so values agree to float rounding.
+ * _infer: row n reads a + n * a_stride and p + n * p_stride (stride 0: one
+ * image shared by every row, as in beam search); _rows: row n attends over
+ * a_rows[n] [L,D] and p_rows[n] [L,A] (many images decoded together).
  * Every row's result is bit-identical to computing it alone. */
-void imcap_decoder_step_forward_rows(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
-                                     const float *h_prev, const float *c_prev, const float *const *a_rows,
-                                     const float *const *p_rows, imcap_step_cache *s);
+void imcap_decoder_step_infer(const imcap_model *m, int N, const int *tokens, const float *h_prev,
+                              const float *c_prev, const float *a, size_t a_stride, const float *p_att,
+                              size_t p_stride, imcap_step_cache *s);
+void imcap_decoder_step_infer_rows(const imcap_model *m, int N, const int *tokens, const float *h_prev,
+                                   const float *c_prev, const float *const *a_rows, const float *const *p_rows,
+                                   imcap_step_cache *s);
 
 typedef struct {
     float *dh_fc, *dh, *dx, *dgate, *dctx, *dq, *lstm, *att; /* sized for cap rows */

@@ -129,6 +129,7 @@ static imcap_status load_buffer(const unsigned char *data, size_t size, const ch
     for (int j = 0; j < f.n; j++) imcap_st_read_f32(&f, &f.entries[j], m->block + m->tab.t[index[j]].offset);
     imcap_params_point(&m->p, &m->cfg, &m->tab, m->block);
     if (m->cfg.has_domain && (s = check_symmetric(m->p.domain_precision, m->cfg.domain_F, where, err))) goto fail;
+    if ((s = imcap_model_pack_alloc(m, err))) goto fail;
     free(index);
     imcap_st_close(&f);
     *out = m;

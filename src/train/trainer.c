@@ -328,6 +328,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         if (st->step % ve == 0 || st->step == total) {
             imcap_val_report rep = {0};
             rep.step = st->step, rep.epoch = epoch;
+            imcap_model_sync(m); /* the captions below decode with the weights just updated */
             if ((s = validate(&p, m, ds, cache, &val, o, &rep, err))) goto done;
             if (rep.n_images == 0 || rep.score > st->best_score) {
                 rep.is_best = 1;
@@ -373,6 +374,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         }
     }
 done:
+    imcap_model_sync(m); /* whoever captions with m next sees its last weights */
     imcap_pool_free(&p.pool);
     free(p.batch), free(grad), free(perm);
     examples_free(&train), examples_free(&val);
