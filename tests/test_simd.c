@@ -1094,13 +1094,14 @@ Test(simd_tables, gemm) {
  * table's conv_direct gives the bits of its own gemm over the im2col
  * matrix (the encoder's outputs must not depend on which path a layer
  * takes), for rows that fill, overrun and split 16-lane vectors and for
- * taps in one k-slice and in several (K > 64); rows' padding untouched. */
+ * taps in one pass and in slices (large weights); rows' padding untouched. */
 Test(simd_tables, conv_direct) {
     const imcap_simd_ops *T[3];
     int nt = tables(T);
     /* C, H, W, O, k, pad */
     const int shapes[][6] = {{3, 16, 16, 16, 3, 1}, {8, 5, 17, 7, 3, 1}, {20, 4, 33, 5, 3, 1},
-                             {2, 3, 64, 3, 3, 1},   {4, 6, 14, 9, 3, 0}, {3, 9, 20, 2, 5, 2}};
+                             {2, 3, 64, 3, 3, 1},   {4, 6, 14, 9, 3, 0}, {3, 9, 20, 2, 5, 2},
+                             {64, 3, 16, 130, 3, 1}}; /* the last: weights past 256 KB, taps in slices */
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int C = shapes[si][0], H = shapes[si][1], W = shapes[si][2], O = shapes[si][3], k = shapes[si][4],
             pad = shapes[si][5];
@@ -1109,7 +1110,7 @@ Test(simd_tables, conv_direct) {
         float *in = rand_vec((size_t)C * H * W, -1, 1), *w = rand_vec((size_t)O * K, -1, 1);
         float *bias = rand_vec((size_t)O, -1, 1), *xp = alloc_f((size_t)C * plane + 16);
         float *col = alloc_f((size_t)K * P);
-        int32_t koff[512];
+        int32_t koff[1024];
         for (size_t i = 0; i < (size_t)C * plane + 16; i++) xp[i] = i < (size_t)C * plane ? 0.0f : NAN;
         for (int c = 0; c < C; c++)
             for (int y = 0; y < H; y++)

@@ -458,11 +458,17 @@ AI void conv_panel(float *C, size_t ldc, const float *a, int M, size_t K, const 
 #undef CB
 }
 
+/* A panel's inputs over every tap are a few rows of each channel, already
+ * in L1, so k needs no slicing for their sake; the whole sum in one pass
+ * keeps the partial sums out of C (a 32x1024 output is 128 KB, through L2
+ * at every slice). Only weights too large to stay in L2 across the panels
+ * (256 KB) are taken GEMM_KC taps at a time, as imcap_gemm does. */
 static void F(conv_direct)(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
                            int Wp, int Ho, int Wo, const float *bias) {
-    for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
-        int k1 = k0 + GEMM_KC < K ? k0 + GEMM_KC : K;
-        int phase = K <= GEMM_KC ? 0 : k0 == 0 ? 1 : k1 == K ? 3 : 2;
+    int kc = (size_t)M * K <= 65536 ? K : GEMM_KC;
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        int k1 = k0 + kc < K ? k0 + kc : K;
+        int phase = K <= kc ? 0 : k0 == 0 ? 1 : k1 == K ? 3 : 2;
         int y = 0, x = 0;
         while (y < Ho) {
             size_t bpos[GEMM_NV], cpos[GEMM_NV];
