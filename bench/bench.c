@@ -414,7 +414,7 @@ static int work_encoder(void *vctx, int tid) {
     const imcap_model *m = c->m;
     imcap_workspace *ws = c->ws[tid];
     imcap_encoder_forward(&m->cfg, &m->p, &ws->enc);
-    imcap_decoder_prepare_forward(&m->cfg, &m->p, imcap_encoder_output(&m->cfg, &ws->enc), &ws->init);
+    imcap_decoder_prepare_forward(&m->cfg, &m->p, &m->pack, imcap_encoder_output(&m->cfg, &ws->enc), &ws->init);
     return 0;
 }
 
@@ -426,7 +426,7 @@ static int work_encoder_n(void *vctx, int tid) {
     /* outputs [n, D, H, W], one image after the other */
     const float *out = imcap_encoder_output(&m->cfg, &c->encn[tid]);
     size_t per = (size_t)m->cfg.D * m->cfg.L;
-    for (int i = 0; i < c->n_images; i++) imcap_decoder_prepare_forward(&m->cfg, &m->p, out + i * per, &ws->init);
+    for (int i = 0; i < c->n_images; i++) imcap_decoder_prepare_forward(&m->cfg, &m->p, &m->pack, out + i * per, &ws->init);
     return 0;
 }
 

@@ -29,6 +29,7 @@
 
 #include "kernels/kernels.h"
 #include "model/encoder.h"
+#include "model/network.h"
 #include "model/model.h"
 #include "util/util.h"
 
@@ -418,5 +419,26 @@ Test(encoder, memory_and_arguments) {
     cr_expect_not_null(e.argmax[2]);
     cr_expect_eq(e.act[2], e.act[1], "relu works in place");
     imcap_encoder_acts_free(&e);
+    imcap_model_free(m);
+}
+
+/* Inference prepares each image from the model's transposed encoder_att
+ * (the pack), training from the weights as stored: the same bits. */
+Test(encoder, prepare_with_pack_equals_training_form) {
+    imcap_model *m = make_model(DEFAULT_CFG, 77);
+    const imcap_config *c = &m->cfg;
+    size_t F = feat_size(c);
+    float *feat = rand_vec(F, -2, 2);
+    imcap_decoder_init a, b;
+    cr_assert_eq(imcap_decoder_init_alloc(&a, c), IMCAP_OK);
+    cr_assert_eq(imcap_decoder_init_alloc(&b, c), IMCAP_OK);
+    imcap_decoder_prepare_forward(c, &m->p, &m->pack, feat, &a);
+    imcap_decoder_prepare_forward(c, &m->p, NULL, feat, &b);
+    size_t LA = (size_t)c->L * c->attention_dim, LD = (size_t)c->L * c->D, H = (size_t)c->hidden_dim;
+    cr_expect(!memcmp(a.p, b.p, LA * sizeof(float)), "encoder_att differs");
+    cr_expect(!memcmp(a.a, b.a, LD * sizeof(float)) && !memcmp(a.h0, b.h0, H * sizeof(float)) &&
+              !memcmp(a.c0, b.c0, H * sizeof(float)));
+    imcap_decoder_init_free(&a), imcap_decoder_init_free(&b);
+    free(feat);
     imcap_model_free(m);
 }

@@ -156,7 +156,7 @@ static void encode_queued(imcap_batcher *b) {
         imcap_encoder_forward_n(cfg, &m->p, &b->enc, n);
         const float *out = imcap_encoder_output(cfg, &b->enc);
         for (int j = 0; j < n; j++) {
-            imcap_decoder_prepare_forward(cfg, &m->p, out + j * feat, &group[j]->init);
+            imcap_decoder_prepare_forward(cfg, &m->p, &m->pack, out + j * feat, &group[j]->init);
             group[j]->domain_score = b->enc.domain_score ? b->enc.domain_score[j] : NAN;
             imcap_beam_reset(&group[j]->beam);
             group[j]->state = SLOT_DECODING;

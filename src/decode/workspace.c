@@ -48,7 +48,7 @@ void imcap_workspace_encode(imcap_workspace *ws) {
     const imcap_model *m = ws->model;
     imcap_encoder_forward(&m->cfg, &m->p, &ws->enc);
     const float *feat = imcap_encoder_output(&m->cfg, &ws->enc);
-    imcap_decoder_prepare_forward(&m->cfg, &m->p, feat, &ws->init);
+    imcap_decoder_prepare_forward(&m->cfg, &m->p, &m->pack, feat, &ws->init);
     ws->domain_score = ws->enc.domain_score ? ws->enc.domain_score[0] : NAN;
 }
 

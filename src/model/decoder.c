@@ -28,8 +28,8 @@ void imcap_decoder_init_free(imcap_decoder_init *d) {
     memset(d, 0, sizeof *d);
 }
 
-void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *p, const float *feat,
-                                   imcap_decoder_init *d) {
+void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *p, const imcap_decoder_pack *pk,
+                                   const float *feat, imcap_decoder_init *d) {
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim;
     for (int c = 0; c < D; c++) {
         const float *plane = feat + (size_t)c * L;
@@ -40,11 +40,17 @@ void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *
         }
         d->abar[c] = s / (float)L;
     }
-    /* p = a W^T + b computed as p^T = W feat + b: feat [D,L] is already the
-     * product's right-hand side, and the outer form beats L dot products */
-    imcap_gemm(d->pt, (size_t)L, p->enc_att_w, (size_t)D, 1, feat, (size_t)L, A, L, D, p->enc_att_b, 0);
-    for (int i = 0; i < L; i++)
-        for (int k = 0; k < A; k++) d->p[(size_t)i * A + k] = d->pt[(size_t)k * L + i];
+    /* p = a W^T + b. With the pack, straight into p from a and W^T; in
+     * training as p^T = W feat + b (feat [D,L] is already the product's
+     * right-hand side), then transposed. Both sum each p[i][k] over d in
+     * order with the same products: the same bits. */
+    if (pk) {
+        imcap_affine_t(d->p, (size_t)A, L, A, d->a, (size_t)D, pk->enc_att_wt, (size_t)A, D, p->enc_att_b);
+    } else {
+        imcap_gemm(d->pt, (size_t)L, p->enc_att_w, (size_t)D, 1, feat, (size_t)L, A, L, D, p->enc_att_b, 0);
+        for (int i = 0; i < L; i++)
+            for (int k = 0; k < A; k++) d->p[(size_t)i * A + k] = d->pt[(size_t)k * L + i];
+    }
     imcap_affine_forward(d->h0, d->abar, p->init_h_w, p->init_h_b, 1, D, Hd);
     imcap_affine_forward(d->c0, d->abar, p->init_c_w, p->init_c_b, 1, D, Hd);
     imcap_vtanh(d->h0, d->h0, (size_t)Hd);

@@ -154,6 +154,7 @@ typedef struct {
  * from p: imcap_model_sync must follow any change to the weights before
  * the model decodes again (the trainer does so before validating). */
 typedef struct {
+    float *enc_att_wt;         /* [D, A]: encoder_att, for the per-image preparation */
     float *qg_wt, *qg_b;       /* [Hd, A + D]: decoder_att | f_beta; [A + D] */
     float *gates_wt, *gates_b; /* [E + D + Hd, 4 Hd]: w_ih^T over w_hh^T; b_ih + b_hh */
     float *fc_wt;              /* [Hd, V] (its bias is fc_b); NULL for a small vocabulary (below

@@ -18,8 +18,10 @@ typedef struct {
 
 imcap_status imcap_decoder_init_alloc(imcap_decoder_init *d, const imcap_config *cfg);
 void imcap_decoder_init_free(imcap_decoder_init *d);
-void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *p, const float *feat,
-                                   imcap_decoder_init *d);
+/* pk: the model's pack at inference (encoder_att from its transposed
+ * weights), NULL in training; the same bits either way. */
+void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *p, const imcap_decoder_pack *pk,
+                                   const float *feat, imcap_decoder_init *d);
 /* da [L,D], dp [L,A], dh0, dc0 [Hd] arrive; writes dfeat [D,L] (overwrites)
  * and accumulates into g. da is used as scratch (the gradient through
  * encoder_att is added to it). dfeat NULL (a frozen encoder): only g, and da

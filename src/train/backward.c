@@ -143,7 +143,7 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         imcap_encoder_forward_n(c, P, &w->enc, n);
         feat = imcap_encoder_output(c, &w->enc);
     }
-    for (int r = 0; r < n; r++) imcap_decoder_prepare_forward(c, P, feat + (size_t)r * D * L, &w->init[r]);
+    for (int r = 0; r < n; r++) imcap_decoder_prepare_forward(c, P, NULL, feat + (size_t)r * D * L, &w->init[r]);
     int use_dropout = opt->dropout > 0 && !no_grad;
     float keep_scale = use_dropout ? 1.0f / (1.0f - opt->dropout) : 1.0f;
     memset(w->alpha_sum, 0, (size_t)n * L * sizeof(float));
