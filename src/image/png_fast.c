@@ -26,6 +26,47 @@ static int paeth(int a, int b, int c) {
     return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
+/* spare bytes after the inflated rows, for paeth_row_px's 4-byte loads */
+#define RAW_SLACK 1
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Paeth for 3- or 4-byte pixels, a pixel's channels at once in 16-bit lanes
+ * (as libpng's SSE2 filters do): the left neighbour is the only serial
+ * dependency, and it is one pixel, not one byte, per step. The predictor
+ * and its ties are paeth()'s: a if |p-a| is smallest, else b if |p-b|
+ * <= |p-c|, else c. */
+/* four bytes, whatever the pixel size: a 3-byte pixel's fourth lane is
+ * the next byte (raw has one spare byte after its last row, see
+ * RAW_SLACK), never stored; loading exactly 3 bytes would stall on the
+ * partial stores */
+static __m128i px_load(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return _mm_unpacklo_epi8(_mm_cvtsi32_si128((int)v), _mm_setzero_si128());
+}
+static __m128i abs16(__m128i x) {
+    __m128i neg = _mm_cmplt_epi16(x, _mm_setzero_si128());
+    return _mm_sub_epi16(_mm_xor_si128(x, neg), neg);
+}
+static __m128i pick(__m128i m, __m128i t, __m128i e) { return _mm_or_si128(_mm_and_si128(m, t), _mm_andnot_si128(m, e)); }
+static void paeth_row_px(unsigned char *c, const unsigned char *prev, size_t stride, int bpp) {
+    __m128i a = _mm_setzero_si128(), cc = _mm_setzero_si128();
+    for (size_t i = 0; i < stride; i += (size_t)bpp) {
+        __m128i b = px_load(prev + i), d = px_load(c + i);
+        __m128i pa = _mm_sub_epi16(b, cc), pb = _mm_sub_epi16(a, cc);
+        __m128i pc = abs16(_mm_add_epi16(pa, pb));
+        pa = abs16(pa), pb = abs16(pb);
+        __m128i small = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
+        __m128i pred = pick(_mm_cmpeq_epi16(small, pa), a, pick(_mm_cmpeq_epi16(small, pb), b, cc));
+        d = _mm_and_si128(_mm_add_epi16(d, pred), _mm_set1_epi16(0xff));
+        uint32_t out = (uint32_t)_mm_cvtsi128_si32(_mm_packus_epi16(d, d));
+        memcpy(c + i, &out, (size_t)bpp);
+        a = d, cc = b;
+    }
+}
+#endif
+
 /* Undoes the filters in place: raw holds h rows of 1 + stride bytes; the
  * row before the first is zeros (PNG's rule). One loop per filter type. */
 static int unfilter(unsigned char *raw, int h, size_t stride, int bpp) {
@@ -52,6 +93,12 @@ static int unfilter(unsigned char *raw, int h, size_t stride, int bpp) {
             break;
         case 4:
             if (prev) {
+#if defined(__SSE2__)
+                if (k == 3 || k == 4) {
+                    paeth_row_px(c, prev, stride, bpp);
+                    break;
+                }
+#endif
                 for (size_t i = 0; i < k && i < stride; i++) c[i] = (unsigned char)(c[i] + prev[i]);
                 for (size_t i = k; i < stride; i++) c[i] = (unsigned char)(c[i] + paeth(c[i - k], prev[i], prev[i - k]));
             } else { /* paeth(a, 0, 0) = a */
@@ -84,7 +131,7 @@ int imcap_png_decode_fast(const unsigned char *d, size_t n, int *w_out, int *h_o
         off += 12 + (size_t)len;
     }
     size_t stride = (size_t)w * ch, raw_size = (stride + 1) * h;
-    unsigned char *z = malloc(idat ? idat : 1), *raw = malloc(raw_size), *out = malloc((size_t)w * h * 3);
+    unsigned char *z = malloc(idat ? idat : 1), *raw = malloc(raw_size + RAW_SLACK), *out = malloc((size_t)w * h * 3);
     int ok = z && raw && out;
     size_t pos = 0;
     for (off = 33; ok;) {
@@ -95,6 +142,7 @@ int imcap_png_decode_fast(const unsigned char *d, size_t n, int *w_out, int *h_o
         off += 12 + (size_t)len;
     }
     struct libdeflate_decompressor *dec = ok ? libdeflate_alloc_decompressor() : NULL;
+    if (raw) raw[raw_size] = 0; /* the slack byte: read, never used, but never uninitialised */
     ok = dec && libdeflate_zlib_decompress(dec, z, idat, raw, raw_size, NULL) == LIBDEFLATE_SUCCESS &&
          unfilter(raw, (int)h, stride, ch) == 0;
     if (dec) libdeflate_free_decompressor(dec);

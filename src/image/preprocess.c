@@ -14,12 +14,13 @@
 void imcap_normalise(const unsigned char *rgb, int S, const float mean[3], const float std[3], float *out) {
     size_t plane = (size_t)S * (size_t)S;
     for (int c = 0; c < 3; c++) {
-        float m = mean[c], s = std[c];
+        /* 256 values per channel, each by the formula (two divisions), then
+         * looked up: the same bits at a fraction of the divisions */
+        float m = mean[c], s = std[c], table[256];
+        for (int v = 0; v < 256; v++) table[v] = ((float)v / 255.0f - m) / s;
         float *o = out + (size_t)c * plane;
-        for (size_t i = 0; i < plane; i++) {
-            float x = (float)rgb[3 * i + (size_t)c] / 255.0f;
-            o[i] = (x - m) / s;
-        }
+        const unsigned char *px = rgb + c;
+        for (size_t i = 0; i < plane; i++) o[i] = table[px[3 * i]];
     }
 }
 
