@@ -35,6 +35,7 @@ int run_train(int argc, char **argv);
 int run_attend(int argc, char **argv);
 int run_batch(int argc, char **argv);
 int run_merge(int argc, char **argv);
+int run_export(int argc, char **argv);
 
 /* argv[0] of the process, for finding the default model next to the binary. */
 extern const char *cli_argv0;

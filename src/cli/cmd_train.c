@@ -10,7 +10,7 @@
 #include "data/dataset.h"
 #include "train/train.h"
 
-static volatile int stop_flag;
+static volatile sig_atomic_t stop_flag;
 static void on_sigint(int sig) {
     (void)sig;
     stop_flag = 1;
@@ -21,8 +21,7 @@ static void usage(FILE *f) {
             "usage: imcap train --data D.json --images DIR (--config CFG.json | --init M | --resume CKPT)\n"
             "                   -o OUT.safetensors [options]\n\n"
             "Trains on the train (+restval) split of a Karpathy-format data set, validates on\n"
-            "the val split, and keeps the best model by validation score in OUT (object F1 and\n"
-            "pointing averaged on synthetic scenes, BLEU-4 otherwise).\n\n"
+            "the val split, and keeps the best model in OUT (see --select).\n\n"
             "  --epochs E         passes over the (image, caption) pairs (default 10)\n"
             "  --max-steps N      stop after N steps instead\n"
             "  --batch B          examples per step (default 32)\n"
@@ -30,7 +29,11 @@ static void usage(FILE *f) {
             "  --min-lr-frac F    cosine decay to lr * F at the end (default 0.05)\n"
             "  --weight-decay W   decoupled (AdamW) weight decay (default 0)\n"
             "  --clip C           gradient-norm clipping (default 5, 0 = off)\n"
-            "  --att-reg L        lambda of sum_i (1 - sum_t alpha_ti)^2 per example (default 1)\n"
+            "  --att-reg L        lambda of sum_i (1 - sum_t alpha_ti)^2 per example (default 1/cells,\n"
+            "                     0.0156 for an 8x8 grid: Xu et al.'s lambda 1 over the mean of the cells)\n"
+            "  --select WHAT      what \"best\" means at validation: loss (default; the lowest\n"
+            "                     validation cross-entropy), bleu4, cider, or f1 ((object F1 +\n"
+            "                     pointing) / 2, synthetic scenes only); a tie keeps the earlier\n"
             "  --dropout P        dropout before fc (default 0.5)\n"
             "  --min-count N      vocabulary: words seen at least N times in train (default 1; with --config)\n"
             "  --seed S           shuffles, dropout and --config initialisation (default 1)\n"
@@ -44,9 +47,15 @@ static void usage(FILE *f) {
             "                     (needed for pretrained backbones: imcap cannot train batch norms)\n"
             "  --features FILE    the feature cache (default OUT.features; half precision,\n"
             "                     rebuilt when the encoder or an image changes)\n"
-            "  --resume CKPT      continue a run exactly where its checkpoint left it\n"
-            "  --quiet            no progress lines\n\n"
-            "Ctrl-C writes a checkpoint and exits 130; --resume continues as if never interrupted.\n");
+            "  --resume CKPT      continue a run exactly where its checkpoint left it. Options given\n"
+            "                     with it replace the checkpoint's (a note says so), except those\n"
+            "                     that would make another run (--batch, --seed, --select,\n"
+            "                     --freeze-encoder, --min-count), which are refused when they differ\n"
+            "  -q, --quiet        no progress or validation lines\n\n"
+            "Ctrl-C writes a checkpoint and exits 130; --resume continues as if never interrupted.\n"
+            "OUT always captions after a run that did one step: stopped before its first\n"
+            "validation, it holds the current weights (marked \"not validated\" in its metadata).\n"
+            "`imcap export CKPT -o M.safetensors` writes a checkpoint's weights as a model.\n");
 }
 
 typedef struct {
@@ -70,14 +79,14 @@ static void on_progress(void *ctx, const imcap_train_progress *p) {
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        fprintf(stderr, "\r[%s] step %ld/%ld ep %d loss %.4f acc %.3f lr %.2e %.1f ex/s ETA %s  ", bar, p->step,
-                p->total_steps, p->epoch, p->loss, p->token_accuracy, p->lr, p->examples_per_s, eta);
+        fprintf(stderr, "\r[%s] step %ld/%ld ep %d ce %.4f att-reg %.4f acc %.3f lr %.2e %.1f ex/s ETA %s  ", bar,
+                p->step, p->total_steps, p->epoch, p->ce, p->reg, p->token_accuracy, p->lr, p->examples_per_s, eta);
         fflush(stderr);
     } else {
         double now = (double)p->step;
         if (p->step == p->total_steps || now - c->last_line >= 50) {
-            fprintf(stderr, "step %ld/%ld epoch %d loss %.4f ce %.4f reg %.4f acc %.3f |g| %.2f lr %.2e %.1f ex/s ETA %s\n",
-                    p->step, p->total_steps, p->epoch, p->loss, p->ce, p->reg, p->token_accuracy, p->grad_norm, p->lr,
+            fprintf(stderr, "step %ld/%ld epoch %d ce %.4f att-reg %.4f acc %.3f |g| %.2f lr %.2e %.1f ex/s ETA %s\n",
+                    p->step, p->total_steps, p->epoch, p->ce, p->reg, p->token_accuracy, p->grad_norm, p->lr,
                     p->examples_per_s, eta);
             c->last_line = now;
         }
@@ -86,7 +95,8 @@ static void on_progress(void *ctx, const imcap_train_progress *p) {
 
 static void on_validation(void *ctx, const imcap_val_report *v) {
     progress_ctx *c = ctx;
-    if (c->tty && !c->quiet) fprintf(stderr, "\n");
+    if (c->quiet) return;
+    if (c->tty) fprintf(stderr, "\n");
     fprintf(stderr, "val step %ld: loss %.4f BLEU-4 %.4f CIDEr-D %.4f", v->step, v->val_loss, v->bleu4, v->cider);
     if (v->have_objects)
         fprintf(stderr, " F1 %.4f pointing %.4f mass %.4f relations %.4f", v->f1, v->pointing, v->mass, v->relations);
@@ -98,6 +108,61 @@ static void on_message(void *ctx, const char *msg) {
     fprintf(stderr, "imcap train: %s\n", msg);
 }
 
+/* Which options the command line gave: --resume applies or refuses them. */
+typedef struct {
+    int epochs, max_steps, batch, seed, min_count, val_every, val_images, ckpt_every, warmup, lr, min_lr_frac;
+    int weight_decay, clip, att_reg, dropout, select, freeze;
+} given_opts;
+
+/* --resume with options: the ones that only steer the rest of the run
+ * (schedule, regularisation, validation, length) replace the checkpoint's,
+ * with a note; the ones that would make it another run are refused by name
+ * when they differ. Returns -1 after printing the refusal. */
+#define APPLY(flag, name, field)                                                                                   \
+    if (g->flag && (double)ck->field != (double)o->field) {                                                        \
+        fprintf(stderr, "imcap train: note: resuming with %s %g (the checkpoint's was %g)\n", name, (double)o->field, \
+                (double)ck->field);                                                                                \
+        ck->field = o->field;                                                                                      \
+    }
+#define REFUSE(flag, name, now, was)                                                                               \
+    if (g->flag && (double)(now) != (double)(was)) {                                                               \
+        fprintf(stderr, "imcap train: %s: %s %g differs from the checkpoint's %g; a resumed run keeps it (start a "  \
+                        "new run, or --init from the model, to change it)\n", path, name, (double)(now), (double)(was)); \
+        return -1;                                                                                                 \
+    }
+static int resume_options(const char *path, imcap_train_options *ck, const imcap_train_options *o,
+                          const given_opts *g, int seed) {
+    REFUSE(batch, "--batch", o->batch, ck->batch);
+    REFUSE(seed, "--seed", seed, ck->seed);
+    REFUSE(freeze, "--freeze-encoder", o->freeze_encoder, ck->freeze_encoder);
+    if (g->select && o->select != ck->select) {
+        fprintf(stderr, "imcap train: %s: --select %s differs from the checkpoint's %s; the best model so far was chosen "
+                        "by it (start a new run, or --init from the model, to change it)\n",
+                path, imcap_select_name(o->select), imcap_select_name(ck->select));
+        return -1;
+    }
+    if (g->min_count) {
+        fprintf(stderr, "imcap train: %s: --min-count builds a new vocabulary (--config); a resumed run keeps its own\n", path);
+        return -1;
+    }
+    APPLY(epochs, "--epochs", epochs);
+    APPLY(max_steps, "--max-steps", max_steps);
+    APPLY(lr, "--lr", adam.lr);
+    APPLY(warmup, "--warmup", adam.warmup);
+    APPLY(min_lr_frac, "--min-lr-frac", adam.min_lr_frac);
+    APPLY(weight_decay, "--weight-decay", adam.weight_decay);
+    APPLY(clip, "--clip", adam.clip);
+    APPLY(att_reg, "--att-reg", att_reg);
+    APPLY(dropout, "--dropout", dropout);
+    APPLY(val_every, "--val-every", val_every);
+    APPLY(val_images, "--val-images", val_images);
+    APPLY(ckpt_every, "--ckpt-every", ckpt_every);
+    ck->stop_after = o->stop_after;
+    return 0;
+}
+#undef APPLY
+#undef REFUSE
+
 int run_train(int argc, char **argv) {
     const char *data = NULL, *images = NULL, *config = NULL, *init = NULL, *resume = NULL, *out = NULL;
     const char *ckpt = NULL, *cache_path = NULL, *features_path = NULL;
@@ -105,15 +170,16 @@ int run_train(int argc, char **argv) {
     imcap_train_options o;
     memset(&o, 0, sizeof o);
     imcap_adam_options_default(&o.adam);
-    o.epochs = 10, o.batch = 32, o.att_reg = 1.0f, o.dropout = 0.5f, o.val_images = 500, o.ckpt_every = 500;
-    int epochs_set = 0, steps_set = 0;
+    o.epochs = 10, o.batch = 32, o.att_reg = -1.0f, o.dropout = 0.5f, o.val_images = 500, o.ckpt_every = 500;
+    o.select = IMCAP_SELECT_LOSS;
+    given_opts g = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double d;
         int n;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
-        if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
-        if (!strcmp(a, "--freeze-encoder")) { o.freeze_encoder = 1; continue; }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
+        if (!strcmp(a, "--freeze-encoder")) { o.freeze_encoder = 1, g.freeze = 1; continue; }
         if (!v) { fprintf(stderr, "imcap train: %s needs a value (or is unknown)\n", a); return EXIT_USAGE; }
         i++;
         if (!strcmp(a, "--data")) data = v;
@@ -125,23 +191,30 @@ int run_train(int argc, char **argv) {
         else if (!strcmp(a, "--ckpt")) ckpt = v;
         else if (!strcmp(a, "--cache")) cache_path = v;
         else if (!strcmp(a, "--features")) features_path = v;
-        else if (!strcmp(a, "--epochs")) { if (cli_parse_int(a, v, 1, 1000000, &o.epochs)) return EXIT_USAGE; epochs_set = 1; }
-        else if (!strcmp(a, "--max-steps")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.max_steps = n; steps_set = 1; }
-        else if (!strcmp(a, "--batch")) { if (cli_parse_int(a, v, 1, 4096, &o.batch)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--threads")) { if (cli_parse_int(a, v, 1, 64, &threads)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, v, 0, 2147483647, &seed)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--min-count")) { if (cli_parse_int(a, v, 1, 1000000, &min_count)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--val-every")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.val_every = n; }
-        else if (!strcmp(a, "--val-images")) { if (cli_parse_int(a, v, 0, 2000000000, &o.val_images)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--ckpt-every")) { if (cli_parse_int(a, v, 0, 2000000000, &n)) return EXIT_USAGE; o.ckpt_every = n; }
+        else if (!strcmp(a, "--select")) {
+            if ((o.select = imcap_select_parse(v)) < 0) {
+                fprintf(stderr, "imcap train: --select: '%s' is not one of loss, bleu4, cider, f1\n", v);
+                return EXIT_USAGE;
+            }
+            g.select = 1;
+        }
+        else if (!strcmp(a, "--epochs")) { if (cli_parse_int(a, v, 1, 1000000, &o.epochs)) return EXIT_USAGE; g.epochs = 1; }
+        else if (!strcmp(a, "--max-steps")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.max_steps = n; g.max_steps = 1; }
+        else if (!strcmp(a, "--batch")) { if (cli_parse_int(a, v, 1, 4096, &o.batch)) return EXIT_USAGE; g.batch = 1; }
+        else if (!strcmp(a, "--threads") || !strcmp(a, "-j")) { if (cli_parse_int(a, v, 1, 64, &threads)) return EXIT_USAGE; }
+        else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, v, 0, 2147483647, &seed)) return EXIT_USAGE; g.seed = 1; }
+        else if (!strcmp(a, "--min-count")) { if (cli_parse_int(a, v, 1, 1000000, &min_count)) return EXIT_USAGE; g.min_count = 1; }
+        else if (!strcmp(a, "--val-every")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.val_every = n; g.val_every = 1; }
+        else if (!strcmp(a, "--val-images")) { if (cli_parse_int(a, v, 0, 2000000000, &o.val_images)) return EXIT_USAGE; g.val_images = 1; }
+        else if (!strcmp(a, "--ckpt-every")) { if (cli_parse_int(a, v, 0, 2000000000, &n)) return EXIT_USAGE; o.ckpt_every = n; g.ckpt_every = 1; }
         else if (!strcmp(a, "--stop-after")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.stop_after = n; }
-        else if (!strcmp(a, "--warmup")) { if (cli_parse_int(a, v, 0, 2000000000, &n)) return EXIT_USAGE; o.adam.warmup = n; }
-        else if (!strcmp(a, "--lr")) { if (cli_parse_float(a, v, 1e-8, 10, &d)) return EXIT_USAGE; o.adam.lr = (float)d; }
-        else if (!strcmp(a, "--min-lr-frac")) { if (cli_parse_float(a, v, 0, 1, &d)) return EXIT_USAGE; o.adam.min_lr_frac = (float)d; }
-        else if (!strcmp(a, "--weight-decay")) { if (cli_parse_float(a, v, 0, 1, &d)) return EXIT_USAGE; o.adam.weight_decay = (float)d; }
-        else if (!strcmp(a, "--clip")) { if (cli_parse_float(a, v, 0, 1e6, &d)) return EXIT_USAGE; o.adam.clip = (float)d; }
-        else if (!strcmp(a, "--att-reg")) { if (cli_parse_float(a, v, 0, 1e3, &d)) return EXIT_USAGE; o.att_reg = (float)d; }
-        else if (!strcmp(a, "--dropout")) { if (cli_parse_float(a, v, 0, 0.95, &d)) return EXIT_USAGE; o.dropout = (float)d; }
+        else if (!strcmp(a, "--warmup")) { if (cli_parse_int(a, v, 0, 2000000000, &n)) return EXIT_USAGE; o.adam.warmup = n; g.warmup = 1; }
+        else if (!strcmp(a, "--lr")) { if (cli_parse_float(a, v, 1e-8, 10, &d)) return EXIT_USAGE; o.adam.lr = (float)d; g.lr = 1; }
+        else if (!strcmp(a, "--min-lr-frac")) { if (cli_parse_float(a, v, 0, 1, &d)) return EXIT_USAGE; o.adam.min_lr_frac = (float)d; g.min_lr_frac = 1; }
+        else if (!strcmp(a, "--weight-decay")) { if (cli_parse_float(a, v, 0, 1, &d)) return EXIT_USAGE; o.adam.weight_decay = (float)d; g.weight_decay = 1; }
+        else if (!strcmp(a, "--clip")) { if (cli_parse_float(a, v, 0, 1e6, &d)) return EXIT_USAGE; o.adam.clip = (float)d; g.clip = 1; }
+        else if (!strcmp(a, "--att-reg")) { if (cli_parse_float(a, v, 0, 1e3, &d)) return EXIT_USAGE; o.att_reg = (float)d; g.att_reg = 1; }
+        else if (!strcmp(a, "--dropout")) { if (cli_parse_float(a, v, 0, 0.95, &d)) return EXIT_USAGE; o.dropout = (float)d; g.dropout = 1; }
         else { fprintf(stderr, "imcap train: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
     }
     if (!data || !images || !out || (!!config + !!init + !!resume) != 1) {
@@ -171,13 +244,11 @@ int run_train(int argc, char **argv) {
     int rc = EXIT_FATAL;
     if (resume) {
         if (imcap_checkpoint_load(resume, &m, &st, &err) != IMCAP_OK) { fprintf(stderr, "imcap train: %s\n", err.msg); goto done; }
-        if (epochs_set) st.opt.epochs = o.epochs;
-        if (steps_set) st.opt.max_steps = o.max_steps;
+        if (resume_options(resume, &st.opt, &o, &g, seed) != 0) { rc = EXIT_USAGE; goto done; }
         if (st.opt.threads != threads)
             fprintf(stderr, "imcap train: note: the checkpoint was made with %d threads; resuming with %d gives a different"
                             " (equally valid) run\n", st.opt.threads, threads);
         st.opt.threads = threads;
-        st.opt.stop_after = o.stop_after;
         fprintf(stderr, "imcap train: resuming %s at step %ld\n", resume, st.step);
     } else {
         if (init) {
@@ -205,6 +276,7 @@ int run_train(int argc, char **argv) {
             imcap_model_init_random(m, (uint64_t)seed);
         }
         if (imcap_train_state_init(&st, m) != IMCAP_OK) { fprintf(stderr, "imcap train: out of memory\n"); goto done; }
+        if (o.att_reg < 0) o.att_reg = imcap_att_reg_default(&m->cfg);
         st.opt = o;
     }
     st.opt.out_path = out, st.opt.ckpt_path = ckpt, st.opt.command = cmd;
@@ -253,7 +325,12 @@ int run_train(int argc, char **argv) {
     } else if (s) {
         fprintf(stderr, "imcap train: %s\n", err.msg);
     } else {
-        fprintf(stderr, "imcap train: done at step %ld; best model in %s, checkpoint in %s\n", st.step, out, ckpt);
+        if (access(out, F_OK) == 0)
+            fprintf(stderr, "imcap train: done at step %ld; best model (by %s) in %s, checkpoint in %s\n", st.step,
+                    imcap_select_name(st.opt.select), out, ckpt);
+        else
+            fprintf(stderr, "imcap train: done at step %ld, but no model was written to %s; checkpoint in %s "
+                            "(imcap export writes its weights as a model)\n", st.step, out, ckpt);
         rc = EXIT_ALL_OK;
     }
 done:

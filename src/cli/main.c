@@ -21,6 +21,7 @@ static const command commands[] = {
     {"train", run_train, "train a model on a Karpathy-format data set"},
     {"synth", run_synth, "generate a synthetic captioned scene data set"},
     {"init", run_init, "write a new model (random, or on a pretrained backbone)"},
+    {"export", run_export, "write a training checkpoint's weights as a model"},
     {"calibrate", run_calibrate, "add in-domain statistics to a model (flags atypical images)"},
     {"info", run_info, "print a model's config, vocabulary size, parameters and FLOPs"},
 };
@@ -29,7 +30,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: imcap COMMAND [OPTIONS] ...\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n`imcap COMMAND --help` describes a command.\n"
+    fprintf(f, "\n`imcap COMMAND --help` describes a command; `imcap -V` (--version) prints the version.\n"
                "exit codes: 0 all inputs done, 1 some inputs failed, 2 usage error, 3 fatal error\n");
 }
 
@@ -43,7 +44,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return EXIT_ALL_OK;
     }
-    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") || !strcmp(argv[1], "version")) {
         printf("imcap %s (model format %d)\n", IMCAP_VERSION, IMCAP_FORMAT_VERSION);
         return EXIT_ALL_OK;
     }

@@ -11,7 +11,7 @@ imcap_status imcap_train_state_init(imcap_train_state *st, const imcap_model *m)
     memset(st, 0, sizeof *st);
     st->m = imcap_aligned_alloc(m->tab.total * sizeof(float));
     st->v = imcap_aligned_alloc(m->tab.total * sizeof(float));
-    st->best_score = -1;
+    st->best_score = 0, st->have_best = 0;
     if (!st->m || !st->v) {
         imcap_train_state_free(st);
         return IMCAP_E_NOMEM;
@@ -47,6 +47,7 @@ static cJSON *options_json(const imcap_train_options *o) {
     cJSON_AddNumberToObject(j, "val_images", o->val_images);
     cJSON_AddNumberToObject(j, "ckpt_every", (double)o->ckpt_every);
     cJSON_AddBoolToObject(j, "freeze_encoder", o->freeze_encoder);
+    cJSON_AddStringToObject(j, "select", imcap_select_name(o->select));
     return j;
 }
 
@@ -76,6 +77,10 @@ static void options_from_json(const cJSON *j, imcap_train_options *o) {
     o->val_every = (long)num(j, "val_every", (double)o->val_every);
     o->val_images = (int)num(j, "val_images", o->val_images);
     o->ckpt_every = (long)num(j, "ckpt_every", (double)o->ckpt_every);
+    const cJSON *sel = cJSON_GetObjectItemCaseSensitive(j, "select");
+    int k = cJSON_IsString(sel) ? imcap_select_parse(sel->valuestring) : -1;
+    /* a checkpoint from before --select keeps the rule it was made with */
+    o->select = k >= 0 ? k : IMCAP_SELECT_AUTO;
 }
 
 imcap_status imcap_checkpoint_save(const char *path, const imcap_model *m, const imcap_train_state *st,
@@ -87,6 +92,7 @@ imcap_status imcap_checkpoint_save(const char *path, const imcap_model *m, const
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "step", (double)st->step);
     cJSON_AddNumberToObject(j, "best_score", st->best_score);
+    cJSON_AddBoolToObject(j, "have_best", st->have_best);
     cJSON_AddItemToObject(j, "options", options_json(&st->opt));
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -138,6 +144,9 @@ imcap_status imcap_checkpoint_load(const char *path, imcap_model **out, imcap_tr
     memcpy(st->v, data + off + n * sizeof(float), n * sizeof(float));
     st->step = (long)num(j, "step", 0);
     st->best_score = num(j, "best_score", -1);
+    const cJSON *hb = cJSON_GetObjectItemCaseSensitive(j, "have_best");
+    /* before "have_best", scores were >= 0 and -1 meant none */
+    st->have_best = hb ? cJSON_IsTrue(hb) : st->best_score > -1;
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "options");
     if (o) options_from_json(o, &st->opt);
     *out = m;

@@ -104,15 +104,27 @@ typedef struct {
     long ckpt_every;       /* steps between checkpoints (0: only at the end / on stop) */
     long stop_after;       /* testing aid: act as if interrupted after this step (0: never) */
     int freeze_encoder;    /* train the decoder alone, on the feature cache */
+    int select;            /* what "best" means: imcap_select */
     const char *out_path;  /* best model by validation score */
     const char *ckpt_path; /* checkpoint, written atomically */
     const char *command;   /* recorded in the model's metadata */
 } imcap_train_options;
 
+/* The validation figure that picks the best model. IMCAP_SELECT_AUTO is the
+ * rule of checkpoints written before --select existed ((F1 + pointing) / 2
+ * on synthetic scenes, BLEU-4 otherwise); it is kept for them only. */
+typedef enum { IMCAP_SELECT_LOSS, IMCAP_SELECT_BLEU4, IMCAP_SELECT_CIDER, IMCAP_SELECT_F1, IMCAP_SELECT_AUTO } imcap_select;
+const char *imcap_select_name(int select);
+/* "loss", "bleu4", "cider", "f1" -> 0..3; -1 for anything else. */
+int imcap_select_parse(const char *name);
+/* The default --att-reg: 1 / L for a grid of L cells (see train.c). */
+float imcap_att_reg_default(const imcap_config *cfg);
+
 typedef struct {
     long step, total_steps;
     int epoch;
-    double loss, ce, reg, token_accuracy, grad_norm, examples_per_s, eta_s;
+    double loss, ce, reg, token_accuracy, grad_norm, examples_per_s, eta_s; /* loss: smoothed ce + reg of the
+                                                                               * step; reg: lambda x regulariser */
     float lr;
 } imcap_train_progress;
 
@@ -122,7 +134,7 @@ typedef struct {
     double val_loss, bleu4, cider;
     int have_objects;
     double f1, pointing, mass, relations;
-    double score;          /* objects: (f1 + pointing) / 2; otherwise BLEU-4 */
+    double score;          /* the selected figure, higher is better (the loss negated) */
     int is_best;
     int n_images;
 } imcap_val_report;
@@ -139,7 +151,8 @@ typedef struct {
 typedef struct {
     float *m, *v;          /* Adam moments, tab.total floats each */
     long step;             /* steps done */
-    double best_score;     /* best validation score so far (-1: none) */
+    double best_score;     /* best validation score so far (when have_best) */
+    int have_best;         /* a validated best model has been written to out_path */
     imcap_train_options opt; /* the options the run started with */
 } imcap_train_state;
 

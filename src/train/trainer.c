@@ -29,6 +29,23 @@ static void examples_free(example_set *s) {
     memset(s, 0, sizeof *s);
 }
 
+static const char *const SELECT_NAMES[] = {"loss", "bleu4", "cider", "f1", "auto"};
+const char *imcap_select_name(int select) {
+    return select >= 0 && select <= IMCAP_SELECT_AUTO ? SELECT_NAMES[select] : "loss";
+}
+int imcap_select_parse(const char *name) {
+    for (int i = 0; i < IMCAP_SELECT_AUTO; i++)
+        if (!strcmp(name, SELECT_NAMES[i])) return i;
+    return -1;
+}
+
+/* Xu et al. and the PyTorch tutorial weigh sum_i (1 - sum_t alpha_ti)^2
+ * with lambda 1 after a mean over the L cells; imcap sums over the cells,
+ * so the same strength is 1 / L (1/64 = 0.0156 for an 8x8 grid, what the
+ * shipped model was trained with). A lambda of 1 over a sum swamps the
+ * cross-entropy early on (the regulariser starts near L). */
+float imcap_att_reg_default(const imcap_config *cfg) { return 1.0f / (float)(cfg->L > 0 ? cfg->L : 1); }
+
 /* Every (image, caption) pair of the wanted splits whose image decoded.
  * Captions longer than max_length - 1 words are cut so <end> still fits. */
 static imcap_status collect(const imcap_dataset *ds, const imcap_image_cache *cache, const imcap_feature_cache *fc,
@@ -159,7 +176,7 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
             (o->val_images <= 0 || ni < o->val_images))
             imgs[ni++] = i;
     rep->n_images = ni;
-    rep->score = -1;
+    rep->score = -rep->val_loss;
     if (ni == 0) {
         free(imgs);
         return IMCAP_OK;
@@ -228,9 +245,13 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
         imcap_object_summary sum;
         imcap_object_stats_summary(&os, &sum);
         rep->f1 = sum.f1, rep->pointing = sum.pointing, rep->mass = sum.mass, rep->relations = sum.relations;
-        rep->score = (sum.f1 + sum.pointing) / 2;
-    } else {
-        rep->score = rep->bleu4;
+    }
+    switch (o->select) {
+    case IMCAP_SELECT_BLEU4: rep->score = rep->bleu4; break;
+    case IMCAP_SELECT_CIDER: rep->score = rep->cider; break;
+    case IMCAP_SELECT_F1: rep->score = (rep->f1 + rep->pointing) / 2; break;
+    case IMCAP_SELECT_AUTO: rep->score = have_objects ? (rep->f1 + rep->pointing) / 2 : rep->bleu4; break;
+    default: rep->score = -rep->val_loss;
     }
     for (int k = 0; k < ni; k++) {
         imcap_tokens_free(cand[k], ncand[k]);
@@ -269,15 +290,32 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory collecting the examples");
         goto done;
     }
-    if (train.n < o->batch) {
-        s = imcap_fail(err, IMCAP_E_ARG, "%d training pairs (image, caption): fewer than one batch of %d", train.n, o->batch);
+    if (train.n == 0) {
+        s = imcap_fail(err, IMCAP_E_ARG, "no training pairs (image, caption): the data set's train split is empty");
         goto done;
+    }
+    if (train.n < o->batch) {
+        message(cb, "warning: %d training pairs (image, caption), fewer than one batch of %d: batches of %d", train.n,
+                o->batch, train.n);
+        st->opt.batch = train.n;
+    }
+    if (o->select == IMCAP_SELECT_F1) {
+        int objects = 0;
+        for (int i = 0; i < ds->n && !objects; i++) objects = ds->images[i].split == IMCAP_SPLIT_VAL && ds->images[i].objects_json;
+        if (!objects) {
+            s = imcap_fail(err, IMCAP_E_ARG, "--select f1 needs object annotations (synthetic scenes) in the val split; "
+                                             "this data set has none: use loss, bleu4 or cider");
+            goto done;
+        }
     }
     long per_epoch = train.n / o->batch;
     long total = o->max_steps > 0 ? o->max_steps : per_epoch * o->epochs;
     imcap_adam_options adam = o->adam;
     adam.total_steps = total;
     message(cb, "%d training pairs, %d validation pairs, %ld steps per epoch, %ld steps", train.n, val.n, per_epoch, total);
+    if (adam.warmup >= total && st->step < total)
+        message(cb, "warning: --warmup %ld >= the run's %ld steps: the learning rate never reaches its peak (--lr)",
+                adam.warmup, total);
 
     p.batch = calloc((size_t)o->batch, sizeof *p.batch);
     p.features = features;
@@ -312,7 +350,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         ema_loss = ema_loss < 0 ? loss : 0.95 * ema_loss + 0.05 * loss;
         double now = imcap_now();
         pr.step = st->step, pr.total_steps = total, pr.epoch = epoch;
-        pr.loss = ema_loss, pr.ce = ce, pr.reg = reg, pr.token_accuracy = (double)ls.correct / ls.n_tokens;
+        pr.loss = ema_loss, pr.ce = ce, pr.reg = o->att_reg * reg, pr.token_accuracy = (double)ls.correct / ls.n_tokens;
         pr.grad_norm = norm, pr.lr = imcap_lr_at(&adam, step);
         pr.examples_per_s = (double)(st->step - start_step) * o->batch / (now - t0);
         pr.eta_s = (total - st->step) * o->batch / (pr.examples_per_s > 0 ? pr.examples_per_s : 1);
@@ -330,9 +368,9 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             rep.step = st->step, rep.epoch = epoch;
             imcap_model_sync(m); /* the captions below decode with the weights just updated */
             if ((s = validate(&p, m, ds, cache, &val, o, &rep, err))) goto done;
-            if (rep.n_images == 0 || rep.score > st->best_score) {
+            if (!st->have_best || rep.n_images == 0 || rep.score > st->best_score) {
                 rep.is_best = 1;
-                st->best_score = rep.score;
+                st->best_score = rep.score, st->have_best = 1;
                 char meta[512];
                 snprintf(meta, sizeof meta, "step %ld, val loss %.4f, BLEU-4 %.4f, CIDEr-D %.4f%s", st->step, rep.val_loss,
                          rep.bleu4, rep.cider, rep.have_objects ? " (objects in val_metrics)" : "");
@@ -352,8 +390,19 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             if ((s = imcap_checkpoint_save(o->ckpt_path, m, st, err))) goto done;
         }
         if (stop && st->step < total) {
-            s = imcap_fail(err, IMCAP_E_INTERRUPTED, "interrupted at step %ld; checkpoint written to %s", st->step,
-                           o->ckpt_path);
+            /* a run stopped before its first validation still leaves a
+             * model that captions: the current weights, marked as such */
+            const char *what = "the best model so far is in";
+            if (!st->have_best) {
+                char meta[128];
+                snprintf(meta, sizeof meta, "not validated: interrupted at step %ld", st->step);
+                imcap_model_set_metadata(m, "imcap.train.val", meta);
+                if (o->command) imcap_model_set_metadata(m, "imcap.train.command", o->command);
+                if ((s = imcap_model_save(m, o->out_path, err))) goto done;
+                what = "the current (not yet validated) weights are in";
+            }
+            s = imcap_fail(err, IMCAP_E_INTERRUPTED, "interrupted at step %ld; checkpoint written to %s; %s %s", st->step,
+                           o->ckpt_path, what, o->out_path);
             goto done;
         }
     }
