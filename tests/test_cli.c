@@ -430,7 +430,7 @@ typedef struct {
  * tokens and numbers for further comparison. */
 static void check_record(const cJSON *j, const char *image, const tiny_t *t, int max_tokens, record *r) {
     cr_assert(cJSON_IsObject(j));
-    cr_expect_str_eq(field(j, "image")->valuestring, image);
+    cr_expect_str_eq(field(j, "path")->valuestring, image);
     const cJSON *words = field(j, "words"), *tokens = field(j, "tokens"), *lps = field(j, "logprobs");
     const cJSON *att = field(j, "attention"), *grid = field(j, "grid"), *score = field(j, "score");
     const cJSON *cap = field(j, "caption");
@@ -690,15 +690,25 @@ Test(caption, bad_images_among_good_ones) {
         cr_expect_eq(rc, 1, "exit %d with failed images", rc);
         char *lines[8];
         int n = split_lines(o, lines, 8);
-        cr_assert_eq(n, 2, "%d lines on stdout: %s", n, o);
-        for (int i = 0; i < 2; i++) {
-            const char *want = f.img[i];
-            if (json) {
+        /* JSON: one record per image in order, the failures as error records
+         * ({"path", "error"}, as imcap batch writes them); plain: the good ones */
+        cr_assert_eq(n, json ? 4 : 2, "%d lines on stdout: %s", n, o);
+        if (json) {
+            const char *order[4] = {f.img[0], bad, missing, f.img[1]};
+            for (int i = 0; i < 4; i++) {
                 cJSON *j = cJSON_Parse(lines[i]);
-                cr_assert_not_null(j);
-                cr_expect_str_eq(field(j, "image")->valuestring, want);
+                cr_assert_not_null(j, "not JSON: %s", lines[i]);
+                cr_expect_str_eq(field(j, "path")->valuestring, order[i]);
+                int failed = i == 1 || i == 2;
+                cr_expect_eq(cJSON_GetObjectItem(j, "error") != NULL, failed, "record %d: %s", i, lines[i]);
+                cr_expect_eq(cJSON_GetObjectItem(j, "caption") != NULL, !failed, "record %d: %s", i, lines[i]);
+                if (failed) cr_expect(strstr(field(j, "error")->valuestring, order[i]), "%s", lines[i]);
                 cJSON_Delete(j);
-            } else {
+            }
+        }
+        for (int i = 0; i < 2 && !json; i++) {
+            const char *want = f.img[i];
+            {
                 cr_expect(!strncmp(lines[i], want, strlen(want)) && lines[i][strlen(want)] == '\t', "line %d: %s", i, lines[i]);
             }
         }
@@ -805,4 +815,139 @@ Test(default_model, found_next_to_the_executable_and_under_the_prefix) {
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert(strstr(out, "scene_00.png\t") != NULL && strlen(strchr(out, '\t')) > 5, "%s", out);
     free(out), free(err);
+}
+
+/* ------------------------------------------------------------ one grammar */
+
+/* The habits of issue 11: options after the images, `--`, `-` for stdin,
+ * --files-from, IMCAP_MODEL, -V, info --json, merge -o, eval -o, an old
+ * spelling with its note, tabs and newlines in plain output's paths. */
+Test(grammar, options_anywhere_stdin_and_lists) {
+    fixture f;
+    setup_fixture(&f, "cli_grammar");
+    char *o, *e, *o2;
+    /* options after the image: the beam is 1, not a file named "1" */
+    cr_assert_eq(imcap(&o, &e, "caption '%s' --model '%s' --beam 1 --json", f.img[0], f.model), 0, "%s", e);
+    cr_expect_eq(imcap(&o2, NULL, "caption --beam 1 --json --model '%s' '%s'", f.model, f.img[0]), 0);
+    cr_expect_str_eq(o, o2, "options after the file name changed the result");
+    free(o), free(e), free(o2);
+    /* `-`: the image's bytes on stdin */
+    cr_assert_eq(imcap(&o, &e, "caption -m '%s' --beam 1 - < '%s'", f.model, f.img[0]), 0, "%s", e);
+    cr_expect(!strncmp(o, "-\t", 2), "%s", o);
+    free(o), free(e);
+    /* --files-from -: the paths on stdin, one per line, after the arguments */
+    char list[4400];
+    snprintf(list, sizeof list, "%s/list.txt", f.dir);
+    FILE *lf = fopen(list, "w");
+    fprintf(lf, "%s\n\n%s\r\n", f.img[1], f.img[2]);
+    fclose(lf);
+    cr_assert_eq(imcap(&o, &e, "caption -m '%s' '%s' --files-from - < '%s'", f.model, f.img[0], list), 0, "%s", e);
+    char *lines[8];
+    int n = split_lines(o, lines, 8);
+    cr_assert_eq(n, 3, "%s", o);
+    for (int i = 0; i < 3; i++) cr_expect(!strncmp(lines[i], f.img[i], strlen(f.img[i])), "%d: %s", i, lines[i]);
+    free(o), free(e);
+    /* `--` ends the options: "-x.png" is a file (missing: exit 1, named) */
+    cr_expect_eq(imcap(&o, &e, "caption -m '%s' -- -x.png", f.model), 1);
+    cr_expect(strstr(e, "-x.png: cannot open"), "%s", e);
+    free(o), free(e);
+    cr_expect_eq(imcap(&o, &e, "caption -m '%s' --beem 2 '%s'", f.model, f.img[0]), 2);
+    cr_expect(strstr(e, "imcap caption: unknown option '--beem'"), "%s", e);
+    free(o), free(e);
+    /* IMCAP_MODEL chooses the default model; a bad one is named */
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "IMCAP_MODEL='%s' '%s' caption --beam 1 '%s'", f.model, tu_exe(), f.img[0]);
+    cr_expect_eq(tu_run(cmd, &o, &e), 0, "%s", e);
+    cr_expect(strstr(o, f.img[0]) == o, "%s", o);
+    free(o), free(e);
+    snprintf(cmd, sizeof cmd, "IMCAP_MODEL='%s/none.safetensors' '%s' caption '%s'", f.dir, tu_exe(), f.img[0]);
+    cr_expect_eq(tu_run(cmd, &o, &e), 3);
+    cr_expect(strstr(e, "none.safetensors") && strstr(e, "IMCAP_MODEL"), "%s", e);
+    free(o), free(e);
+    /* plain output: a tab and a newline in a path are escaped, one line per image */
+    char odd[4400];
+    snprintf(odd, sizeof odd, "%s/a\tb\nc.png", f.dir);
+    cr_assert_eq(rename(f.img[3], odd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' caption -m '%s' --beam 1 \"$(printf '%s/a\\tb\\nc.png')\"", tu_exe(), f.model, f.dir);
+    cr_expect_eq(tu_run(cmd, &o, &e), 0, "%s", e);
+    cr_expect_eq(split_lines(o, lines, 8), 1, "%s", o);
+    cr_expect(strstr(o, "a\\tb\\nc.png\t"), "%s", o);
+    free(o), free(e);
+    teardown_fixture(&f);
+}
+
+Test(grammar, version_info_json_merge_and_eval_outputs) {
+    fixture f;
+    setup_fixture(&f, "cli_grammar2");
+    char *o, *e;
+    cr_expect_eq(imcap(&o, &e, "-V"), 0);
+    cr_expect(!strncmp(o, "imcap ", 6), "%s", o);
+    free(o), free(e);
+    cr_expect_eq(imcap(&o, &e, "--help"), 0);
+    cr_expect(strstr(o, "-V") != NULL, "--help does not list -V: %s", o);
+    free(o), free(e);
+    cr_assert_eq(imcap(&o, &e, "info --json -m '%s'", f.model), 0, "%s", e);
+    cJSON *j = cJSON_Parse(o);
+    cr_assert_not_null(j, "info --json is not JSON: %s", o);
+    cr_expect_str_eq(field(j, "path")->valuestring, f.model);
+    cr_expect(cJSON_IsNumber(field(j, "parameters")) && cJSON_IsObject(field(j, "config")));
+    cJSON_Delete(j);
+    free(o), free(e);
+    /* merge -o (and the old positional form, with a note) */
+    char s1[4400], s2[4400], out[4400], old[4400];
+    snprintf(s1, sizeof s1, "%s/s1.jsonl", f.dir);
+    snprintf(s2, sizeof s2, "%s/s2.jsonl", f.dir);
+    snprintf(out, sizeof out, "%s/all.jsonl", f.dir);
+    snprintf(old, sizeof old, "%s/old.jsonl", f.dir);
+    cr_assert_eq(imcap(NULL, &e, "batch -q -m '%s' --shard 1/2 -o '%s' '%s'", f.model, s1, f.dir), 0, "%s", e);
+    free(e);
+    cr_assert_eq(imcap(NULL, &e, "batch -q -m '%s' --shard 2/2 -o '%s' '%s'", f.model, s2, f.dir), 0, "%s", e);
+    free(e);
+    cr_expect_eq(imcap(&o, &e, "merge '%s' '%s' -o '%s' -q", s1, s2, out), 0, "%s", e);
+    free(o), free(e);
+    cr_expect_eq(imcap(&o, &e, "merge '%s' '%s' '%s'", old, s1, s2), 0, "%s", e);
+    cr_expect(strstr(e, "old form"), "%s", e);
+    free(o), free(e);
+    size_t na, nb;
+    char *a = tu_read(out, &na), *b = tu_read(old, &nb);
+    cr_expect(a && b && na == nb && !memcmp(a, b, na), "merge -o and the old form differ");
+    free(a), free(b);
+    /* eval -o DIR, and --out with its note */
+    char data[4400], d1[4400], d2[4400];
+    snprintf(data, sizeof data, "%s/syn", f.dir);
+    cr_assert_eq(imcap(NULL, NULL, "synth --count 6 --seed 3 --size 32 --out '%s'", data), 0);
+    snprintf(d1, sizeof d1, "%s/ev1", f.dir);
+    snprintf(d2, sizeof d2, "%s/ev2", f.dir);
+    cr_expect_eq(imcap(&o, &e, "eval -m '%s' --data '%s/dataset.json' --split all --beam 1 -o '%s'", f.model, data, d1), 0,
+                 "%s", e);
+    free(o), free(e);
+    cr_expect_eq(imcap(&o, &e, "eval --json -m '%s' --data '%s/dataset.json' --split all --beam 1 --out '%s'", f.model,
+                       data, d2), 0, "%s", e);
+    cr_expect(strstr(e, "--out is an old spelling; use -o/--output"), "%s", e);
+    j = cJSON_Parse(o);
+    cr_expect(j && cJSON_IsNumber(cJSON_GetObjectItem(j, "Bleu_4")), "eval --json: %s", o);
+    cJSON_Delete(j);
+    free(o), free(e);
+    char p1[4500], p2[4500];
+    snprintf(p1, sizeof p1, "%s/metrics.json", d1);
+    snprintf(p2, sizeof p2, "%s/metrics.json", d2);
+    cr_expect_eq(access(p1, R_OK), 0, "eval -o wrote no metrics.json");
+    cr_expect_eq(access(p2, R_OK), 0, "eval --out wrote no metrics.json");
+    teardown_fixture(&f);
+}
+
+/* A build directory anywhere finds the shipped model (its path in the
+ * source tree is compiled in): the binary and library copied elsewhere. */
+Test(grammar, shipped_model_found_from_any_directory) {
+    char dir[4096], cmd[12000];
+    tmpdir(dir, sizeof dir, "cli_anywhere");
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s/imcap' && cp \"$(dirname '%s')\"/libimcap.so '%s'/", tu_exe(), dir, tu_exe(), dir);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    char *o = NULL, *e = NULL;
+    snprintf(cmd, sizeof cmd, "cd '%s' && env -u IMCAP_MODEL LD_LIBRARY_PATH='%s' ./imcap caption --beam 1 '%s'", dir, dir,
+             tu_src("samples/scene_00.png"));
+    cr_expect_eq(tu_run(cmd, &o, &e), 0, "%s", e);
+    cr_expect(o && strstr(o, "scene_00.png\t"), "%s", o);
+    free(o), free(e);
+    rm_rf(dir);
 }

@@ -63,24 +63,18 @@ static void make_flickr_fixture(const char *dir, int n) {
     fclose(f);
 }
 
-static char *train_cmd(const char *dir, const char *extra) {
+/* The fixture's training command with extra options; loud: without
+ * --quiet (and without --val-every 10), so validation lines reach stderr. */
+static char *train_cmd_as(const char *dir, int loud, const char *extra) {
     static char cmd[8192];
     snprintf(cmd, sizeof cmd,
              "'%s' train --data '%s/dataset_flickr8k.json' --images '%s/Flicker8k_Dataset' --config '%s/config.json' "
-             "--batch 8 --lr 5e-3 --warmup 5 --threads 2 --seed 3 --val-every 10 --quiet %s",
-             tu_exe(), dir, dir, dir, extra);
+             "--batch 8 --lr 5e-3 --warmup 5 --threads 2 --seed 3 %s %s",
+             tu_exe(), dir, dir, dir, loud ? "" : "--val-every 10 --quiet", extra);
     return cmd;
 }
-
-/* A command line like train_cmd's without --quiet: validation lines on stderr. */
-static char *train_cmd_loud(const char *dir, const char *extra) {
-    static char cmd[8192];
-    snprintf(cmd, sizeof cmd,
-             "'%s' train --data '%s/dataset_flickr8k.json' --images '%s/Flicker8k_Dataset' --config '%s/config.json' "
-             "--batch 8 --lr 5e-3 --warmup 5 --threads 2 --seed 3 %s",
-             tu_exe(), dir, dir, dir, extra);
-    return cmd;
-}
+static char *train_cmd(const char *dir, const char *extra) { return train_cmd_as(dir, 0, extra); }
+static char *train_cmd_loud(const char *dir, const char *extra) { return train_cmd_as(dir, 1, extra); }
 
 /* Loss falls, the best model and the checkpoint exist and load, and the
  * model then captions a training image with the right colour. */

@@ -23,11 +23,19 @@ Test(util, json_string_escapes) {
     free(j);
 }
 
-Test(util, json_string_replaces_invalid_utf8) {
-    /* a lone continuation byte, a truncated sequence, an overlong '/', a surrogate */
-    char *j = json("x\x80y\xc3z\xc0\xafw\xed\xa0\x80");
-    cr_assert_str_eq(j, "\"x\xef\xbf\xbdy\xef\xbf\xbdz\xef\xbf\xbd\xef\xbf\xbdw\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+Test(util, json_string_escapes_invalid_utf8_losslessly) {
+    /* a lone continuation byte, a truncated sequence, an overlong '/', a
+     * surrogate: each byte as \udcXX (Python's surrogateescape), DEL as \u007f */
+    char *j = json("x\x80y\xc3z\xc0\xafw\xed\xa0\x80\x7f");
+    cr_assert_str_eq(j, "\"x\\udc80y\\udcc3z\\udcc0\\udcafw\\udced\\udca0\\udc80\\u007f\"");
     free(j);
+}
+
+Test(util, tsv_field_escapes) {
+    imcap_buf b = {0};
+    imcap_buf_tsv_field(&b, "a\tb\nc\rd\\e");
+    cr_assert_str_eq(b.s, "a\\tb\\nc\\rd\\\\e");
+    imcap_buf_free(&b);
 }
 
 static int count_files(const char *dir) {

@@ -350,51 +350,6 @@ void bw_write_header(imcap_buf *b, bw_format f, int timing, int domain) {
     imcap_buf_append(b, h, strlen(h));
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. Overlong
- * forms, surrogates and code points past U+10FFFF are not valid. */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
-static void json_string(imcap_buf *b, const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t left = strlen(s);
-    LIT(b, "\"");
-    while (left) {
-        unsigned c = *p;
-        size_t k = 1;
-        if (c == '"') LIT(b, "\\\"");
-        else if (c == '\\') LIT(b, "\\\\");
-        else if (c == '\n') LIT(b, "\\n");
-        else if (c == '\r') LIT(b, "\\r");
-        else if (c == '\t') LIT(b, "\\t");
-        else if (c < 0x20) imcap_buf_printf(b, "\\u%04x", c);
-        else if (c < 0x80) imcap_buf_append(b, (const char *)p, 1);
-        else if ((k = utf8_len(p, left)) > 0) imcap_buf_append(b, (const char *)p, k);
-        else {
-            imcap_buf_printf(b, "\\udc%02x", c);
-            k = 1;
-        }
-        p += k, left -= k;
-    }
-    LIT(b, "\"");
-}
-
 static void csv_field(imcap_buf *b, const char *s) {
     if (!s) return;
     if (!strpbrk(s, ",\"\r\n")) {
@@ -409,19 +364,6 @@ static void csv_field(imcap_buf *b, const char *s) {
     LIT(b, "\"");
 }
 
-static void tsv_field(imcap_buf *b, const char *s) {
-    if (!s) return;
-    for (const char *p = s; *p; p++) {
-        switch (*p) {
-        case '\\': LIT(b, "\\\\"); break;
-        case '\t': LIT(b, "\\t"); break;
-        case '\n': LIT(b, "\\n"); break;
-        case '\r': LIT(b, "\\r"); break;
-        default: imcap_buf_append(b, p, 1);
-        }
-    }
-}
-
 void bw_domain_fields(imcap_buf *b, double domain_score, int in_domain) {
     imcap_buf_printf(b, "\"domain_score\": %.4g, \"in_domain\": %s", domain_score, in_domain ? "true" : "false");
 }
@@ -429,10 +371,10 @@ void bw_domain_fields(imcap_buf *b, double domain_score, int in_domain) {
 void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw_record *r) {
     if (f == BW_JSONL) {
         LIT(b, "{\"path\": ");
-        json_string(b, r->path);
+        imcap_buf_json_string(b, r->path);
         if (r->caption) {
             LIT(b, ", \"caption\": ");
-            json_string(b, r->caption);
+            imcap_buf_json_string(b, r->caption);
         }
         if (r->has_score) imcap_buf_printf(b, ", \"score\": %.9g", r->score);
         if (r->in_domain >= 0) {
@@ -443,7 +385,7 @@ void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw
             LIT(b, ", \"words\": [");
             for (int t = 0; t < r->n_words; t++) {
                 if (t) LIT(b, ", ");
-                json_string(b, r->words[t] ? r->words[t] : "");
+                imcap_buf_json_string(b, r->words[t] ? r->words[t] : "");
             }
             LIT(b, "], \"logprobs\": [");
             for (int t = 0; t < r->n_words; t++) {
@@ -456,12 +398,12 @@ void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw
         if (timing && r->has_ms) imcap_buf_printf(b, ", \"ms\": %.2f", r->ms);
         if (r->error) {
             LIT(b, ", \"error\": ");
-            json_string(b, r->error);
+            imcap_buf_json_string(b, r->error);
         }
         LIT(b, "}\n");
         return;
     }
-    void (*field)(imcap_buf *, const char *) = f == BW_CSV ? csv_field : tsv_field;
+    void (*field)(imcap_buf *, const char *) = f == BW_CSV ? csv_field : imcap_buf_tsv_field;
     const char *sep = f == BW_CSV ? "," : "\t";
     field(b, r->path);
     imcap_buf_append(b, sep, 1);

@@ -20,6 +20,11 @@
 static int readable(const char *p) { return access(p, R_OK) == 0; }
 
 int cli_default_model_path(char *buf, size_t n) {
+    const char *env = getenv("IMCAP_MODEL");
+    if (env && *env) {
+        snprintf(buf, n, "%s", env);
+        return 0; /* even when unreadable: the load names the file and the variable's choice stands */
+    }
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (len > 0) {
@@ -34,16 +39,21 @@ int cli_default_model_path(char *buf, size_t n) {
             if (readable(buf)) return 0;
         }
     }
+#ifdef IMCAP_SOURCE_MODEL_DIR
+    snprintf(buf, n, "%s/default.safetensors", IMCAP_SOURCE_MODEL_DIR);
+    if (readable(buf)) return 0;
+#endif
     snprintf(buf, n, "%s/default.safetensors", IMCAP_DEFAULT_MODEL_DIR);
     return readable(buf) ? 0 : -1;
 }
 
 imcap_model *cli_load_model(const char *path) {
     char found[PATH_MAX + 64];
+    int path_given = path != NULL;
     if (!path) {
         if (cli_default_model_path(found, sizeof found) != 0) {
-            fprintf(stderr, "imcap: no default model found next to the executable or in %s; pass --model FILE\n",
-                    IMCAP_DEFAULT_MODEL_DIR);
+            fprintf(stderr, "imcap: no default model found next to the executable or in %s; pass --model FILE "
+                            "or set IMCAP_MODEL\n", IMCAP_DEFAULT_MODEL_DIR);
             return NULL;
         }
         path = found;
@@ -51,7 +61,9 @@ imcap_model *cli_load_model(const char *path) {
     imcap_model *m = NULL;
     imcap_error err;
     if (imcap_model_load(path, &m, &err) != IMCAP_OK) {
-        fprintf(stderr, "imcap: %s\n", err.msg);
+        const char *env = getenv("IMCAP_MODEL");
+        int from_env = !path_given && env && *env;
+        fprintf(stderr, "imcap: %s%s\n", err.msg, from_env ? " (the model IMCAP_MODEL names)" : "");
         return NULL;
     }
     return m;

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
 #include "cli/batch_walk.h"
 #include "render/gallery.h"
@@ -41,19 +42,19 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: imcap batch [-o OUT] [--format jsonl|csv|tsv] [--recursive] [--threads N]\n"
-            "                   [--resume] [--shard I/N] [--overlays DIR] [--html DIR]\n"
-            "                   [--model M] [--beam K] [--max-length T] [--block B] [--no-timing]\n"
-            "                   [--quiet]\n"
-            "                   DIR|FILE...\n\n"
+            "usage: imcap batch [-o OUT] [--format jsonl|csv|tsv] [-r] [-j N] [--resume]\n"
+            "                   [--shard I/N] [--overlays DIR] [--html DIR] [-m M] [--beam K]\n"
+            "                   [--max-length T] [--block B] [--no-timing] [-q] [--files-from F]\n"
+            "                   DIR|FILE...   (options may come anywhere; -- ends them)\n\n"
             "Captions every image under the DIRs (by content: JPEG, PNG, GIF, BMP, PSD, PNM;\n"
             "and files with an image extension, .tga included) and every FILE, in sorted\n"
             "path order (bytes), one record per image.\n\n"
-            "  -o OUT             output file (default: stdout). Written as OUT.partial, record\n"
+            "  -o, --output OUT   output file (default or -: stdout). Written as OUT.partial, record\n"
             "                     by record, and renamed to OUT when every image has its record\n"
             "  --format F         jsonl (default; csv/tsv when OUT ends in .csv/.tsv), csv, tsv\n"
             "  -r, --recursive    walk subfolders too (each folder once: symlink loops are safe)\n"
-            "  --threads N        worker threads (default: all cores)\n"
+            "  -j, --threads N    worker threads (default: all cores)\n"
+            "  --files-from F     also the folders / images listed in F, one per line (-: stdin)\n"
             "  --block B          images decoded together by each thread (default 32): their\n"
             "                     hypotheses share every decoder step; the captions do not\n"
             "                     depend on B, the speed and the memory do\n"
@@ -65,7 +66,7 @@ static void usage(FILE *f) {
             "  --overlays DIR     per image: one attention overlay PNG per word and a contact sheet\n"
             "  --html DIR         DIR/index.html, an offline gallery (thumbnails, captions), each\n"
             "                     image linked to its attention viewer DIR/<stem>.html\n"
-            "  --model M          model file (default: the shipped model)\n"
+            "  -m, --model M      model file (default: $IMCAP_MODEL, else the shipped model)\n"
             "  --beam K           beam width, 1 = greedy (default 3)\n"
             "  --max-length T     stop after T tokens (default: the model's max_length)\n"
             "  --no-timing        leave out the ms field, so two runs give identical bytes\n"
@@ -721,60 +722,51 @@ int run_batch(int argc, char **argv) {
     imcap_render_options_default(&B.ro);
     const char *model_path = NULL, *fmt_name = NULL;
     int threads = 0, recursive = 0, shard_i = 0, shard_n = 0;
-    char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
-    int n_inputs = 0, only_inputs = 0;
-    if (!inputs) return EXIT_FATAL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (only_inputs || a[0] != '-' || !a[1]) {
-            inputs[n_inputs++] = argv[i];
-            continue;
-        }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            free(inputs);
-            return EXIT_ALL_OK;
-        } else if (!strcmp(a, "--")) {
-            only_inputs = 1;
-            continue;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--format") || !strcmp(a, "--model") ||
-                   !strcmp(a, "--overlays") || !strcmp(a, "--html") || !strcmp(a, "--shard")) {
-            if (!v || !*v) {
-                fprintf(stderr, "imcap batch: %s needs a value\n", a);
-                goto usage_error;
-            }
-            if (a[1] == 'o' || !strcmp(a, "--output")) B.out_path = strcmp(v, "-") ? v : NULL;
-            else if (!strcmp(a, "--format")) fmt_name = v;
-            else if (!strcmp(a, "--model")) model_path = v;
-            else if (!strcmp(a, "--overlays")) B.overlays = v;
-            else if (!strcmp(a, "--html")) B.html = v;
-            else if (bw_parse_shard(v, &shard_i, &shard_n)) {
-                fprintf(stderr, "imcap batch: --shard: '%s' is not I/N with 1 <= I <= N\n", v);
-                goto usage_error;
-            }
-            i++;
-        } else if (!strcmp(a, "--beam")) {
-            if (cli_parse_int(a, v, 1, 1000, &B.opt.beam)) goto usage_error;
-            i++;
-        } else if (!strcmp(a, "--max-length")) {
-            if (cli_parse_int(a, v, 1, 1024, &B.opt.max_length)) goto usage_error;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (cli_parse_int(a, v, 1, 1024, &threads)) goto usage_error;
-            i++;
-        } else if (!strcmp(a, "--block")) {
-            if (cli_parse_int(a, v, 1, 4096, &B.block)) goto usage_error;
-            i++;
-        } else if (!strcmp(a, "--recursive") || !strcmp(a, "-r")) recursive = 1;
-        else if (!strcmp(a, "--resume")) B.resume = 1;
-        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) B.quiet = 1;
-        else if (!strcmp(a, "--no-timing")) B.timing = 0;
-        else {
-            fprintf(stderr, "imcap batch: unknown option '%s'\n", a);
-            goto usage_error;
-        }
+    const char *out = NULL, *shard = NULL, *files_from = NULL;
+    int no_timing = 0, first = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&model_path),
+        CLI_OPT_OUTPUT(&out),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_QUIET(&B.quiet),
+        {"format", 0, CLI_STR, &fmt_name, 0, 0, NULL, NULL},
+        {"overlays", 0, CLI_STR, &B.overlays, 0, 0, NULL, NULL},
+        {"html", 0, CLI_STR, &B.html, 0, 0, NULL, NULL},
+        {"shard", 0, CLI_STR, &shard, 0, 0, NULL, NULL},
+        {"beam", 0, CLI_INT, &B.opt.beam, 1, 1000, NULL, NULL},
+        {"max-length", 0, CLI_INT, &B.opt.max_length, 1, 1024, NULL, NULL},
+        {"block", 0, CLI_INT, &B.block, 1, 4096, NULL, NULL},
+        {"recursive", 'r', CLI_FLAG, &recursive, 0, 0, NULL, NULL},
+        {"resume", 0, CLI_FLAG, &B.resume, 0, 0, NULL, NULL},
+        {"no-timing", 0, CLI_FLAG, &no_timing, 0, 0, NULL, NULL},
+        {"files-from", 0, CLI_STR, &files_from, 0, 0, NULL, NULL},
+        CLI_END,
+    };
+    int pr = cli_parse("batch", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (no_timing) B.timing = 0;
+    if (out) B.out_path = strcmp(out, "-") ? out : NULL;
+    const char *empty = out && !*out ? "-o" : fmt_name && !*fmt_name ? "--format" : B.overlays && !*B.overlays ? "--overlays"
+                      : B.html && !*B.html ? "--html" : NULL;
+    if (empty) {
+        fprintf(stderr, "imcap batch: %s needs a value\n", empty);
+        usage(stderr);
+        return EXIT_USAGE;
     }
+    if (shard && bw_parse_shard(shard, &shard_i, &shard_n)) {
+        fprintf(stderr, "imcap batch: --shard: '%s' is not I/N with 1 <= I <= N\n", shard);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    char **listed = NULL;
+    int n_listed = 0;
+    if (files_from && cli_read_list("batch", files_from, &listed, &n_listed) != 0) return EXIT_USAGE;
+    int n_inputs = argc - first + n_listed;
+    char **inputs = calloc((size_t)n_inputs + 1, sizeof *inputs);
+    if (!inputs) return EXIT_FATAL;
+    for (int i = first; i < argc; i++) inputs[i - first] = argv[i];
+    for (int i = 0; i < n_listed; i++) inputs[argc - first + i] = listed[i];
+    free(listed); /* the strings live on in inputs, for the rest of the process */
     if (n_inputs == 0) {
         fprintf(stderr, "imcap batch: no folders or images given\n");
         goto usage_error;

@@ -4,25 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cli.h"
 #include "util/util.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: imcap caption [--model M] [--beam K] [--threads N] [--json] [--trace FILE]\n"
-            "                     [--max-length T] [--length-norm ALPHA] IMAGE...\n\n"
-            "Captions each IMAGE. Output on stdout, in the order given:\n"
-            "  plain   one line per image: PATH<TAB>caption\n"
-            "  --json  one JSON object per line: image, caption, words, tokens, logprobs,\n"
-            "          score, finished, grid [H, W], attention [[H*W floats] per token];\n"
-            "          words/tokens/logprobs/attention cover every emitted token,\n"
-            "          the final <end> included\n\n"
-            "  --model M          model file (default: the shipped model)\n"
+            "usage: imcap caption [OPTIONS] IMAGE... (options may come anywhere; -- ends them)\n\n"
+            "Captions each IMAGE (`-`: an image's bytes on stdin). Output on stdout, in order:\n"
+            "  plain   one line per image: PATH<TAB>caption, with \\, tab, newline and CR in\n"
+            "          PATH written as \\\\, \\t, \\n, \\r (as imcap batch's tsv)\n"
+            "  --json  one JSON object per line, the fields of imcap batch's jsonl records:\n"
+            "          path, caption, score, [domain_score, in_domain,] words, tokens,\n"
+            "          logprobs, finished, grid [H, W], attention [[H*W floats] per token]\n"
+            "          (words/tokens/logprobs/attention cover every emitted token, the final\n"
+            "          <end> included); an image that fails is {\"path\": ..., \"error\": ...}.\n"
+            "          Bytes of a path that are not UTF-8 are written as \\udcXX.\n\n"
+            "  -m, --model M      model file (default: $IMCAP_MODEL, else the shipped model)\n"
             "  --beam K           beam width, 1 = greedy (default 3)\n"
-            "  --threads N        worker threads over images (default: all cores)\n"
+            "  -j, --threads N    worker threads over images (default: all cores)\n"
+            "  --files-from F     also caption the paths listed in F, one per line (-: stdin)\n"
             "  --trace FILE       write the spec's trace file for the first image\n"
             "  --max-length T     stop after T tokens (default: the model's max_length)\n"
-            "  --length-norm A    rank finished beams by score / length^A (default: off)\n\n"
+            "  --length-norm A    rank finished beams by score / length^A (default: off)\n"
+            "  -q, --quiet        no warnings on stderr (errors still go there)\n\n"
             "Errors go to stderr, one line per failed image; the others are still captioned.\n"
             "Exit: 0 all captioned, 1 some images failed, 2 usage error, 3 model not loadable.\n");
 }
@@ -30,11 +35,13 @@ static void usage(FILE *f) {
 static void json_record(imcap_buf *b, const char *path, const imcap_result *r) {
     const imcap_hypothesis *h = &r->hyps[0];
     int L = r->grid_h * r->grid_w;
-    imcap_buf_append(b, "{\"image\": ", 10);
+    imcap_buf_append(b, "{\"path\": ", 9);
     imcap_buf_json_string(b, path);
     imcap_buf_append(b, ", \"caption\": ", 13);
     imcap_buf_json_string(b, h->text);
-    imcap_buf_append(b, ", \"words\": [", 12);
+    imcap_buf_printf(b, ", \"score\": %.9g, ", h->score);
+    cli_domain_json(b, r);
+    imcap_buf_append(b, "\"words\": [", 10);
     for (int t = 0; t < h->n_tokens; t++) {
         if (t) imcap_buf_append(b, ", ", 2);
         imcap_buf_json_string(b, h->words[t]);
@@ -46,9 +53,7 @@ static void json_record(imcap_buf *b, const char *path, const imcap_result *r) {
         if (t) imcap_buf_append(b, ", ", 2);
         imcap_buf_float(b, h->logprobs[t]);
     }
-    imcap_buf_printf(b, "], \"score\": %.9g, ", h->score);
-    cli_domain_json(b, r);
-    imcap_buf_printf(b, "\"finished\": %s, \"grid\": [%d, %d], \"attention\": [", h->finished ? "true" : "false",
+    imcap_buf_printf(b, "], \"finished\": %s, \"grid\": [%d, %d], \"attention\": [", h->finished ? "true" : "false",
                      r->grid_h, r->grid_w);
     for (int t = 0; t < h->n_tokens; t++) {
         imcap_buf_append(b, t ? ", [" : "[", t ? 3 : 1);
@@ -90,14 +95,21 @@ typedef struct {
 
 typedef struct {
     char **images;
-    int json;
+    int json, quiet;
     caption_slot *slots;
     size_t window;
     int failures;
+    unsigned char *stdin_bytes; /* the image `-` stands for, read once */
+    size_t stdin_size;
 } caption_run;
 
+static int is_stdin(const char *path) { return !strcmp(path, "-"); }
+
 static imcap_status run_load(void *ctx, size_t i, imcap_image *img, imcap_error *err) {
-    return imcap_image_load(((caption_run *)ctx)->images[i], img, err);
+    caption_run *run = ctx;
+    if (is_stdin(run->images[i]))
+        return imcap_image_load_memory(run->stdin_bytes, run->stdin_size, "(stdin)", img, err);
+    return imcap_image_load(run->images[i], img, err);
 }
 
 static void run_done(void *ctx, size_t i, imcap_result *r, imcap_status st, const imcap_error *err) {
@@ -108,13 +120,25 @@ static void run_done(void *ctx, size_t i, imcap_result *r, imcap_status st, cons
     sl->ok = st == IMCAP_OK;
     if (sl->ok) {
         sl->domain_score = r->domain_score, sl->in_domain = r->in_domain;
-        if (run->json) json_record(&sl->out, path, r);
-        else imcap_buf_printf(&sl->out, "%s\t%s\n", path, r->hyps[0].text);
+        if (run->json) {
+            json_record(&sl->out, path, r);
+        } else {
+            imcap_buf_tsv_field(&sl->out, path);
+            imcap_buf_printf(&sl->out, "\t%s\n", r->hyps[0].text);
+        }
         if (sl->out.oom) sl->ok = 0, snprintf(sl->err, sizeof sl->err, "%.1000s: out of memory", path);
     } else if (!strncmp(err->msg, path, strlen(path))) {
         snprintf(sl->err, sizeof sl->err, "%s", err->msg);
     } else {
         snprintf(sl->err, sizeof sl->err, "%.100s: %.1000s", path, err->msg);
+    }
+    if (!sl->ok && run->json) { /* the failure is a record too, as in imcap batch */
+        sl->out.len = 0, sl->out.oom = 0;
+        imcap_buf_append(&sl->out, "{\"path\": ", 9);
+        imcap_buf_json_string(&sl->out, path);
+        imcap_buf_append(&sl->out, ", \"error\": ", 11);
+        imcap_buf_json_string(&sl->out, sl->err);
+        imcap_buf_append(&sl->out, "}\n", 2);
     }
     imcap_result_free(r);
 }
@@ -122,10 +146,12 @@ static void run_done(void *ctx, size_t i, imcap_result *r, imcap_status st, cons
 static void run_emit(void *ctx, size_t i) {
     caption_run *run = ctx;
     caption_slot *sl = &run->slots[i % run->window];
-    if (sl->ok) {
+    if (sl->ok || (run->json && !sl->out.oom)) {
         fwrite(sl->out.s, 1, sl->out.len, stdout);
         fflush(stdout);
-        if (!run->json) cli_warn_domain("caption", run->images[i], sl->in_domain, sl->domain_score);
+    }
+    if (sl->ok) {
+        if (!run->json && !run->quiet) cli_warn_domain("caption", run->images[i], sl->in_domain, sl->domain_score);
     } else {
         fprintf(stderr, "imcap caption: %s\n", sl->err);
         run->failures++;
@@ -133,61 +159,83 @@ static void run_emit(void *ctx, size_t i) {
 }
 
 int run_caption(int argc, char **argv) {
-    const char *model_path = NULL, *trace = NULL;
-    int json = 0, threads = 0;
+    const char *model_path = NULL, *trace = NULL, *files_from = NULL;
+    int json = 0, threads = 0, quiet = 0, norm_given = 0;
+    double alpha = 0;
     imcap_options opt;
     imcap_options_default(&opt);
-    int first_image = argc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
-        else if (!strcmp(a, "--model")) { if (!v) goto missing; model_path = v, i++; }
-        else if (!strcmp(a, "--beam")) { if (cli_parse_int(a, v, 1, 1000, &opt.beam)) return EXIT_USAGE; i++; }
-        else if (!strcmp(a, "--threads")) { if (cli_parse_int(a, v, 1, 1024, &threads)) return EXIT_USAGE; i++; }
-        else if (!strcmp(a, "--max-length")) { if (cli_parse_int(a, v, 1, 1024, &opt.max_length)) return EXIT_USAGE; i++; }
-        else if (!strcmp(a, "--length-norm")) {
-            double al;
-            if (cli_parse_float(a, v, 0.0, 10.0, &al)) return EXIT_USAGE;
-            opt.length_norm = 1, opt.length_alpha = (float)al, i++;
-        } else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--trace")) { if (!v) goto missing; trace = v, i++; }
-        else if (!strcmp(a, "--")) { first_image = i + 1; break; }
-        else if (a[0] == '-' && a[1]) { fprintf(stderr, "imcap caption: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
-        else { first_image = i; break; }
-        continue;
-    missing:
-        fprintf(stderr, "imcap caption: %s needs a value\n", a);
-        return EXIT_USAGE;
-    }
-    int n = argc - first_image;
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&model_path),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_JSON(&json),
+        CLI_OPT_QUIET(&quiet),
+        {"beam", 0, CLI_INT, &opt.beam, 1, 1000, NULL, NULL},
+        {"max-length", 0, CLI_INT, &opt.max_length, 1, 1024, NULL, NULL},
+        {"length-norm", 0, CLI_FLOAT, &alpha, 0, 10, &norm_given, NULL},
+        {"trace", 0, CLI_STR, &trace, 0, 0, NULL, NULL},
+        {"files-from", 0, CLI_STR, &files_from, 0, 0, NULL, NULL},
+        CLI_END,
+    };
+    int first = 0, pr = cli_parse("caption", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (norm_given) opt.length_norm = 1, opt.length_alpha = (float)alpha;
+    /* the images: the arguments, then --files-from's lines */
+    char **listed = NULL;
+    int nlisted = 0, rc = EXIT_FATAL;
+    if (files_from && cli_read_list("caption", files_from, &listed, &nlisted) != 0) return EXIT_USAGE;
+    int n = argc - first + nlisted, from_stdin = 0;
+    char **images = malloc(((size_t)n + 1) * sizeof *images);
+    caption_run run = {0};
+    imcap_model *m = NULL;
+    if (!images) { fprintf(stderr, "imcap caption: out of memory\n"); goto done; }
+    for (int i = first; i < argc; i++) images[i - first] = argv[i];
+    for (int i = 0; i < nlisted; i++) images[argc - first + i] = listed[i];
+    for (int i = 0; i < n; i++) from_stdin += is_stdin(images[i]);
     if (n <= 0) {
         fprintf(stderr, "imcap caption: no images given\n");
         usage(stderr);
-        return EXIT_USAGE;
+        rc = EXIT_USAGE;
+        goto done;
     }
-    char **images = argv + first_image;
+    if (from_stdin && files_from && is_stdin(files_from)) {
+        fprintf(stderr, "imcap caption: stdin cannot hold both the list of paths (--files-from -) and an image (-)\n");
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (from_stdin) {
+        imcap_error e;
+        if (imcap_read_stream(stdin, "(stdin)", &run.stdin_bytes, &run.stdin_size, &e) != IMCAP_OK) {
+            fprintf(stderr, "imcap caption: %s\n", e.msg);
+            goto done;
+        }
+    }
     cli_set_threads(threads);
-    imcap_model *m = cli_load_model(model_path);
-    if (!m) return EXIT_FATAL;
+    if (!(m = cli_load_model(model_path))) goto done;
 
-    if (trace && write_trace(m, images[0], &opt, trace) != 0) fprintf(stderr, "imcap caption: no trace written\n");
-    caption_run run = {images, json, NULL, imcap_caption_many_window(omp_get_max_threads(), CAPTION_BLOCK), 0};
+    if (trace) {
+        if (is_stdin(images[0])) fprintf(stderr, "imcap caption: --trace needs a file, not stdin; no trace written\n");
+        else if (write_trace(m, images[0], &opt, trace) != 0) fprintf(stderr, "imcap caption: no trace written\n");
+    }
+    run.images = images, run.json = json, run.quiet = quiet;
+    run.window = imcap_caption_many_window(omp_get_max_threads(), CAPTION_BLOCK);
     run.slots = calloc(run.window, sizeof *run.slots);
     imcap_many_io io = {run_load, run_done, run_emit, &run, NULL, NULL};
     imcap_error err;
     if (!run.slots) {
         fprintf(stderr, "imcap caption: out of memory\n");
-        imcap_model_free(m);
-        return EXIT_FATAL;
+        goto done;
     }
     if (imcap_caption_many(m, (size_t)n, &opt, CAPTION_BLOCK, 0, &io, NULL, &err) != IMCAP_OK) {
         fprintf(stderr, "imcap caption: %s\n", err.msg);
         run.failures++;
     }
-    for (size_t k = 0; k < run.window; k++) imcap_buf_free(&run.slots[k].out);
+    rc = run.failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+done:
+    for (size_t k = 0; run.slots && k < run.window; k++) imcap_buf_free(&run.slots[k].out);
     free(run.slots);
-    int failures = run.failures;
+    free(run.stdin_bytes);
+    for (int i = 0; i < nlisted; i++) free(listed[i]);
+    free(listed), free(images);
     imcap_model_free(m);
-    return failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+    return rc;
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
 
+#include "args.h"
 #include "cli.h"
 #include "data/dataset.h"
 #include "eval/metrics.h"
@@ -18,9 +19,9 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: imcap eval [--model M] --data D.json [--images DIR] [--split S] [--beam K]\n"
-            "                  [--out DIR] [--threads N]\n"
-            "       imcap eval --data D.json --results R.json [--split S] [--out DIR]\n\n"
+            "usage: imcap eval [-m M] --data D.json [--images DIR] [--split S] [--beam K]\n"
+            "                  [-o DIR] [-j N] [--json]\n"
+            "       imcap eval --data D.json --results R.json [--split S] [-o DIR] [--json]\n\n"
             "Scores captions of one split of a Karpathy-format data set (dataset_coco.json,\n"
             "dataset_flickr8k.json, or what `imcap synth` writes) against its reference\n"
             "captions: corpus BLEU-1..4 and CIDEr-D computed as the COCO caption evaluation\n"
@@ -37,13 +38,15 @@ static void usage(FILE *f) {
             "  --images DIR       folder the data set's filepath/filename are under\n"
             "                     (default: the folder of D.json)\n"
             "  --split S          train, val, test, restval or all (default test)\n"
-            "  --model M          model file (default: the shipped model)\n"
+            "  -m, --model M      model file (default: $IMCAP_MODEL, else the shipped model)\n"
             "  --beam K           beam width, 1 = greedy (default 3)\n"
-            "  --threads N        worker threads over images (default: all cores)\n"
+            "  -j, --threads N    worker threads over images (default: all cores)\n"
             "  --results R.json   score these captions instead of running a model\n"
-            "  --out DIR          write DIR/metrics.json (and, with a model, DIR/results.json\n"
-            "                     in the COCO results format); created if missing\n\n"
-            "The metrics table goes to stdout; images that cannot be read or captioned,\n"
+            "  -o, --output DIR   write DIR/metrics.json (and, with a model, DIR/results.json\n"
+            "                     in the COCO results format); created if missing (--out: the\n"
+            "                     old spelling)\n"
+            "  --json             print metrics.json's object on stdout instead of the table\n\n"
+            "The metrics table (or --json's object) goes to stdout; images that cannot be read or captioned,\n"
             "results for unknown images and images without a result go to stderr and are\n"
             "counted, never fatal.\n"
             "Exit: 0 every image of the split scored, 1 some could not be (failed to load or\n"
@@ -271,22 +274,25 @@ int run_eval(int argc, char **argv) {
     char found[4096];
     imcap_options opt;
     imcap_options_default(&opt);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
-        else if (!strcmp(a, "--model")) { if (!v) goto missing; model_path = v, i++; }
-        else if (!strcmp(a, "--data")) { if (!v) goto missing; data_path = v, i++; }
-        else if (!strcmp(a, "--images")) { if (!v) goto missing; images_dir = v, i++; }
-        else if (!strcmp(a, "--split")) { if (!v) goto missing; split_name = v, i++; }
-        else if (!strcmp(a, "--results")) { if (!v) goto missing; results_path = v, i++; }
-        else if (!strcmp(a, "--out")) { if (!v) goto missing; out_dir = v, i++; }
-        else if (!strcmp(a, "--beam")) { if (cli_parse_int(a, v, 1, 1000, &opt.beam)) return EXIT_USAGE; beam_given = 1, i++; }
-        else if (!strcmp(a, "--threads")) { if (cli_parse_int(a, v, 1, 1024, &threads)) return EXIT_USAGE; i++; }
-        else { fprintf(stderr, "imcap eval: unknown argument '%s'\n", a); usage(stderr); return EXIT_USAGE; }
-        continue;
-    missing:
-        fprintf(stderr, "imcap eval: %s needs a value\n", a);
+    int json = 0, first = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&model_path),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_OUTPUT(&out_dir),
+        CLI_OPT_JSON(&json),
+        {"data", 0, CLI_STR, &data_path, 0, 0, NULL, NULL},
+        {"images", 0, CLI_STR, &images_dir, 0, 0, NULL, NULL},
+        {"split", 0, CLI_STR, &split_name, 0, 0, NULL, NULL},
+        {"results", 0, CLI_STR, &results_path, 0, 0, NULL, NULL},
+        {"beam", 0, CLI_INT, &opt.beam, 1, 1000, &beam_given, NULL},
+        CLI_DEPRECATED("out", CLI_STR, &out_dir, "-o/--output"),
+        CLI_END,
+    };
+    int pr = cli_parse("eval", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (first < argc) {
+        fprintf(stderr, "imcap eval: unexpected argument '%s' (the data set is --data D.json)\n", argv[first]);
+        usage(stderr);
         return EXIT_USAGE;
     }
     if (!data_path) {
@@ -446,7 +452,12 @@ int run_eval(int argc, char **argv) {
         rep.have_objects = 1;
     }
 
-    char *table = imcap_eval_report_table(&rep);
+    char *table = json ? imcap_eval_report_json(&rep) : imcap_eval_report_table(&rep);
+    if (!table) {
+        fprintf(stderr, "imcap eval: out of memory\n");
+        status = EXIT_FATAL;
+        goto done;
+    }
     fputs(table, stdout);
     fflush(stdout);
     free(table);

@@ -2,27 +2,73 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "cli.h"
+#include "util/util.h"
 #include "model/model.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: imcap info [-m MODEL | MODEL] [--json]\n\n"
+               "Prints the config, vocabulary size, parameter count and FLOPs per image of MODEL\n"
+               "(default: $IMCAP_MODEL, else the shipped model). --json: one JSON object with\n"
+               "the same facts (path, format, config, layers, image_size, grid, feature_dim,\n"
+               "embed_dim, hidden_dim, attention_dim, max_length, vocab_size, parameters,\n"
+               "encoder_flops, decoder_flops_per_token, domain, metadata).\n");
+}
+
+static void info_json(const char *path, const imcap_model *m, const imcap_model_info *in) {
+    imcap_buf b = {0};
+    imcap_buf_append(&b, "{\"path\": ", 9);
+    imcap_buf_json_string(&b, path);
+    imcap_buf_printf(&b, ", \"format\": %d, \"config\": %s, \"layers\": %d, \"image_size\": %d, \"grid\": [%d, %d], "
+                         "\"feature_dim\": %d, \"embed_dim\": %d, \"hidden_dim\": %d, \"attention_dim\": %d, "
+                         "\"max_length\": %d, \"vocab_size\": %d, \"parameters\": %lld, \"encoder_flops\": %.0f, "
+                         "\"decoder_flops_per_token\": %.0f, \"domain\": ",
+                     in->format, imcap_model_config_json(m), in->n_encoder_layers, in->image_size, in->grid_h,
+                     in->grid_w, in->feature_dim, in->embed_dim, in->hidden_dim, in->attention_dim, in->max_length,
+                     in->vocab_size, (long long)in->n_params, in->encoder_flops, in->decoder_flops);
+    const imcap_config *cc = &m->cfg;
+    if (cc->has_domain)
+        imcap_buf_printf(&b, "{\"layer\": %d, \"numbers\": %d, \"threshold\": %.9g}", cc->domain_layer, cc->domain_F,
+                         cc->domain_threshold);
+    else
+        imcap_buf_append(&b, "null", 4);
+    imcap_buf_append(&b, ", \"metadata\": {", 15);
+    for (int i = 0; i < m->n_meta; i++) {
+        if (i) imcap_buf_append(&b, ", ", 2);
+        imcap_buf_json_string(&b, m->meta[i].key);
+        imcap_buf_append(&b, ": ", 2);
+        imcap_buf_json_string(&b, m->meta[i].value);
+    }
+    imcap_buf_append(&b, "}}\n", 3);
+    if (b.oom) fprintf(stderr, "imcap info: out of memory\n");
+    else fwrite(b.s, 1, b.len, stdout);
+    imcap_buf_free(&b);
+}
 
 int run_info(int argc, char **argv) {
     const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: imcap info [MODEL]\n\nPrints the config, vocabulary size, parameter count and FLOPs per image\n"
-                   "of MODEL (default: the shipped model).\n");
-            return EXIT_ALL_OK;
-        }
-        if (argv[i][0] == '-') { fprintf(stderr, "imcap info: unknown option '%s'\n", argv[i]); return EXIT_USAGE; }
-        if (path) { fprintf(stderr, "imcap info: one model at a time\n"); return EXIT_USAGE; }
-        path = argv[i];
+    int json = 0, first = 0;
+    const cli_opt opts[] = {CLI_OPT_MODEL(&path), CLI_OPT_JSON(&json), CLI_END};
+    int pr = cli_parse("info", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (argc - first > 1 || (path && argc - first == 1)) {
+        fprintf(stderr, "imcap info: one model at a time\n");
+        return EXIT_USAGE;
     }
+    if (argc - first == 1) path = argv[first];
     imcap_model *m = cli_load_model(path);
     if (!m) return EXIT_FATAL;
+    char found[4096];
+    const char *shown = path ? path : (cli_default_model_path(found, sizeof found) == 0 ? found : "(default)");
     imcap_model_info in;
     imcap_model_get_info(m, &in);
-    char found[4096];
-    printf("model:        %s\n", path ? path : (cli_default_model_path(found, sizeof found) == 0 ? found : "(default)"));
+    if (json) {
+        info_json(shown, m, &in);
+        imcap_model_free(m);
+        return EXIT_ALL_OK;
+    }
+    printf("model:        %s\n", shown);
     printf("format:       %d\n", in.format);
     printf("config:       %s\n", imcap_model_config_json(m));
     printf("encoder:      %d layers, input 3x%dx%d -> features %dx%dx%d (L = %d cells of D = %d)\n", in.n_encoder_layers,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "args.h"
 #include "cli.h"
 #include "cli/batch_walk.h"
 #include "render/gallery.h"
@@ -17,13 +18,15 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: imcap merge [--html DIR] [--quiet] OUT SHARD_OUTPUT...\n\n"
+            "usage: imcap merge -o OUT [--html DIR] [-q] SHARD_OUTPUT...\n"
+            "       (options may come anywhere; the old form `imcap merge OUT SHARD...` still works)\n\n"
             "Joins the outputs of `imcap batch --shard I/N` runs (jsonl, csv or tsv, detected\n"
             "from their first line) into OUT ('-' for stdout), exactly as one `imcap batch` over\n"
             "all the inputs would have written it: records in sorted path order, one header.\n"
             "Refuses outputs of different formats, a path found twice, files that are not\n"
             "sorted or end in an incomplete record (an unfinished run: finish it with\n"
             "`imcap batch --resume`), and an OUT that is one of the inputs.\n\n"
+            "  -o, --output OUT  the merged file ('-': stdout)\n"
             "  --html DIR   also write DIR/index.html, the gallery of all the records, linking\n"
             "               the thumbnails and viewers the shards wrote with --html DIR\n"
             "  -q, --quiet  no summary on stderr\n\n"
@@ -65,42 +68,33 @@ static int advance(shard *s) {
 }
 
 int run_merge(int argc, char **argv) {
-    const char *html = NULL, *out_path = NULL;
-    int quiet = 0, first = argc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return EXIT_ALL_OK;
-        } else if (!strcmp(a, "--html")) {
-            if (i + 1 >= argc || !*argv[i + 1]) {
-                fprintf(stderr, "imcap merge: --html needs a value\n");
-                usage(stderr);
-                return EXIT_USAGE;
-            }
-            html = argv[++i];
-        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-            quiet = 1;
-        } else if (!strcmp(a, "--")) {
-            first = i + 1;
-            break;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "imcap merge: unknown option '%s'\n", a);
-            usage(stderr);
-            return EXIT_USAGE;
-        } else {
-            first = i;
-            break;
-        }
+    const char *html = NULL, *out_path = NULL, *output = NULL;
+    int quiet = 0, first = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_OUTPUT(&output),
+        CLI_OPT_QUIET(&quiet),
+        {"html", 0, CLI_STR, &html, 0, 0, NULL, NULL},
+        CLI_END,
+    };
+    int pr = cli_parse("merge", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (html && !*html) {
+        fprintf(stderr, "imcap merge: --html needs a folder\n");
+        return EXIT_USAGE;
     }
-    if (argc - first < 2) {
-        fprintf(stderr, "imcap merge: give OUT and at least one shard output\n");
+    if (!output) { /* the old form: OUT first */
+        if (argc - first >= 2)
+            fprintf(stderr, "imcap merge: note: OUT as the first argument is the old form; use -o %s\n", argv[first]);
+        output = first < argc ? argv[first++] : NULL;
+    }
+    if (!output || argc - first < 1) {
+        fprintf(stderr, "imcap merge: give -o OUT and at least one shard output\n");
         usage(stderr);
         return EXIT_USAGE;
     }
-    out_path = strcmp(argv[first], "-") ? argv[first] : NULL;
-    char **names = argv + first + 1;
-    int k = argc - first - 1;
+    out_path = strcmp(output, "-") ? output : NULL;
+    char **names = argv + first;
+    int k = argc - first;
 
     /* OUT must not be an input, and no input may be given twice. */
     bw_fileid *ids = calloc((size_t)k + 1, sizeof *ids);

@@ -36,21 +36,19 @@ imcap_status imcap_fail(imcap_error *err, imcap_status s, const char *fmt, ...) 
     return s;
 }
 
-imcap_status imcap_read_file(const char *path, unsigned char **data, size_t *size, imcap_error *err) {
+imcap_status imcap_read_stream(FILE *f, const char *name, unsigned char **data, size_t *size, imcap_error *err) {
     *data = NULL;
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return imcap_fail(err, IMCAP_E_IO, "%s: cannot open: %s", path, strerror(errno));
     /* the size up front saves the doubling copies; the loop still copes with
-     * files that grow or are not regular */
+     * files that grow or are not regular (pipes, stdin) */
     struct stat st;
     size_t cap = (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) ? (size_t)st.st_size + 1 : 1 << 16, n = 0;
     unsigned char *buf = malloc(cap + 1);
-    if (!buf) { fclose(f); return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", path); }
+    if (!buf) return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", name);
     for (;;) {
         if (n == cap) {
             unsigned char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) { free(buf); fclose(f); return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", path); }
+            if (!nb) { free(buf); return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", name); }
             buf = nb;
             cap *= 2;
         }
@@ -58,13 +56,21 @@ imcap_status imcap_read_file(const char *path, unsigned char **data, size_t *siz
         n += r;
         if (r == 0) break;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); return imcap_fail(err, IMCAP_E_IO, "%s: read error", path); }
+    if (ferror(f)) { free(buf); return imcap_fail(err, IMCAP_E_IO, "%s: read error", name); }
     buf[n] = 0;
     *data = buf;
     *size = n;
     return IMCAP_OK;
+}
+
+imcap_status imcap_read_file(const char *path, unsigned char **data, size_t *size, imcap_error *err) {
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return imcap_fail(err, IMCAP_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    imcap_status s = imcap_read_stream(f, path, data, size, err);
+    fclose(f);
+    return s;
 }
 
 static atomic_uint tmp_counter;
@@ -265,49 +271,68 @@ void imcap_buf_free(imcap_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
-static int utf8_len(const unsigned char *p) {
-    if (p[0] < 0x80) return 1;
-    int n = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (!n) return 0;
-    for (int i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    uint32_t c = p[0] & (0x7f >> n);
-    for (int i = 1; i < n; i++) c = (c << 6) | (p[i] & 0x3f);
-    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
-    return n;
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. Overlong
+ * forms, surrogates and code points past U+10FFFF are not valid. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
 }
 
-/* JSON must be UTF-8: bytes that are not (file names can hold anything)
- * become U+FFFD. */
+/* The one JSON string escaper of every imcap output. A byte that is not
+ * part of valid UTF-8 (file names can hold anything) becomes \udcXX, as
+ * Python's surrogateescape writes it: lossless, so a path read back
+ * (batch --resume, merge, os.fsencode in Python) names the same file. */
 void imcap_buf_json_string(imcap_buf *b, const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t left = strlen(s);
     imcap_buf_append(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int n = utf8_len(p);
-        if (n == 0) {
-            imcap_buf_append(b, "\xef\xbf\xbd", 3);
-            p++;
-            continue;
+    while (left) {
+        unsigned c = *p;
+        size_t k = 1;
+        if (c == '"') imcap_buf_append(b, "\\\"", 2);
+        else if (c == '\\') imcap_buf_append(b, "\\\\", 2);
+        else if (c == '\n') imcap_buf_append(b, "\\n", 2);
+        else if (c == '\r') imcap_buf_append(b, "\\r", 2);
+        else if (c == '\t') imcap_buf_append(b, "\\t", 2);
+        else if (c < 0x20 || c == 0x7f) imcap_buf_printf(b, "\\u%04x", c);
+        else if (c < 0x80) imcap_buf_append(b, (const char *)p, 1);
+        else if ((k = utf8_len(p, left)) > 0) imcap_buf_append(b, (const char *)p, k);
+        else {
+            imcap_buf_printf(b, "\\udc%02x", c);
+            k = 1;
         }
-        if (n > 1) {
-            imcap_buf_append(b, (const char *)p, (size_t)n);
-            p += n;
-            continue;
-        }
-        switch (*p) {
-        case '"': imcap_buf_append(b, "\\\"", 2); break;
-        case '\\': imcap_buf_append(b, "\\\\", 2); break;
-        case '\n': imcap_buf_append(b, "\\n", 2); break;
-        case '\r': imcap_buf_append(b, "\\r", 2); break;
-        case '\t': imcap_buf_append(b, "\\t", 2); break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) imcap_buf_printf(b, "\\u%04x", *p);
-            else imcap_buf_append(b, (const char *)p, 1);
-        }
-        p++;
+        p += k, left -= k;
     }
     imcap_buf_append(b, "\"", 1);
+}
+
+/* A field of a tab-separated line: backslash, tab, newline and CR as the
+ * escapes \\, \t, \n, \r; everything else as it is. */
+void imcap_buf_tsv_field(imcap_buf *b, const char *s) {
+    if (!s) return;
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+        case '\\': imcap_buf_append(b, "\\\\", 2); break;
+        case '\t': imcap_buf_append(b, "\\t", 2); break;
+        case '\n': imcap_buf_append(b, "\\n", 2); break;
+        case '\r': imcap_buf_append(b, "\\r", 2); break;
+        default: imcap_buf_append(b, p, 1);
+        }
+    }
 }
 
 void imcap_buf_float(imcap_buf *b, float v) {

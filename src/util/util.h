@@ -24,6 +24,9 @@ imcap_status imcap_map_cache_file(const char *path, size_t want, void **map, imc
 
 /* Reads a whole file into a malloc'd buffer (NUL-terminated for convenience). */
 imcap_status imcap_read_file(const char *path, unsigned char **data, size_t *size, imcap_error *err);
+/* The rest of an open stream (stdin, a pipe), NUL-terminated; name is for
+ * messages. */
+imcap_status imcap_read_stream(FILE *f, const char *name, unsigned char **data, size_t *size, imcap_error *err);
 
 /* Atomic output: write to "<path>.tmp.<pid>.<n>" in the same directory, then
  * rename over path on commit. abort removes the temporary file. */
@@ -75,8 +78,11 @@ typedef struct { char *s; size_t len, cap; int oom; } imcap_buf;
 void imcap_buf_printf(imcap_buf *b, const char *fmt, ...) IMCAP_PRINTF(2, 3);
 void imcap_buf_append(imcap_buf *b, const char *s, size_t n);
 void imcap_buf_free(imcap_buf *b);
-/* Appends a JSON string literal (quoted, escaped) for s. */
+/* Appends a JSON string literal (quoted, escaped) for s; bytes that are not
+ * valid UTF-8 become \udcXX (Python's surrogateescape: lossless). */
 void imcap_buf_json_string(imcap_buf *b, const char *s);
+/* Appends s as a tab-separated field: \\ \t \n \r escaped. */
+void imcap_buf_tsv_field(imcap_buf *b, const char *s);
 /* Appends a float the shortest way that reads back exactly ("%.9g"). */
 void imcap_buf_float(imcap_buf *b, float v);
 
