@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-"$B/imcap" synth --count 1000 --seed 4242 --size 64 --split-fractions 0,0,1 --out "$T/scenes" >/dev/null 2>&1
+"$B/imcap" synth --count 1000 --seed 4242 --size 64 --split-fractions 0,0,1 -o "$T/scenes" >/dev/null 2>&1
 for beam in 1 3; do
   for set in samples synth4242; do
     dir=samples; [ "$set" = synth4242 ] && dir="$T/scenes/images"

@@ -63,7 +63,7 @@ echo
 echo "| images | peak RSS (MiB) | wall (s) | images/s | output (KiB) |"
 echo "|---:|---:|---:|---:|---:|"
 for n in "${counts[@]}"; do
-  "$imcap" synth --count "$n" --size "$size" --seed 1 --out "$work/synth$n" >/dev/null 2>"$work/synth.err" ||
+  "$imcap" synth --count "$n" --size "$size" --seed 1 -o "$work/synth$n" >/dev/null 2>"$work/synth.err" ||
     { cat "$work/synth.err" >&2; exit 1; }
   out=$work/out$n.jsonl
   rc=0

@@ -54,7 +54,7 @@ Test(parity, resnet18_then_frozen_training) {
     snprintf(dir, sizeof dir, "%s", tu_tmpdir("parity_r18"));
     parity_in(dir, "resnet18");
     char cmd[8192], *err = NULL;
-    snprintf(cmd, sizeof cmd, "'%s' synth --count 48 --seed 21 --out '%s/data' >/dev/null 2>&1", tu_exe(), dir);
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 48 --seed 21 -o '%s/data' >/dev/null 2>&1", tu_exe(), dir);
     cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
     snprintf(cmd, sizeof cmd,
              "'%s' init --backbone resnet18 --backbone-weights '%s/resnet18.safetensors' --vocab-data '%s/data/dataset.json' "
@@ -269,7 +269,7 @@ Test(format2, training_the_encoder_is_refused) {
     snprintf(m, sizeof m, "%s/m.safetensors", dir);
     snprintf(cmd, sizeof cmd, "'%s' init --config '%s' --vocab '%s' -o '%s'", tu_exe(), p, words(dir), m);
     cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
-    snprintf(cmd, sizeof cmd, "'%s' synth --count 8 --seed 5 --size 32 --out '%s/data' >/dev/null 2>&1", tu_exe(), dir);
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 8 --seed 5 --size 32 -o '%s/data' >/dev/null 2>&1", tu_exe(), dir);
     cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
     snprintf(cmd, sizeof cmd,
              "'%s' train --data '%s/data/dataset.json' --images '%s/data/images' --init '%s' --batch 2 --max-steps 1 "
@@ -310,7 +310,7 @@ Test(frozen, resnet_like_encoder_stays_byte_identical_and_the_loss_falls) {
     char p[1100], cmd[8192], *err = NULL;
     snprintf(p, sizeof p, "%s/cfg.json", dir);
     tu_write(p, cfg, strlen(cfg));
-    snprintf(cmd, sizeof cmd, "'%s' synth --count 120 --seed 11 --size 64 --out '%s/data' >/dev/null 2>&1", tu_exe(), dir);
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 120 --seed 11 --size 64 -o '%s/data' >/dev/null 2>&1", tu_exe(), dir);
     cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
     /* m0: the config's random model with the data set's vocabulary (one
      * frozen step, which leaves the encoder as initialised) */

@@ -102,7 +102,7 @@ static const char *setup_dir(const char *name, int n) {
     cr_assert_eq(imcap_in(d, NULL, NULL, "init --config '%s' --vocab '%s' --seed 1 -o m.safetensors", tu_src(CFG),
                           tu_src(WORDS)),
                  0);
-    cr_assert_eq(imcap_in(d, NULL, NULL, "synth --count %d --size 32 --seed 1 --out synth", n), 0);
+    cr_assert_eq(imcap_in(d, NULL, NULL, "synth --count %d --size 32 --seed 1 -o synth", n), 0);
     return d; /* one per test process */
 }
 

@@ -35,7 +35,7 @@ static int load_fixture(const char *rel, row *rows, int cap) {
         char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
         cr_assert(t1 && t2, "%s: malformed line %d", rel, n + 1);
         *t1 = *t2 = 0;
-        snprintf(rows[n].name, sizeof rows[n].name, "%s", line);
+        snprintf(rows[n].name, sizeof rows[n].name, "%.63s", line);
         snprintf(rows[n].caption, sizeof rows[n].caption, "%s", t1 + 1);
         rows[n].score = atof(t2 + 1);
         n++;
@@ -92,7 +92,7 @@ static char *run_ok(const char *cmd) {
 static void check_batch(const char *dir, const char *fixture, int beam, const char *extra) {
     static row rows[1000];
     int n = load_fixture(fixture, rows, 1000);
-    char cmd[4096];
+    char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' batch -q --no-timing --beam %d %s '%s'", tu_exe(), beam, extra, dir);
     char *out = run_ok(cmd);
     compare_jsonl(cmd, out, rows, n);
@@ -104,7 +104,7 @@ static const char *synth_dir(void) {
     if (dir[0]) return dir;
     snprintf(dir, sizeof dir, "%s", tu_tmpdir("captions-synth"));
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' synth --count 1000 --seed 4242 --size 64 --split-fractions 0,0,1 --out '%s'",
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 1000 --seed 4242 --size 64 --split-fractions 0,0,1 -o '%s'",
              tu_exe(), dir);
     free(run_ok(cmd));
     strncat(dir, "/images", sizeof dir - strlen(dir) - 1);

@@ -915,7 +915,7 @@ Test(grammar, version_info_json_merge_and_eval_outputs) {
     /* eval -o DIR, and --out with its note */
     char data[4400], d1[4400], d2[4400];
     snprintf(data, sizeof data, "%s/syn", f.dir);
-    cr_assert_eq(imcap(NULL, NULL, "synth --count 6 --seed 3 --size 32 --out '%s'", data), 0);
+    cr_assert_eq(imcap(NULL, NULL, "synth --count 6 --seed 3 --size 32 -o '%s'", data), 0);
     snprintf(d1, sizeof d1, "%s/ev1", f.dir);
     snprintf(d2, sizeof d2, "%s/ev2", f.dir);
     cr_expect_eq(imcap(&o, &e, "eval -m '%s' --data '%s/dataset.json' --split all --beam 1 -o '%s'", f.model, data, d1), 0,

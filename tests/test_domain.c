@@ -43,7 +43,7 @@ Test(shipped, flags_photographs_and_accepts_unseen_scenes) {
     const char *env = getenv("IMCAP_PHOTOS");
     snprintf(photos, sizeof photos, "%s", env ? env : tu_src("build/photos"));
     /* unseen scenes: a seed no model was trained or calibrated on */
-    snprintf(cmd, sizeof cmd, "'%s' synth --count 500 --seed 777001 --out '%s/scenes' >/dev/null 2>&1", tu_exe(), dir);
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 500 --seed 777001 -o '%s/scenes' >/dev/null 2>&1", tu_exe(), dir);
     cr_assert_eq(run(cmd, NULL, NULL), 0);
     snprintf(cmd, sizeof cmd, "'%s' batch '%s/scenes/images' -o '%s/scenes.jsonl' -q", tu_exe(), dir, dir);
     cr_assert_eq(run(cmd, NULL, NULL), 0);
@@ -108,7 +108,7 @@ Test(outputs, caption_json_plain_warning_batch_and_viewer) {
 Test(calibrate, round_trip_same_scores_and_refusals) {
     const char *dir = tu_tmpdir("domain_cal");
     char cmd[4096], *err = NULL, *out = NULL;
-    snprintf(cmd, sizeof cmd, "'%s' synth --count 300 --seed 4321 --out '%s/d' >/dev/null 2>&1", tu_exe(), dir);
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 300 --seed 4321 -o '%s/d' >/dev/null 2>&1", tu_exe(), dir);
     cr_assert_eq(run(cmd, NULL, NULL), 0);
     snprintf(cmd, sizeof cmd, "'%s' calibrate --data '%s/d/dataset.json' --images '%s/d' --threads 2 -o '%s/m.safetensors'",
              tu_exe(), dir, dir, dir);

@@ -380,7 +380,7 @@ Test(cli, eval_results_file) {
      * toolkit port's for coco_small.json. */
     const char *dir = tu_tmpdir("cli_eval");
     char *out, *err;
-    int rc = run(&out, &err, "'%s' eval --data '%s' --results '%s' --out '%s/o'", tu_exe(),
+    int rc = run(&out, &err, "'%s' eval --data '%s' --results '%s' -o '%s/o'", tu_exe(),
                  tu_src("tests/data/eval/karpathy_small.json"), tu_src("tests/data/eval/results_small.json"), dir);
     cr_expect_eq(rc, 1, "an image without a result: exit 1 (stderr: %s)", err);
     cr_expect(strstr(out, "BLEU-1") && strstr(out, "CIDEr-D") && strstr(out, "ROUGE-L"), "table: %s", out);
@@ -474,7 +474,7 @@ Test(cli, eval_usage_and_fatal_errors) {
 Test(cli, eval_model_and_objects) {
     const char *dir = tu_tmpdir("cli_eval_model");
     char *out, *err;
-    int rc = run(&out, &err, "'%s' synth --count 6 --seed 11 --split-fractions 0.5,0,0.5 --out '%s/syn'", tu_exe(), dir);
+    int rc = run(&out, &err, "'%s' synth --count 6 --seed 11 --split-fractions 0.5,0,0.5 -o '%s/syn'", tu_exe(), dir);
     cr_assert_eq(rc, 0, "synth: %s", err);
     free(out), free(err);
     char path[4096];
@@ -502,7 +502,7 @@ Test(cli, eval_model_and_objects) {
     cJSON_Delete(ds);
     char data[4096];
     snprintf(data, sizeof data, "%s/syn/dataset.json", dir);
-    rc = run(&out, &err, "'%s' eval --data '%s' --results '%s' --out '%s/r'", tu_exe(), data, path, dir);
+    rc = run(&out, &err, "'%s' eval --data '%s' --results '%s' -o '%s/r'", tu_exe(), data, path, dir);
     cr_expect_eq(rc, 0, "%s", err);
     cr_expect(strstr(out, "object F1") != NULL, "%s", out);
     cr_expect(strstr(out, "pointing") == NULL, "no attention without a model: %s", out);
@@ -526,7 +526,7 @@ Test(cli, eval_model_and_objects) {
              tu_src("models/default_config.json"), vocab, model);
     cr_assert_eq(rc, 0, "init: %s", err);
     free(out), free(err);
-    rc = run(&out, &err, "'%s' eval --model '%s' --data '%s' --beam 2 --threads 2 --out '%s/m'", tu_exe(), model, data, dir);
+    rc = run(&out, &err, "'%s' eval --model '%s' --data '%s' --beam 2 --threads 2 -o '%s/m'", tu_exe(), model, data, dir);
     cr_expect_eq(rc, 0, "%s", err);
     cr_expect(strstr(out, "pointing accuracy") && strstr(out, "attention mass"), "%s", out);
     free(out), free(err);
@@ -536,7 +536,7 @@ Test(cli, eval_model_and_objects) {
     cJSON_Delete(r);
     char m1[4096];
     snprintf(m1, sizeof m1, "%s/m/metrics.json", dir);
-    rc = run(&out, &err, "'%s' eval --data '%s' --results '%s' --out '%s/again'", tu_exe(), data, path, dir);
+    rc = run(&out, &err, "'%s' eval --data '%s' --results '%s' -o '%s/again'", tu_exe(), data, path, dir);
     cr_expect_eq(rc, 0, "%s", err);
     free(out), free(err);
     snprintf(path, sizeof path, "%s/again/metrics.json", dir);
@@ -570,7 +570,7 @@ Test(cli, eval_missing_images_are_counted_not_fatal) {
                      " {\"filename\": \"bits.pbm\", \"split\": \"test\", \"cocoid\": 3, \"sentences\": [{\"raw\": \"a cat\"}]}]}";
     snprintf(path, sizeof path, "%s/d.json", dir);
     tu_write(path, ds, strlen(ds));
-    rc = run(&out, &err, "'%s' eval --model '%s' --data '%s' --images '%s' --beam 1 --out '%s/o'", tu_exe(), model, path,
+    rc = run(&out, &err, "'%s' eval --model '%s' --data '%s' --images '%s' --beam 1 -o '%s/o'", tu_exe(), model, path,
              tu_src("tests/data/images"), dir);
     cr_expect_eq(rc, 1, "%s", err);
     cr_expect(strstr(err, "not_there.png") != NULL, "the missing image is named: %s", err);

@@ -735,7 +735,7 @@ Test(image, png_write_round_trip) {
 Test(png_fast, same_pixels_as_stb) {
     const char *dir = tu_tmpdir("png_fast");
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' synth --count 40 --seed 3 --size 96 --out '%s/s' >/dev/null 2>&1", tu_exe(), dir);
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 40 --seed 3 --size 96 -o '%s/s' >/dev/null 2>&1", tu_exe(), dir);
     cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
     const char *dirs[2] = {tu_src("tests/data/images"), NULL};
     char sdir[1100];

@@ -266,7 +266,7 @@ Test(synth, objects_are_drawn_where_the_json_says) {
 Test(synth, cli_writes_a_loadable_data_set) {
     char dir[4096], lib[4096], cmd[8192];
     snprintf(dir, sizeof dir, "%s/set", tu_tmpdir("synth_cli"));
-    snprintf(cmd, sizeof cmd, "'%s' synth --count 20 --seed 3 --size 64 --out '%s' --threads 2", tu_exe(), dir);
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 20 --seed 3 --size 64 -o '%s' --threads 2", tu_exe(), dir);
     char *err = NULL;
     int rc = tu_run(cmd, NULL, &err);
     cr_assert_eq(rc, 0, "exit %d: %s", rc, err);
@@ -346,7 +346,7 @@ Test(synth, cli_bad_arguments_exit_2) {
     }
     /* an output that cannot be created is fatal (3), with the path named */
     char cmd[8192], *err = NULL;
-    snprintf(cmd, sizeof cmd, "touch '%s/file' && '%s' synth --count 2 --seed 1 --out '%s/file/sub'", out, tu_exe(),
+    snprintf(cmd, sizeof cmd, "touch '%s/file' && '%s' synth --count 2 --seed 1 -o '%s/file/sub'", out, tu_exe(),
              out);
     int rc = tu_run(cmd, NULL, &err);
     cr_expect_eq(rc, 3, "unwritable output: exit %d", rc);

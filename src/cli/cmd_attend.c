@@ -7,14 +7,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
 #include "render/render.h"
 #include "util/util.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: imcap attend [--model M] [--beam K] [--colormap viridis|inferno|jet] [--alpha A]\n"
-            "                    [--max-side PX] [--tile PX] IMAGE... -o OUTDIR\n\n"
+            "usage: imcap attend [-m M] [--beam K] [--colormap viridis|inferno|jet] [--alpha A]\n"
+            "                    [--max-side PX] [--tile PX] -o OUTDIR IMAGE...\n"
+            "                    (options may come anywhere; -- ends them)\n\n"
             "Captions each IMAGE and writes into OUTDIR (created if missing):\n"
             "  <stem>_<NN>_<word>.png  the image with the attention map of word NN (00, 01, ...,\n"
             "                          the final <end> included) blended over it\n"
@@ -27,14 +29,14 @@ static void usage(FILE *f) {
             "collapse, leading/trailing '_' '.' '-' are dropped, 48 bytes at most). When two\n"
             "images would write the same file, the later stem gets -2, -3, ...\n"
             "Maps are scaled to their maximum, upsampled bilinearly and coloured.\n\n"
-            "  --model M        model file (default: the shipped model)\n"
+            "  -m, --model M    model file (default: $IMCAP_MODEL, else the shipped model)\n"
             "  --beam K         beam width, 1 = greedy (default 3)\n"
             "  --colormap NAME  viridis (default), inferno or jet\n"
             "  --alpha A        weight of the colours in the blend, 0..1 (default 0.6)\n"
             "  --max-side PX    overlays and viewer: scale the image down to at most PX on its\n"
             "                   longer side, 0 = never (default 512)\n"
             "  --tile PX        contact-sheet tile size (default 224)\n"
-            "  -o OUTDIR        output folder (required)\n\n"
+            "  -o, --output DIR output folder (required)\n\n"
             "stdout: one line per image: PATH<TAB>caption<TAB>OUTDIR/<stem>.html\n"
             "Errors go to stderr, one line per failed image; the others are still processed.\n"
             "Exit: 0 all done, 1 some images failed, 2 usage error, 3 model not loadable or\n"
@@ -125,55 +127,31 @@ int run_attend(int argc, char **argv) {
     imcap_options_default(&opt);
     imcap_render_options ro;
     imcap_render_options_default(&ro);
-    char **images = calloc((size_t)argc, sizeof *images);
-    int n = 0, only_images = 0;
-    if (!images) return EXIT_FATAL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (only_images || a[0] != '-' || !a[1]) {
-            images[n++] = argv[i];
-            continue;
-        }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            free(images);
-            return EXIT_ALL_OK;
-        } else if (!strcmp(a, "--")) {
-            only_images = 1;
-            continue;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--colormap")) {
-            if (!v) {
-                fprintf(stderr, "imcap attend: %s needs a value\n", a);
-                goto usage_error;
-            }
-            if (!strcmp(a, "--model")) model_path = v;
-            else if (!strcmp(a, "--colormap")) {
-                if (imcap_colormap_parse(v, &ro.colormap)) {
-                    fprintf(stderr, "imcap attend: --colormap: '%s' is not viridis, inferno or jet\n", v);
-                    goto usage_error;
-                }
-            } else outdir = v;
-            i++;
-        } else if (!strcmp(a, "--beam")) {
-            if (cli_parse_int(a, v, 1, 1000, &opt.beam)) goto usage_error;
-            i++;
-        } else if (!strcmp(a, "--max-side")) {
-            if (cli_parse_int(a, v, 0, IMCAP_MAX_SIDE, &ro.max_side)) goto usage_error;
-            i++;
-        } else if (!strcmp(a, "--tile")) {
-            if (cli_parse_int(a, v, 16, 4096, &ro.tile_side)) goto usage_error;
-            i++;
-        } else if (!strcmp(a, "--alpha")) {
-            double al;
-            if (cli_parse_float(a, v, 0.0, 1.0, &al)) goto usage_error;
-            ro.alpha = (float)al;
-            i++;
-        } else {
-            fprintf(stderr, "imcap attend: unknown option '%s'\n", a);
-            goto usage_error;
-        }
+    const char *colormap = NULL;
+    double alpha = ro.alpha;
+    int first = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&model_path),
+        CLI_OPT_OUTPUT(&outdir),
+        {"beam", 0, CLI_INT, &opt.beam, 1, 1000, NULL, NULL},
+        {"colormap", 0, CLI_STR, &colormap, 0, 0, NULL, NULL},
+        {"max-side", 0, CLI_INT, &ro.max_side, 0, IMCAP_MAX_SIDE, NULL, NULL},
+        {"tile", 0, CLI_INT, &ro.tile_side, 16, 4096, NULL, NULL},
+        {"alpha", 0, CLI_FLOAT, &alpha, 0, 1, NULL, NULL},
+        CLI_END,
+    };
+    int pr = cli_parse("attend", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    ro.alpha = (float)alpha;
+    if (colormap && imcap_colormap_parse(colormap, &ro.colormap)) {
+        fprintf(stderr, "imcap attend: --colormap: '%s' is not viridis, inferno or jet\n", colormap);
+        usage(stderr);
+        return EXIT_USAGE;
     }
+    int n = argc - first;
+    char **images = calloc((size_t)n + 1, sizeof *images);
+    if (!images) return EXIT_FATAL;
+    for (int i = 0; i < n; i++) images[i] = argv[first + i];
     if (!outdir) {
         fprintf(stderr, "imcap attend: -o OUTDIR is required\n");
         goto usage_error;

@@ -4,13 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cli.h"
 #include "data/synth.h"
 #include "util/util.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: imcap synth --count N --seed S --out DIR [--size PX] [--split-fractions T,V,E] [--threads N]\n"
+            "usage: imcap synth --count N --seed S -o DIR [--size PX] [--split-fractions T,V,E] [-j N]\n"
+            "       (-o/--output DIR; --out, the old spelling, still works)\n"
             "\n"
             "Generates N scenes of coloured shapes on textured backgrounds, five captions each:\n"
             "  DIR/images/NNNNNN.png   PX x PX RGB (default %d; %d..%d)\n"
@@ -20,7 +22,7 @@ static void usage(FILE *f) {
             "The same seed gives the same bytes, whatever the thread count.\n"
             "  --split-fractions   train, val, test shares (default 0.8,0.1,0.1); the first scenes\n"
             "                      are train, then val, then test\n"
-            "  --threads N         threads (default: all cores)\n",
+            "  -j, --threads N     threads (default: all cores)\n",
             IMCAP_SYNTH_DEFAULT_SIZE, IMCAP_SYNTH_MIN_SIZE, IMCAP_SYNTH_MAX_SIZE);
 }
 
@@ -51,50 +53,37 @@ static int parse_fractions(const char *val, double f[3]) {
 
 int run_synth(int argc, char **argv) {
     imcap_synth_params p = {.count = -1, .side = IMCAP_SYNTH_DEFAULT_SIZE, .fractions = {0.8, 0.1, 0.1}};
-    const char *out = NULL;
-    int have_seed = 0, threads = 0, count = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return EXIT_ALL_OK;
-        } else if (!strcmp(a, "--count")) {
-            if (cli_parse_int(a, v, 1, 100000000, &count)) return EXIT_USAGE;
-            p.count = count;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            if (!v || *v == '-' || (p.seed = strtoull(v, &end, 10), errno || end == v || *end)) {
-                fprintf(stderr, "imcap synth: --seed: '%s' is not a non-negative integer\n", v ? v : "");
-                return EXIT_USAGE;
-            }
-            have_seed = 1;
-            i++;
-        } else if (!strcmp(a, "--size")) {
-            if (cli_parse_int(a, v, IMCAP_SYNTH_MIN_SIZE, IMCAP_SYNTH_MAX_SIZE, &p.side)) return EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--split-fractions")) {
-            if (parse_fractions(v, p.fractions)) return EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--out") || !strcmp(a, "-o")) {
-            if (!v) {
-                fprintf(stderr, "imcap synth: %s needs a value\n", a);
-                return EXIT_USAGE;
-            }
-            out = v;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (cli_parse_int(a, v, 1, 1024, &threads)) return EXIT_USAGE;
-            i++;
-        } else {
-            fprintf(stderr, "imcap synth: unknown option '%s'\n\n", a);
-            usage(stderr);
+    const char *out = NULL, *seed = NULL, *fractions = NULL;
+    int have_seed = 0, threads = 0, count = -1, first = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_OUTPUT(&out),
+        CLI_OPT_THREADS(&threads),
+        {"count", 0, CLI_INT, &count, 1, 100000000, NULL, NULL},
+        {"seed", 0, CLI_STR, &seed, 0, 0, NULL, NULL},
+        {"size", 0, CLI_INT, &p.side, IMCAP_SYNTH_MIN_SIZE, IMCAP_SYNTH_MAX_SIZE, NULL, NULL},
+        {"split-fractions", 0, CLI_STR, &fractions, 0, 0, NULL, NULL},
+        CLI_DEPRECATED("out", CLI_STR, &out, "-o/--output"),
+        CLI_END,
+    };
+    int pr = cli_parse("synth", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (first < argc) {
+        fprintf(stderr, "imcap synth: unexpected argument '%s' (the folder is -o DIR)\n", argv[first]);
+        return EXIT_USAGE;
+    }
+    p.count = count;
+    if (seed) {
+        char *end;
+        errno = 0;
+        if (*seed == '-' || (p.seed = strtoull(seed, &end, 10), errno || end == seed || *end)) {
+            fprintf(stderr, "imcap synth: --seed: '%s' is not a non-negative integer\n", seed);
             return EXIT_USAGE;
         }
+        have_seed = 1;
     }
+    if (fractions && parse_fractions(fractions, p.fractions)) return EXIT_USAGE;
     if (p.count < 0 || !have_seed || !out) {
-        fprintf(stderr, "imcap synth: --count, --seed and --out are required\n\n");
+        fprintf(stderr, "imcap synth: --count, --seed and -o DIR are required\n\n");
         usage(stderr);
         return EXIT_USAGE;
     }
