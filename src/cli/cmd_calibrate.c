@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
 #include "data/cache.h"
 #include "data/dataset.h"
@@ -32,24 +33,29 @@ int run_calibrate(int argc, char **argv) {
     const char *data = NULL, *images = NULL, *model = NULL, *out = NULL, *cache_path = NULL;
     int threads = 0, quiet = 0;
     imcap_calibrate_options co = {0.99, 20000, -1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double d;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
-        if (!v) { fprintf(stderr, "imcap calibrate: %s needs a value (or is unknown)\n", a); return EXIT_USAGE; }
-        i++;
-        if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--images")) images = v;
-        else if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-        else if (!strcmp(a, "--cache")) cache_path = v;
-        else if (!strcmp(a, "--threads")) { if (cli_parse_int(a, v, 1, 64, &threads)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--layer")) { if (cli_parse_int(a, v, 0, 1000, &co.layer)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--max-train")) { if (cli_parse_int(a, v, 0, 2000000000, &co.max_train)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--quantile")) { if (cli_parse_float(a, v, 0.5, 0.999999, &d)) return EXIT_USAGE; co.quantile = d; }
-        else { fprintf(stderr, "imcap calibrate: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
+    double quantile = co.quantile;
+    int first = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&model),
+        CLI_OPT_OUTPUT(&out),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_QUIET(&quiet),
+        {"data", 0, CLI_STR, &data, 0, 0, NULL, NULL},
+        {"images", 0, CLI_STR, &images, 0, 0, NULL, NULL},
+        {"cache", 0, CLI_STR, &cache_path, 0, 0, NULL, NULL},
+        {"layer", 0, CLI_INT, &co.layer, 0, 1000, NULL, NULL},
+        {"max-train", 0, CLI_INT, &co.max_train, 0, 2000000000, NULL, NULL},
+        {"quantile", 0, CLI_FLOAT, &quantile, 0.5, 0.999999, NULL, NULL},
+        CLI_END,
+    };
+    int pr = cli_parse("calibrate", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (first < argc) {
+        fprintf(stderr, "imcap calibrate: unexpected argument '%s'\n", argv[first]);
+        usage(stderr);
+        return EXIT_USAGE;
     }
+    co.quantile = quantile;
     if (!data || !images || !out) {
         fprintf(stderr, "imcap calibrate: --data, --images and -o are required\n");
         usage(stderr);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "cli.h"
 #include "train/train.h"
 
@@ -18,19 +19,15 @@ static void usage(FILE *f) {
 int run_export(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
     int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
-        if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (i + 1 >= argc) { fprintf(stderr, "imcap export: %s needs a file\n", a); return EXIT_USAGE; }
-            out = argv[++i];
-            continue;
-        }
-        if (a[0] == '-' && a[1]) { fprintf(stderr, "imcap export: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
-        if (in) { fprintf(stderr, "imcap export: one checkpoint at a time ('%s' and '%s')\n", in, a); return EXIT_USAGE; }
-        in = a;
+    int first = 0;
+    const cli_opt opts[] = {CLI_OPT_OUTPUT(&out), CLI_OPT_QUIET(&quiet), CLI_END};
+    int pr = cli_parse("export", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (argc - first > 1) {
+        fprintf(stderr, "imcap export: one checkpoint at a time ('%s' and '%s')\n", argv[first], argv[first + 1]);
+        return EXIT_USAGE;
     }
+    if (first < argc) in = argv[first];
     if (!in || !out) { usage(stderr); return EXIT_USAGE; }
     imcap_model *m = NULL;
     imcap_train_state st = {0};

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cli.h"
 #include "data/dataset.h"
 #include "model/backbone.h"
@@ -77,24 +78,28 @@ int run_init(int argc, char **argv) {
     const char *cfg_path = NULL, *vocab_path = NULL, *vocab_data = NULL, *out = NULL;
     imcap_backbone_spec bb = {0};
     int seed = 1, min_count = 5;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
-        if (!strcmp(a, "--coords")) { bb.coords = 1; continue; }
-        if (!v) { fprintf(stderr, "imcap init: %s needs a value\n", a); usage(stderr); return EXIT_USAGE; }
-        if (!strcmp(a, "--config")) cfg_path = v;
-        else if (!strcmp(a, "--vocab")) vocab_path = v;
-        else if (!strcmp(a, "--vocab-data")) vocab_data = v;
-        else if (!strcmp(a, "--min-count")) { if (cli_parse_int(a, v, 1, 1000000, &min_count)) return EXIT_USAGE; }
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-        else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, v, 0, 2147483647, &seed)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--backbone")) bb.arch = v;
-        else if (!strcmp(a, "--backbone-weights")) bb.weights = v;
-        else if (!strcmp(a, "--backbone-layer")) bb.layer = v;
-        else if (!strcmp(a, "--grid")) { if (cli_parse_int(a, v, 1, 4096, &bb.grid)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--image-size")) { if (cli_parse_int(a, v, 1, 4096, &bb.image_size)) return EXIT_USAGE; }
-        else { fprintf(stderr, "imcap init: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
-        i++;
+    int first = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_OUTPUT(&out),
+        {"config", 0, CLI_STR, &cfg_path, 0, 0, NULL, NULL},
+        {"vocab", 0, CLI_STR, &vocab_path, 0, 0, NULL, NULL},
+        {"vocab-data", 0, CLI_STR, &vocab_data, 0, 0, NULL, NULL},
+        {"min-count", 0, CLI_INT, &min_count, 1, 1000000, NULL, NULL},
+        {"seed", 0, CLI_INT, &seed, 0, 2147483647, NULL, NULL},
+        {"backbone", 0, CLI_STR, &bb.arch, 0, 0, NULL, NULL},
+        {"backbone-weights", 0, CLI_STR, &bb.weights, 0, 0, NULL, NULL},
+        {"backbone-layer", 0, CLI_STR, &bb.layer, 0, 0, NULL, NULL},
+        {"grid", 0, CLI_INT, &bb.grid, 1, 4096, NULL, NULL},
+        {"image-size", 0, CLI_INT, &bb.image_size, 1, 4096, NULL, NULL},
+        {"coords", 0, CLI_FLAG, &bb.coords, 0, 0, NULL, NULL},
+        CLI_END,
+    };
+    int pr = cli_parse("init", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (first < argc) {
+        fprintf(stderr, "imcap init: unexpected argument '%s'\n", argv[first]);
+        usage(stderr);
+        return EXIT_USAGE;
     }
     int backbone = bb.arch || bb.weights;
     if (backbone && (!bb.arch || !bb.weights)) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
 #include "data/cache.h"
 #include "data/dataset.h"
@@ -37,7 +38,7 @@ static void usage(FILE *f) {
             "  --dropout P        dropout before fc (default 0.5)\n"
             "  --min-count N      vocabulary: words seen at least N times in train (default 1; with --config)\n"
             "  --seed S           shuffles, dropout and --config initialisation (default 1)\n"
-            "  --threads N        worker threads (default: all cores); results depend on N\n"
+            "  -j, --threads N    worker threads (default: all cores); results depend on N\n"
             "  --val-every N      steps between validations (default: once per epoch)\n"
             "  --val-images N     val images captioned per validation (default 500, 0 = all)\n"
             "  --ckpt CKPT        checkpoint file (default OUT.ckpt), --ckpt-every N steps (default 500)\n"
@@ -173,50 +174,57 @@ int run_train(int argc, char **argv) {
     o.epochs = 10, o.batch = 32, o.att_reg = -1.0f, o.dropout = 0.5f, o.val_images = 500, o.ckpt_every = 500;
     o.select = IMCAP_SELECT_LOSS;
     given_opts g = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double d;
-        int n;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return EXIT_ALL_OK; }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
-        if (!strcmp(a, "--freeze-encoder")) { o.freeze_encoder = 1, g.freeze = 1; continue; }
-        if (!v) { fprintf(stderr, "imcap train: %s needs a value (or is unknown)\n", a); return EXIT_USAGE; }
-        i++;
-        if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--images")) images = v;
-        else if (!strcmp(a, "--config")) config = v;
-        else if (!strcmp(a, "--init")) init = v;
-        else if (!strcmp(a, "--resume")) resume = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-        else if (!strcmp(a, "--ckpt")) ckpt = v;
-        else if (!strcmp(a, "--cache")) cache_path = v;
-        else if (!strcmp(a, "--features")) features_path = v;
-        else if (!strcmp(a, "--select")) {
-            if ((o.select = imcap_select_parse(v)) < 0) {
-                fprintf(stderr, "imcap train: --select: '%s' is not one of loss, bleu4, cider, f1\n", v);
-                return EXIT_USAGE;
-            }
-            g.select = 1;
-        }
-        else if (!strcmp(a, "--epochs")) { if (cli_parse_int(a, v, 1, 1000000, &o.epochs)) return EXIT_USAGE; g.epochs = 1; }
-        else if (!strcmp(a, "--max-steps")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.max_steps = n; g.max_steps = 1; }
-        else if (!strcmp(a, "--batch")) { if (cli_parse_int(a, v, 1, 4096, &o.batch)) return EXIT_USAGE; g.batch = 1; }
-        else if (!strcmp(a, "--threads") || !strcmp(a, "-j")) { if (cli_parse_int(a, v, 1, 64, &threads)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--seed")) { if (cli_parse_int(a, v, 0, 2147483647, &seed)) return EXIT_USAGE; g.seed = 1; }
-        else if (!strcmp(a, "--min-count")) { if (cli_parse_int(a, v, 1, 1000000, &min_count)) return EXIT_USAGE; g.min_count = 1; }
-        else if (!strcmp(a, "--val-every")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.val_every = n; g.val_every = 1; }
-        else if (!strcmp(a, "--val-images")) { if (cli_parse_int(a, v, 0, 2000000000, &o.val_images)) return EXIT_USAGE; g.val_images = 1; }
-        else if (!strcmp(a, "--ckpt-every")) { if (cli_parse_int(a, v, 0, 2000000000, &n)) return EXIT_USAGE; o.ckpt_every = n; g.ckpt_every = 1; }
-        else if (!strcmp(a, "--stop-after")) { if (cli_parse_int(a, v, 1, 2000000000, &n)) return EXIT_USAGE; o.stop_after = n; }
-        else if (!strcmp(a, "--warmup")) { if (cli_parse_int(a, v, 0, 2000000000, &n)) return EXIT_USAGE; o.adam.warmup = n; g.warmup = 1; }
-        else if (!strcmp(a, "--lr")) { if (cli_parse_float(a, v, 1e-8, 10, &d)) return EXIT_USAGE; o.adam.lr = (float)d; g.lr = 1; }
-        else if (!strcmp(a, "--min-lr-frac")) { if (cli_parse_float(a, v, 0, 1, &d)) return EXIT_USAGE; o.adam.min_lr_frac = (float)d; g.min_lr_frac = 1; }
-        else if (!strcmp(a, "--weight-decay")) { if (cli_parse_float(a, v, 0, 1, &d)) return EXIT_USAGE; o.adam.weight_decay = (float)d; g.weight_decay = 1; }
-        else if (!strcmp(a, "--clip")) { if (cli_parse_float(a, v, 0, 1e6, &d)) return EXIT_USAGE; o.adam.clip = (float)d; g.clip = 1; }
-        else if (!strcmp(a, "--att-reg")) { if (cli_parse_float(a, v, 0, 1e3, &d)) return EXIT_USAGE; o.att_reg = (float)d; g.att_reg = 1; }
-        else if (!strcmp(a, "--dropout")) { if (cli_parse_float(a, v, 0, 0.95, &d)) return EXIT_USAGE; o.dropout = (float)d; g.dropout = 1; }
-        else { fprintf(stderr, "imcap train: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
+    const char *select = NULL;
+    long max_steps = 0, val_every = 0, ckpt_every = o.ckpt_every, stop_after = 0, warmup = o.adam.warmup;
+    double lr = o.adam.lr, min_lr_frac = o.adam.min_lr_frac, wd = o.adam.weight_decay, clip = o.adam.clip;
+    double att_reg = -1, dropout = o.dropout;
+    int first = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_OUTPUT(&out),
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_QUIET(&quiet),
+        {"data", 0, CLI_STR, &data, 0, 0, NULL, NULL},
+        {"images", 0, CLI_STR, &images, 0, 0, NULL, NULL},
+        {"config", 0, CLI_STR, &config, 0, 0, NULL, NULL},
+        {"init", 0, CLI_STR, &init, 0, 0, NULL, NULL},
+        {"resume", 0, CLI_STR, &resume, 0, 0, NULL, NULL},
+        {"ckpt", 0, CLI_STR, &ckpt, 0, 0, NULL, NULL},
+        {"cache", 0, CLI_STR, &cache_path, 0, 0, NULL, NULL},
+        {"features", 0, CLI_STR, &features_path, 0, 0, NULL, NULL},
+        {"select", 0, CLI_STR, &select, 0, 0, &g.select, NULL},
+        {"freeze-encoder", 0, CLI_FLAG, &o.freeze_encoder, 0, 0, &g.freeze, NULL},
+        {"epochs", 0, CLI_INT, &o.epochs, 1, 1000000, &g.epochs, NULL},
+        {"max-steps", 0, CLI_LONG, &max_steps, 1, 2000000000, &g.max_steps, NULL},
+        {"batch", 0, CLI_INT, &o.batch, 1, 4096, &g.batch, NULL},
+        {"seed", 0, CLI_INT, &seed, 0, 2147483647, &g.seed, NULL},
+        {"min-count", 0, CLI_INT, &min_count, 1, 1000000, &g.min_count, NULL},
+        {"val-every", 0, CLI_LONG, &val_every, 1, 2000000000, &g.val_every, NULL},
+        {"val-images", 0, CLI_INT, &o.val_images, 0, 2000000000, &g.val_images, NULL},
+        {"ckpt-every", 0, CLI_LONG, &ckpt_every, 0, 2000000000, &g.ckpt_every, NULL},
+        {"stop-after", 0, CLI_LONG, &stop_after, 1, 2000000000, NULL, NULL},
+        {"warmup", 0, CLI_LONG, &warmup, 0, 2000000000, &g.warmup, NULL},
+        {"lr", 0, CLI_FLOAT, &lr, 1e-8, 10, &g.lr, NULL},
+        {"min-lr-frac", 0, CLI_FLOAT, &min_lr_frac, 0, 1, &g.min_lr_frac, NULL},
+        {"weight-decay", 0, CLI_FLOAT, &wd, 0, 1, &g.weight_decay, NULL},
+        {"clip", 0, CLI_FLOAT, &clip, 0, 1e6, &g.clip, NULL},
+        {"att-reg", 0, CLI_FLOAT, &att_reg, 0, 1e3, &g.att_reg, NULL},
+        {"dropout", 0, CLI_FLOAT, &dropout, 0, 0.95, &g.dropout, NULL},
+        CLI_END,
+    };
+    int pr = cli_parse("train", argc, argv, opts, usage, &first);
+    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (first < argc) {
+        fprintf(stderr, "imcap train: unexpected argument '%s'\n", argv[first]);
+        usage(stderr);
+        return EXIT_USAGE;
     }
+    if (select && (o.select = imcap_select_parse(select)) < 0) {
+        fprintf(stderr, "imcap train: --select: '%s' is not one of loss, bleu4, cider, f1\n", select);
+        return EXIT_USAGE;
+    }
+    o.max_steps = max_steps, o.val_every = val_every, o.ckpt_every = ckpt_every, o.stop_after = stop_after;
+    o.adam.warmup = warmup, o.adam.lr = (float)lr, o.adam.min_lr_frac = (float)min_lr_frac;
+    o.adam.weight_decay = (float)wd, o.adam.clip = (float)clip, o.att_reg = (float)att_reg, o.dropout = (float)dropout;
     if (!data || !images || !out || (!!config + !!init + !!resume) != 1) {
         fprintf(stderr, "imcap train: --data, --images, -o and exactly one of --config, --init, --resume are required\n");
         usage(stderr);
