@@ -30,9 +30,12 @@
  *   - A loaded model is immutable: any number of threads may caption with it
  *     at once, each with its own imcap_workspace (or NULL, which allocates a
  *     temporary one per call).
- *   - Threads: the library uses OpenBLAS for its matrix products and OpenMP
- *     only where documented; it never changes the global thread settings.
- *     The CLI pins OpenBLAS to one thread inside its own parallel regions.
+ *   - Threads: the library's products are its own kernels (no BLAS), and it
+ *     uses OpenMP only where documented; it never changes the global thread
+ *     settings.
+ *   - Building against it: `pkg-config --cflags --libs imcap` (libimcap.so.1;
+ *     the soname's number changes when the ABI does). Only the IMCAP_API
+ *     functions below are exported.
  *
  * The model file format is specified in docs/model-format.md (a copy of the
  * project's contract); decoding follows its "Decoding" section exactly.
@@ -46,6 +49,14 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* What libimcap.so exports: the declarations below and nothing else (the
+ * library is built with -fvisibility=hidden). */
+#if defined(__GNUC__) || defined(__clang__)
+#define IMCAP_API __attribute__((visibility("default")))
+#else
+#define IMCAP_API
 #endif
 
 #define IMCAP_VERSION "0.1.0"
@@ -76,7 +87,7 @@ typedef struct {
 } imcap_error;
 
 /* A short stable name for a status ("ok", "io", "format", ...). */
-const char *imcap_status_name(imcap_status s);
+IMCAP_API const char *imcap_status_name(imcap_status s);
 
 /* ---------------------------------------------------------------- model */
 
@@ -85,17 +96,17 @@ typedef struct imcap_model imcap_model;
 /* Loads a model in the safetensors-based format v1. The file is memory
  * mapped and validated completely (header, JSON, dtypes, offsets, shapes,
  * vocabulary) before anything is returned; on failure *out is NULL. */
-imcap_status imcap_model_load(const char *path, imcap_model **out, imcap_error *err);
+IMCAP_API imcap_status imcap_model_load(const char *path, imcap_model **out, imcap_error *err);
 
 /* Loads a model from a buffer holding the whole file (name is used in error
  * messages only). The buffer is not retained. */
-imcap_status imcap_model_load_memory(const void *data, size_t size, const char *name,
-                                     imcap_model **out, imcap_error *err);
+IMCAP_API imcap_status imcap_model_load_memory(const void *data, size_t size, const char *name,
+                                               imcap_model **out, imcap_error *err);
 
 /* Writes the model to path atomically (temporary name, then rename). */
-imcap_status imcap_model_save(const imcap_model *m, const char *path, imcap_error *err);
+IMCAP_API imcap_status imcap_model_save(const imcap_model *m, const char *path, imcap_error *err);
 
-void imcap_model_free(imcap_model *m);
+IMCAP_API void imcap_model_free(imcap_model *m);
 
 typedef struct {
     int format;          /* the model format the model needs: 1, or 2 (batch norm, residual blocks, ...) */
@@ -110,15 +121,15 @@ typedef struct {
     double decoder_flops;    /* per decoded token, one hypothesis */
 } imcap_model_info;
 
-void imcap_model_get_info(const imcap_model *m, imcap_model_info *info);
+IMCAP_API void imcap_model_get_info(const imcap_model *m, imcap_model_info *info);
 
 /* The vocabulary string of token id, or NULL when id is out of range. */
-const char *imcap_model_word(const imcap_model *m, int id);
+IMCAP_API const char *imcap_model_word(const imcap_model *m, int id);
 
 /* The config as JSON text (owned by the model) and a metadata value
  * (NULL when absent), e.g. "imcap.train.command". */
-const char *imcap_model_config_json(const imcap_model *m);
-const char *imcap_model_metadata(const imcap_model *m, const char *key);
+IMCAP_API const char *imcap_model_config_json(const imcap_model *m);
+IMCAP_API const char *imcap_model_metadata(const imcap_model *m, const char *key);
 
 enum { IMCAP_TOK_PAD = 0, IMCAP_TOK_START = 1, IMCAP_TOK_END = 2, IMCAP_TOK_UNK = 3 };
 
@@ -132,13 +143,13 @@ typedef struct {
 /* Decodes JPEG, PNG, BMP, GIF (first frame), TGA, PSD, HDR-free PNM... into
  * 8-bit RGB as the spec says: grey replicated, alpha dropped, 16-bit samples
  * keep their high byte. Dimensions are checked before decoding. */
-imcap_status imcap_image_load(const char *path, imcap_image *out, imcap_error *err);
-imcap_status imcap_image_load_memory(const void *data, size_t size, const char *name,
-                                     imcap_image *out, imcap_error *err);
-void imcap_image_free(imcap_image *img);
+IMCAP_API imcap_status imcap_image_load(const char *path, imcap_image *out, imcap_error *err);
+IMCAP_API imcap_status imcap_image_load_memory(const void *data, size_t size, const char *name,
+                                               imcap_image *out, imcap_error *err);
+IMCAP_API void imcap_image_free(imcap_image *img);
 
 /* Returns 1 when the first bytes look like an image format imcap decodes. */
-int imcap_image_sniff(const void *head, size_t n);
+IMCAP_API int imcap_image_sniff(const void *head, size_t n);
 
 /* ---------------------------------------------------------------- captioning */
 
@@ -151,7 +162,7 @@ typedef struct {
     float length_alpha;  /* default 0.7, used only with length_norm */
 } imcap_options;
 
-void imcap_options_default(imcap_options *opt);
+IMCAP_API void imcap_options_default(imcap_options *opt);
 
 typedef struct {
     int n_tokens;        /* y_1..y_T, the final <end> included when emitted */
@@ -179,18 +190,18 @@ typedef struct {
                                leftover hypothesis, in ranking order) */
 } imcap_result;
 
-void imcap_result_free(imcap_result *r);
+IMCAP_API void imcap_result_free(imcap_result *r);
 
 /* Activations reused across calls; one per thread. */
 typedef struct imcap_workspace imcap_workspace;
-imcap_workspace *imcap_workspace_new(const imcap_model *m);
-void imcap_workspace_free(imcap_workspace *ws);
+IMCAP_API imcap_workspace *imcap_workspace_new(const imcap_model *m);
+IMCAP_API void imcap_workspace_free(imcap_workspace *ws);
 
 /* ws may be NULL (a temporary workspace is used). */
-imcap_status imcap_caption_file(const imcap_model *m, imcap_workspace *ws, const char *path,
-                                const imcap_options *opt, imcap_result **out, imcap_error *err);
-imcap_status imcap_caption_image(const imcap_model *m, imcap_workspace *ws, const imcap_image *img,
-                                 const imcap_options *opt, imcap_result **out, imcap_error *err);
+IMCAP_API imcap_status imcap_caption_file(const imcap_model *m, imcap_workspace *ws, const char *path,
+                                          const imcap_options *opt, imcap_result **out, imcap_error *err);
+IMCAP_API imcap_status imcap_caption_image(const imcap_model *m, imcap_workspace *ws, const imcap_image *img,
+                                           const imcap_options *opt, imcap_result **out, imcap_error *err);
 
 /* ---------------------------------------------------------------- many images
  *
@@ -213,26 +224,26 @@ imcap_status imcap_caption_image(const imcap_model *m, imcap_workspace *ws, cons
  * A batcher belongs to one thread; several threads use one batcher each
  * with one shared model. Memory is bounded by `block` (see batcher.c). */
 typedef struct imcap_batcher imcap_batcher;
-imcap_status imcap_batcher_new(const imcap_model *m, const imcap_options *opt, int block, imcap_batcher **out,
-                               imcap_error *err);
-void imcap_batcher_free(imcap_batcher *b);
+IMCAP_API imcap_status imcap_batcher_new(const imcap_model *m, const imcap_options *opt, int block, imcap_batcher **out,
+                                         imcap_error *err);
+IMCAP_API void imcap_batcher_free(imcap_batcher *b);
 /* Images that can be pushed before one must be taken; images in flight. */
-int imcap_batcher_space(const imcap_batcher *b);
-int imcap_batcher_pending(const imcap_batcher *b);
+IMCAP_API int imcap_batcher_space(const imcap_batcher *b);
+IMCAP_API int imcap_batcher_pending(const imcap_batcher *b);
 /* Preprocesses img (the caller keeps ownership) and queues it with tag. */
-imcap_status imcap_batcher_push(imcap_batcher *b, const imcap_image *img, uint64_t tag, imcap_error *err);
+IMCAP_API imcap_status imcap_batcher_push(imcap_batcher *b, const imcap_image *img, uint64_t tag, imcap_error *err);
 /* Decodes until an image is finished and returns it: *tag as pushed and
  * *res (free with imcap_result_free), or its error status. Images finished
  * at the same step come out in push order. With nothing pending: IMCAP_OK
  * and *res = NULL. */
-imcap_status imcap_batcher_next(imcap_batcher *b, uint64_t *tag, imcap_result **res, imcap_error *err);
+IMCAP_API imcap_status imcap_batcher_next(imcap_batcher *b, uint64_t *tag, imcap_result **res, imcap_error *err);
 
 /* n images through one batcher of `block`: out[i] receives image i's result
  * (NULL when it failed; status[i], when status is non-NULL, says why).
  * Returns IMCAP_OK when every image was captioned, otherwise the status of
  * the failed image with the lowest index (err names that index). */
-imcap_status imcap_caption_images(const imcap_model *m, int n, const imcap_image *imgs, const imcap_options *opt,
-                                  int block, imcap_result **out, imcap_status *status, imcap_error *err);
+IMCAP_API imcap_status imcap_caption_images(const imcap_model *m, int n, const imcap_image *imgs, const imcap_options *opt,
+                                            int block, imcap_result **out, imcap_status *status, imcap_error *err);
 
 /* Many images over several threads, each decoding a block of `block` images
  * together, results handed back in index order: what `imcap batch`,
@@ -261,16 +272,16 @@ typedef struct {
     void (*release)(void *ctx, size_t i, imcap_image *img);
 } imcap_many_io;
 
-size_t imcap_caption_many_window(int threads, int block);
-imcap_status imcap_caption_many(const imcap_model *m, size_t n, const imcap_options *opt, int block, int threads,
-                                const imcap_many_io *io, size_t *n_done, imcap_error *err);
+IMCAP_API size_t imcap_caption_many_window(int threads, int block);
+IMCAP_API imcap_status imcap_caption_many(const imcap_model *m, size_t n, const imcap_options *opt, int block, int threads,
+                                          const imcap_many_io *io, size_t *n_done, imcap_error *err);
 
 /* Captions img and writes the spec's trace file (tokens, logits and attention
  * per step of the chosen hypothesis, the annotation vectors and the
  * preprocessed input) to trace_path, atomically. */
-imcap_status imcap_caption_trace(const imcap_model *m, const imcap_image *img,
-                                 const imcap_options *opt, const char *trace_path,
-                                 imcap_result **out, imcap_error *err);
+IMCAP_API imcap_status imcap_caption_trace(const imcap_model *m, const imcap_image *img,
+                                           const imcap_options *opt, const char *trace_path,
+                                           imcap_result **out, imcap_error *err);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 [ -f build/build.ninja ] || meson setup build --buildtype=release >/dev/null
 ninja -C build >/dev/null
 meson test -C build --print-errorlogs --num-processes 1
+# what `meson install` gives a user: pkg-config, a program built against the
+# installed library, the soname, the exported symbols, man page, completion
+./scripts/install_check.sh build
 
 [ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined \
   -Db_lundef=false >/dev/null

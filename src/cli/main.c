@@ -29,7 +29,7 @@ static const command commands[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: imcap COMMAND [OPTIONS] ...\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n`imcap COMMAND --help` describes a command; `imcap -V` (--version) prints the version.\n"
                "exit codes: 0 all inputs done, 1 some inputs failed, 2 usage error, 3 fatal error\n");
 }
