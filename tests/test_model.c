@@ -8,6 +8,8 @@
  * every refusal must name the file and the offending tensor or field, so each
  * malformed case lists the names its message must contain. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -1529,4 +1531,72 @@ MALFORMED(vocab_longer_than_tensors) {
         meta_set_json(p, "imcap.vocab", v);
     });
     want(w, "decoder.embedding.weight|decoder.fc.weight|decoder.fc.bias");
+}
+
+/* Models load from many threads at once (cJSON's parse-error global is the
+ * only shared state; the library serialises its parses): eight threads, each
+ * loading the shipped model and a malformed one, get the same weights and
+ * the same message. */
+typedef struct {
+    imcap_model *m;
+    imcap_status bad;
+    char msg[1024];
+} load_job;
+
+static void *load_both(void *arg) {
+    load_job *j = arg;
+    imcap_error e;
+    if (imcap_model_load(tu_src("models/default.safetensors"), &j->m, &e) != IMCAP_OK) j->m = NULL;
+    /* a header that is not JSON: the parser's error position is the message */
+    static const char json[] = "{\"__metadata__\": {\"imcap.format\": \"1\"}, \"x\": [1, 2,,]}";
+    char bad[8 + sizeof json];
+    uint64_t n = sizeof json - 1;
+    memcpy(bad, &n, 8);
+    memcpy(bad + 8, json, sizeof json - 1);
+    imcap_model *b = NULL;
+    j->bad = imcap_model_load_memory(bad, 8 + (size_t)n, "bad.safetensors", &b, &e);
+    snprintf(j->msg, sizeof j->msg, "%s", e.msg);
+    imcap_model_free(b);
+    return NULL;
+}
+
+Test(model, loads_from_eight_threads_at_once) {
+    pthread_t th[8];
+    load_job jobs[8];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < 8; i++) cr_assert_eq(pthread_create(&th[i], NULL, load_both, &jobs[i]), 0);
+    for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_not_null(jobs[i].m, "thread %d could not load the shipped model", i);
+        cr_expect_eq(jobs[i].m->tab.total, jobs[0].m->tab.total);
+        cr_expect(!memcmp(jobs[i].m->block, jobs[0].m->block, jobs[0].m->tab.total * sizeof(float)), "thread %d", i);
+        cr_expect_eq(jobs[i].bad, IMCAP_E_FORMAT, "thread %d accepted the malformed header", i);
+        cr_expect_str_eq(jobs[i].msg, jobs[0].msg);
+        cr_expect(strstr(jobs[i].msg, "bad.safetensors"), "%s", jobs[i].msg);
+    }
+    for (int i = 0; i < 8; i++) imcap_model_free(jobs[i].m);
+}
+
+/* The trace entry point checks its options as every other one does. */
+Test(model, trace_validates_its_options) {
+    imcap_model *m;
+    imcap_error e;
+    cr_assert_eq(imcap_model_load(tu_src("models/default.safetensors"), &m, &e), IMCAP_OK, "%s", e.msg);
+    imcap_image img;
+    cr_assert_eq(imcap_image_load(tu_src("samples/scene_00.png"), &img, &e), IMCAP_OK, "%s", e.msg);
+    const char *dir = tu_tmpdir("trace_opts");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/t.json", dir);
+    imcap_result *r = NULL;
+    cr_expect_eq(imcap_caption_trace(m, &img, NULL, path, &r, &e), IMCAP_E_ARG);
+    cr_expect(strstr(e.msg, "options"), "%s", e.msg);
+    imcap_options opt;
+    imcap_options_default(&opt);
+    opt.beam = 5000;
+    cr_expect_eq(imcap_caption_trace(m, &img, &opt, path, &r, &e), IMCAP_E_ARG);
+    cr_expect(strstr(e.msg, "5000"), "%s", e.msg);
+    cr_expect_null(r);
+    cr_expect_neq(access(path, F_OK), 0, "a refused trace wrote its file");
+    imcap_image_free(&img);
+    imcap_model_free(m);
 }

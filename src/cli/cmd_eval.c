@@ -16,6 +16,7 @@
 #include "eval/metrics.h"
 #include "eval/objects.h"
 #include "util/util.h"
+#include "util/json.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -181,7 +182,7 @@ static int read_results(const char *path, entry *ents, int n, const char *split,
         return EXIT_FATAL;
     }
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)data, size + 1, &end, 1);
+    cJSON *root = imcap_json_parse((const char *)data, size + 1, &end, 1);
     if (!root) {
         fprintf(stderr, "imcap eval: %s: not valid JSON (error near byte %ld)\n", path,
                 end ? (long)(end - (const char *)data) : 0L);

@@ -19,6 +19,7 @@
 
 #include "dataset.h"
 #include "util/util.h"
+#include "util/json.h"
 
 /* Past this many stored warnings only a count is kept: a broken COCO-sized
  * file would otherwise produce hundreds of thousands of messages. */
@@ -257,7 +258,7 @@ imcap_status imcap_dataset_load(const char *json_path, const char *image_root, i
         return imcap_fail(err, IMCAP_E_FORMAT, "%s: not a JSON text (it contains a NUL byte)", json_path);
     }
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)data, size + 1, &end, 1);
+    cJSON *root = imcap_json_parse((const char *)data, size + 1, &end, 1);
     if (!root) {
         size_t off = end ? (size_t)(end - (const char *)data) : 0;
         int line, col;

@@ -17,8 +17,11 @@ static void floats(imcap_buf *b, const float *v, int n) {
 
 imcap_status imcap_caption_trace(const imcap_model *m, const imcap_image *img, const imcap_options *opt,
                                  const char *trace_path, imcap_result **out, imcap_error *err) {
-    if (!out || !trace_path) return imcap_fail(err, IMCAP_E_ARG, "imcap_caption_trace: out or trace_path is NULL");
+    if (!out || !trace_path || !img) return imcap_fail(err, IMCAP_E_ARG, "imcap_caption_trace: out, img or trace_path is NULL");
     *out = NULL;
+    /* the same checks as every other caption entry point */
+    imcap_status s0 = imcap_check_options(m, opt, err);
+    if (s0) return s0;
     imcap_workspace *ws = imcap_workspace_new(m);
     if (!ws) return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the workspace");
     float *logits = NULL;

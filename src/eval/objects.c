@@ -10,6 +10,7 @@
 
 #include "data/synth.h"
 #include "util/util.h"
+#include "util/json.h"
 
 static imcap_status word_field(const cJSON *o, int i, const char *name, int (*lookup)(const char *), int *out,
                                imcap_error *err) {
@@ -48,7 +49,7 @@ imcap_status imcap_scene_from_json_sized(const char *objects_json, int width, in
                                          imcap_error *err) {
     memset(scene, 0, sizeof *scene);
     if (!objects_json) return imcap_fail(err, IMCAP_E_FORMAT, "objects: missing");
-    cJSON *root = cJSON_Parse(objects_json);
+    cJSON *root = imcap_json_parse_string(objects_json);
     if (!root) return imcap_fail(err, IMCAP_E_FORMAT, "objects: not valid JSON");
     imcap_status st = IMCAP_OK;
     if (!cJSON_IsArray(root)) {

@@ -18,6 +18,7 @@
 #include "backbone.h"
 #include "st_file.h"
 #include "util/util.h"
+#include "util/json.h"
 
 typedef struct {
     const char *name;
@@ -191,7 +192,7 @@ static imcap_status config_text(const imcap_backbone_spec *b, const network *net
     static const char *dec_keys[] = {"embed_dim", "hidden_dim", "attention_dim", "max_length"};
     /* the PyTorch tutorial's sizes (sgrvinod): 512 everywhere */
     static const int dec_defaults[] = {512, 512, 512, 50};
-    cJSON *root = decoder_json ? cJSON_Parse(decoder_json) : cJSON_CreateObject();
+    cJSON *root = decoder_json ? imcap_json_parse_string(decoder_json) : cJSON_CreateObject();
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return imcap_fail(err, IMCAP_E_FORMAT, "%s: decoder config must be a JSON object", b->decoder_where);

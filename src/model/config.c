@@ -7,6 +7,7 @@
 #include "json_check.h"
 #include "model.h"
 #include "util/util.h"
+#include "util/json.h"
 
 #define MAX_DIM 65536
 #define MAX_IMAGE 4096
@@ -280,7 +281,7 @@ int imcap_config_untrainable_layer(const imcap_config *cfg) {
 
 imcap_status imcap_config_parse(const char *json, const char *where, imcap_config *cfg, imcap_error *err) {
     memset(cfg, 0, sizeof *cfg);
-    cJSON *root = cJSON_Parse(json);
+    cJSON *root = imcap_json_parse_string(json);
     if (!root) return imcap_fail(err, IMCAP_E_FORMAT, "%s: config is not valid JSON", where);
     imcap_status s = IMCAP_OK;
     const char *dup = imcap_json_find_duplicate(root);

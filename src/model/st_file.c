@@ -10,6 +10,7 @@
 #include "json_check.h"
 #include "st_file.h"
 #include "util/util.h"
+#include "util/json.h"
 
 #define MAX_HEADER 100000000ULL
 
@@ -98,7 +99,7 @@ imcap_status imcap_st_parse(const unsigned char *data, size_t size, const char *
                           (unsigned long long)n, size);
     if (n == 0) return imcap_fail(err, IMCAP_E_FORMAT, "%s: header is empty", where);
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)data + 8, (size_t)n, &end, 0);
+    cJSON *root = imcap_json_parse((const char *)data + 8, (size_t)n, &end, 0);
     if (!root) {
         /* on failure cJSON points end at the error (the global error pointer is not thread-safe) */
         long off = end ? (long)(end - (const char *)data - 8) : -1;

@@ -5,6 +5,7 @@
 
 #include "model.h"
 #include "util/util.h"
+#include "util/json.h"
 
 static const char *specials[4] = {"<pad>", "<start>", "<end>", "<unk>"};
 
@@ -20,7 +21,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 imcap_status imcap_vocab_parse(const char *json, const char *where, imcap_vocab *v, imcap_error *err) {
     memset(v, 0, sizeof *v);
-    cJSON *root = cJSON_Parse(json);
+    cJSON *root = imcap_json_parse_string(json);
     if (!root) return imcap_fail(err, IMCAP_E_FORMAT, "%s: imcap.vocab is not valid JSON", where);
     imcap_status s = IMCAP_OK;
     if (!cJSON_IsArray(root)) { s = imcap_fail(err, IMCAP_E_FORMAT, "%s: imcap.vocab must be a JSON array of strings", where); goto done; }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "train.h"
+#include "util/json.h"
 
 imcap_status imcap_train_state_init(imcap_train_state *st, const imcap_model *m) {
     memset(st, 0, sizeof *st);
@@ -128,7 +129,7 @@ imcap_status imcap_checkpoint_load(const char *path, imcap_model **out, imcap_tr
     }
     memcpy(&tl, data + 8, 8);
     if (tl > size - 16 || size - 16 - tl < 8) { s = imcap_fail(err, IMCAP_E_FORMAT, "%s: truncated checkpoint", path); goto done; }
-    j = cJSON_ParseWithLength((const char *)data + 16, (size_t)tl);
+    j = imcap_json_parse((const char *)data + 16, (size_t)tl, NULL, 0);
     memcpy(&ms, data + 16 + tl, 8);
     if (!j || ms > size - 24 - tl) { s = imcap_fail(err, IMCAP_E_FORMAT, "%s: damaged checkpoint header", path); goto done; }
     char where[1100];

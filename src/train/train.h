@@ -3,6 +3,7 @@
  * the CLI drives it through imcap_train_run. */
 #ifndef IMCAP_TRAIN_H
 #define IMCAP_TRAIN_H
+#include <signal.h>
 #include <stdint.h>
 
 #include "model/network.h"
@@ -144,7 +145,7 @@ typedef struct {
     void (*on_validation)(void *ctx, const imcap_val_report *v);
     void (*on_message)(void *ctx, const char *msg);
     void *ctx;
-    volatile int *stop;    /* set from a signal handler: checkpoint and return */
+    volatile sig_atomic_t *stop; /* set from a signal handler: checkpoint and return */
 } imcap_train_callbacks;
 
 /* Optimiser state, saved in checkpoints with the weights. */
