@@ -85,10 +85,12 @@ static int plan(const imcap_result *r, const char *stem, strset *names) {
         else snprintf(suffix, sizeof suffix, "%s", k == h->n_tokens ? "_sheet.png" : ".html");
         b.len = 0;
         imcap_buf_printf(&b, "%s%s", stem, suffix);
+        if (b.oom) break;
         strset_add(names, b.s);
     }
+    int oom = b.oom;
     imcap_buf_free(&b);
-    return 0;
+    return oom ? -1 : 0;
 }
 
 /* A stem for this image whose files clash neither with files written
@@ -109,7 +111,7 @@ static void choose_stem(const char *path, const imcap_result *r, const char *out
             full.len = 0;
             imcap_buf_printf(&full, "%s/%s", outdir, names.v[i]);
             struct stat st;
-            if (!clash && stat(full.s, &st) == 0)
+            if (!clash && !full.oom && stat(full.s, &st) == 0)
                 for (int j = 0; j < n_inputs; j++)
                     if (inputs[j].dev == st.st_dev && inputs[j].ino == st.st_ino) clash = 1;
         }

@@ -250,6 +250,10 @@ static void gallery_record(batch *b, const char *rec, size_t len) {
 /* Writes the record of items[i] (called in sorted order). */
 static void emit(batch *b, size_t i, const imcap_buf *rec, int failed) {
     if (b->fatal) return;
+    if (rec->oom) {
+        set_fatal(b, "imcap batch: out of memory for the record of %s", b->items.v[i].path);
+        return;
+    }
     if (fwrite(rec->s, 1, rec->len, b->out) != rec->len || fflush(b->out) != 0) {
         set_fatal(b, "imcap batch: %s: write failed: %s", b->partial ? b->partial : "stdout", strerror(errno));
         return;
@@ -413,7 +417,10 @@ static int rewrite_output(batch *b, size_t *n_failed) {
     imcap_buf_printf(&rec, "%s", "");
     rec.len = 0;
     bw_write_header(&rec, b->fmt, b->timing, b->domain);
-    fwrite(rec.s, 1, rec.len, af.f);
+    if (rec.oom || fwrite(rec.s, 1, rec.len, af.f) != rec.len) {
+        fprintf(stderr, "imcap batch: %s: cannot write the header\n", b->out_path);
+        goto done;
+    }
     for (size_t i = 0; i < b->items.n; i++) {
         int s = b->rec_src[i];
         if (!s) {
@@ -423,12 +430,19 @@ static int rewrite_output(batch *b, size_t *n_failed) {
         FILE *f = src[s];
         rec.len = 0;
         imcap_buf_printf(&rec, "%*s", (int)b->rec_len[i], "");
+        if (rec.oom) {
+            fprintf(stderr, "imcap batch: out of memory reading back the record of %s\n", b->items.v[i].path);
+            goto done;
+        }
         if (!f || fseeko(f, b->rec_off[i], SEEK_SET) != 0 || fread(rec.s, 1, b->rec_len[i], f) != b->rec_len[i]) {
             fprintf(stderr, "imcap batch: %s: cannot read back a record: %s\n", s == 1 ? b->out_path : b->partial,
                     strerror(errno));
             goto done;
         }
-        fwrite(rec.s, 1, rec.len, af.f);
+        if (fwrite(rec.s, 1, rec.len, af.f) != rec.len) {
+            fprintf(stderr, "imcap batch: %s: write failed: %s\n", af.tmp, strerror(errno));
+            goto done;
+        }
         *n_failed += b->rec_failed[i];
         gallery_record(b, rec.s, rec.len);
         if (b->fatal) {
@@ -598,7 +612,8 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
         if (end == 0) {
             imcap_buf h = {0};
             bw_write_header(&h, B->fmt, B->timing, B->domain);
-            if (h.len && fwrite(h.s, 1, h.len, B->out) != h.len) set_fatal(B, "imcap batch: %s: write failed", B->partial);
+            if (h.oom || (h.len && fwrite(h.s, 1, h.len, B->out) != h.len))
+                set_fatal(B, "imcap batch: %s: cannot write the header", B->partial);
             B->out_off = (long long)h.len;
             imcap_buf_free(&h);
         }
@@ -606,7 +621,7 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
         B->out = stdout;
         imcap_buf h = {0};
         bw_write_header(&h, B->fmt, B->timing, B->domain);
-        if (h.len) fwrite(h.s, 1, h.len, stdout);
+        if (h.oom || (h.len && fwrite(h.s, 1, h.len, stdout) != h.len)) set_fatal(B, "imcap batch: stdout: cannot write the header");
         imcap_buf_free(&h);
     }
 

@@ -68,6 +68,11 @@ static int read_words(const char *path, imcap_vocab *v) {
     }
     imcap_buf_append(&json, "]", 1);
     free(data);
+    if (json.oom) {
+        imcap_buf_free(&json);
+        fprintf(stderr, "imcap init: %s: out of memory\n", path);
+        return -1;
+    }
     imcap_status s = imcap_vocab_parse(json.s, path, v, &err);
     imcap_buf_free(&json);
     if (s) { fprintf(stderr, "imcap init: %s\n", err.msg); return -1; }

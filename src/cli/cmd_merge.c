@@ -186,8 +186,12 @@ int run_merge(int argc, char **argv) {
     if (known >= 0) {
         imcap_buf h = {0};
         bw_write_header(&h, s[known].r.fmt, s[known].r.timing, s[known].r.domain);
-        if (h.len) fwrite(h.s, 1, h.len, out);
+        int bad = h.oom || (h.len && fwrite(h.s, 1, h.len, out) != h.len);
         imcap_buf_free(&h);
+        if (bad) {
+            fprintf(stderr, "imcap merge: cannot write the header\n");
+            goto done;
+        }
     }
     size_t n_records = 0, n_errors = 0;
     for (;;) {

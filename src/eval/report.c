@@ -38,6 +38,14 @@ static void json_str_or_null(imcap_buf *b, const char *s) {
     else LIT(b, "null");
 }
 
+/* The text, or NULL (and nothing) when a write ran out of memory: a report
+ * cut short must not pass for a whole one. */
+static char *buf_or_null(imcap_buf *b) {
+    if (!b->oom) return b->s;
+    imcap_buf_free(b);
+    return NULL;
+}
+
 char *imcap_eval_report_json(const imcap_eval_report *r) {
     imcap_buf b = {0};
     int first = 1;
@@ -98,7 +106,7 @@ char *imcap_eval_report_json(const imcap_eval_report *r) {
                      r->n_split, r->n_scored, r->n_failed, r->n_no_result, r->n_no_refs, r->n_unknown_ids,
                      r->n_duplicates, r->n_refused);
     LIT(&b, "\n}\n");
-    return b.s;
+    return buf_or_null(&b);
 }
 
 static void row(imcap_buf *b, const char *name, double v, const char *note) {
@@ -144,11 +152,12 @@ char *imcap_eval_report_table(const imcap_eval_report *r) {
         snprintf(note, sizeof note, "(%ld relations)", o->n_relations);
         row(&b, "relation accuracy", o->n_relations > 0 ? o->relations : NAN, note);
     }
-    return b.s;
+    return buf_or_null(&b);
 }
 
 imcap_status imcap_eval_report_write(const imcap_eval_report *r, const char *path, imcap_error *err) {
     char *s = imcap_eval_report_json(r);
+    if (!s) return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory for the metrics", path);
     imcap_status st = imcap_write_file_atomic(path, s, strlen(s), err);
     free(s);
     return st;
@@ -176,7 +185,8 @@ imcap_status imcap_results_write(const char *path, const imcap_result_entry *e, 
     }
     if (n) LIT(&b, "\n");
     LIT(&b, "]\n");
-    imcap_status st = imcap_write_file_atomic(path, b.s, b.len, err);
+    imcap_status st = b.oom ? imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory for the results", path)
+                            : imcap_write_file_atomic(path, b.s, b.len, err);
     imcap_buf_free(&b);
     return st;
 }

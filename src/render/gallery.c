@@ -67,8 +67,14 @@ imcap_status imcap_gallery_open(const char *dir, const char *title, imcap_galler
     imcap_buf_html(&b, t);
     imcap_buf_printf(&b, "</h1>\n<div id=\"bar\"><input id=\"q\" type=\"search\" placeholder=\"filter by caption, "
                          "path or error\" hidden></div>\n<div id=\"grid\">\n");
-    fwrite(b.s, 1, b.len, g->af.f);
+    int ok = !b.oom && fwrite(b.s, 1, b.len, g->af.f) == b.len;
     imcap_buf_free(&b);
+    if (!ok) {
+        imcap_atomic_abort(&g->af);
+        free(g->path);
+        free(g);
+        return imcap_fail(err, IMCAP_E_IO, "gallery: cannot write the page's start (out of memory or a write error)");
+    }
     *out = g;
     return IMCAP_OK;
 }
@@ -127,6 +133,10 @@ imcap_status imcap_gallery_add(imcap_gallery *g, const imcap_gallery_item *it, i
         LIT(&b, "</span>");
     }
     LIT(&b, "</figcaption></figure>\n");
+    if (b.oom) {
+        imcap_buf_free(&b);
+        return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory for a gallery entry", g->af.tmp);
+    }
     size_t w = fwrite(b.s, 1, b.len, g->af.f);
     size_t len = b.len;
     imcap_buf_free(&b);

@@ -219,6 +219,10 @@ imcap_status imcap_render_html(const imcap_image *img, const imcap_result *r, co
                      r->image_height > 0 ? r->image_height : img->height, r->grid_h, r->grid_w,
                      imcap_colormap_name(o->colormap), (double)o->alpha, page_script);
     imcap_image_free(&base);
+    if (b.oom) { /* a page cut short must not be written as if whole */
+        imcap_buf_free(&b);
+        return imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory for the viewer page");
+    }
     *html = b.s;
     if (len) *len = b.len;
     return IMCAP_OK;
