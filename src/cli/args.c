@@ -46,7 +46,7 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, void 
     if (!lo || !shorts || !pos) {
         fprintf(stderr, "imcap %s: out of memory\n", cmd);
         free(lo), free(shorts), free(pos);
-        return -1;
+        return -2;
     }
     /* '-': non-options come back in order as code 1 (whatever
      * POSIXLY_CORRECT says); ':': a missing value is reported as ':' */

@@ -44,10 +44,14 @@ typedef struct {
 
 /* Parses argv[1..] against opts (ended by CLI_END). -h/--help prints
  * usage(stdout) and returns 1 (the caller exits 0); a usage error prints a
- * line naming cmd and the option and returns -1 (exit 2). On success
+ * line naming cmd and the option and returns -1 (exit 2); out of memory, -2
+ * (exit 3). On success
  * (0), argv[*first_pos .. argc) are the positional arguments in order.
  * argv is permuted in place. */
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, void (*usage)(FILE *), int *first_pos);
+/* The exit code for cli_parse's non-zero result: 0 after --help, 2 for a
+ * usage error, 3 when it ran out of memory (-2). */
+static inline int cli_parse_exit(int pr) { return pr > 0 ? 0 : pr == -2 ? 3 : 2; }
 
 /* Reads a list of paths, one per line (no trailing newline or CR kept,
  * empty lines skipped), from FILE or from stdin when path is "-". Appends to

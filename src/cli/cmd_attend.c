@@ -55,14 +55,18 @@ static int strset_has(const strset *s, const char *x) {
     return 0;
 }
 
-static void strset_add(strset *s, const char *x) {
+/* 0, or -1 out of memory (the set unchanged) */
+static int strset_add(strset *s, const char *x) {
     if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        char **g = realloc(s->v, sizeof *g * s->cap);
-        if (!g) abort();
-        s->v = g;
+        int cap = s->cap ? 2 * s->cap : 64;
+        char **g = realloc(s->v, sizeof *g * (size_t)cap);
+        if (!g) return -1;
+        s->v = g, s->cap = cap;
     }
-    if (!(s->v[s->n++] = strdup(x))) abort();
+    char *copy = strdup(x);
+    if (!copy) return -1;
+    s->v[s->n++] = copy;
+    return 0;
 }
 
 static void strset_free(strset *s) {
@@ -85,8 +89,10 @@ static int plan(const imcap_result *r, const char *stem, strset *names) {
         else snprintf(suffix, sizeof suffix, "%s", k == h->n_tokens ? "_sheet.png" : ".html");
         b.len = 0;
         imcap_buf_printf(&b, "%s%s", stem, suffix);
-        if (b.oom) break;
-        strset_add(names, b.s);
+        if (b.oom || strset_add(names, b.s) != 0) {
+            b.oom = 1;
+            break;
+        }
     }
     int oom = b.oom;
     imcap_buf_free(&b);
@@ -94,32 +100,40 @@ static int plan(const imcap_result *r, const char *stem, strset *names) {
 }
 
 /* A stem for this image whose files clash neither with files written
- * earlier in this run nor with any input image. */
-static void choose_stem(const char *path, const imcap_result *r, const char *outdir, strset *written,
-                        const file_id *inputs, int n_inputs, char *stem, size_t cap) {
+ * earlier in this run nor with any input image. 0, or -1 out of memory. */
+static int choose_stem(const char *path, const imcap_result *r, const char *outdir, strset *written,
+                       const file_id *inputs, int n_inputs, char *stem, size_t cap) {
     char base[IMCAP_NAME_MAX + 1];
     imcap_render_stem(path, base, sizeof base);
     for (int attempt = 1;; attempt++) {
         if (attempt == 1) snprintf(stem, cap, "%s", base);
         else snprintf(stem, cap, "%s-%d", base, attempt);
         strset names = {0};
-        plan(r, stem, &names);
-        int clash = 0;
+        if (plan(r, stem, &names) != 0) {
+            strset_free(&names);
+            return -1;
+        }
+        int clash = 0, oom = 0;
         imcap_buf full = {0};
         for (int i = 0; i < names.n && !clash; i++) {
             if (strset_has(written, names.v[i])) clash = 1;
             full.len = 0;
             imcap_buf_printf(&full, "%s/%s", outdir, names.v[i]);
             struct stat st;
-            if (!clash && !full.oom && stat(full.s, &st) == 0)
+            if (full.oom) {
+                oom = 1;
+                break;
+            }
+            if (!clash && stat(full.s, &st) == 0)
                 for (int j = 0; j < n_inputs; j++)
                     if (inputs[j].dev == st.st_dev && inputs[j].ino == st.st_ino) clash = 1;
         }
         imcap_buf_free(&full);
-        if (!clash)
-            for (int i = 0; i < names.n; i++) strset_add(written, names.v[i]);
+        if (!clash && !oom)
+            for (int i = 0; i < names.n && !oom; i++) oom = strset_add(written, names.v[i]) != 0;
         strset_free(&names);
-        if (!clash) return;
+        if (oom) return -1;
+        if (!clash) return 0;
     }
 }
 
@@ -143,7 +157,7 @@ int run_attend(int argc, char **argv) {
         CLI_END,
     };
     int pr = cli_parse("attend", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     ro.alpha = (float)alpha;
     if (colormap && imcap_colormap_parse(colormap, &ro.colormap)) {
         fprintf(stderr, "imcap attend: --colormap: '%s' is not viridis, inferno or jet\n", colormap);
@@ -152,7 +166,7 @@ int run_attend(int argc, char **argv) {
     }
     int n = argc - first;
     char **images = calloc((size_t)n + 1, sizeof *images);
-    if (!images) return EXIT_FATAL;
+    if (!images) { fprintf(stderr, "imcap attend: out of memory\n"); return EXIT_FATAL; }
     for (int i = 0; i < n; i++) images[i] = argv[first + i];
     if (!outdir) {
         fprintf(stderr, "imcap attend: -o OUTDIR is required\n");
@@ -205,12 +219,18 @@ int run_attend(int argc, char **argv) {
             fprintf(stderr, "imcap attend: %s: %s\n", images[i], err.msg);
         } else {
             char stem[IMCAP_NAME_MAX + 16];
-            choose_stem(images[i], r, outdir, &written, ids, n_ids, stem, sizeof stem);
-            s = imcap_render_write(&img, r, outdir, stem, images[i], &ro, IMCAP_RENDER_ALL, &err);
+            if (choose_stem(images[i], r, outdir, &written, ids, n_ids, stem, sizeof stem) != 0)
+                s = imcap_fail(&err, IMCAP_E_NOMEM, "out of memory choosing the output names");
+            else s = imcap_render_write(&img, r, outdir, stem, images[i], &ro, IMCAP_RENDER_ALL, &err);
             if (s) fprintf(stderr, "imcap attend: %s: %s\n", images[i], err.msg);
             else {
                 char *viewer = imcap_path_join(outdir, stem, ".html");
-                printf("%s\t%s\t%s\n", images[i], r->hyps[0].text, viewer ? viewer : stem);
+                if (!viewer) {
+                    s = IMCAP_E_NOMEM;
+                    fprintf(stderr, "imcap attend: %s: out of memory\n", images[i]);
+                } else {
+                    printf("%s\t%s\t%s\n", images[i], r->hyps[0].text, viewer);
+                }
                 free(viewer);
                 fflush(stdout);
                 cli_warn_domain("attend", images[i], r->in_domain, r->domain_score);

@@ -148,6 +148,7 @@ typedef struct {
     int done;       /* 0 waiting, 1 record ready, 2 record of a failed image */
     double t0;      /* when the image was taken */
     imcap_buf rec;
+    char why[1400]; /* a failed image: the message, for stderr too */
 } slot;
 
 /* ------------------------------------------------------------ progress */
@@ -182,7 +183,7 @@ static void progress(batch *b, int final) {
  * Rendering (overlays, viewer, thumbnail) decodes the image again, so that
  * no decoded image is held while it waits in the decoding block. */
 static void make_record(const batch *b, const bw_item *it, const imcap_result *res, const char *fail, double t0,
-                        imcap_buf *rec, int *failed) {
+                        imcap_buf *rec, int *failed, char why[1400]) {
     bw_record r = {.path = it->path, .in_domain = -1};
     imcap_error err;
     imcap_image img = {0};
@@ -220,6 +221,7 @@ static void make_record(const batch *b, const bw_item *it, const imcap_result *r
     rec->len = 0;
     bw_write_record(rec, b->fmt, b->timing, b->domain, &r);
     *failed = r.error != NULL;
+    if (r.error) snprintf(why, 1400, "%s", r.error);
     imcap_image_free(&img);
 }
 
@@ -306,7 +308,7 @@ static void run_done(void *vctx, size_t k, imcap_result *res, imcap_status st, c
         else snprintf(msg, sizeof msg, "%s: %s", it->path, err->msg), fail = msg;
     }
     int failed;
-    make_record(c->b, it, res, fail, sl->t0, &sl->rec, &failed);
+    make_record(c->b, it, res, fail, sl->t0, &sl->rec, &failed, sl->why);
     sl->done = failed ? 2 : 1;
     imcap_result_free(res);
 }
@@ -314,6 +316,9 @@ static void run_done(void *vctx, size_t k, imcap_result *res, imcap_status st, c
 static void run_emit(void *vctx, size_t k) {
     run_ctx *c = vctx;
     slot *sl = &c->slots[k % c->window];
+    /* a failed image is a record and, like every error, a line on stderr
+     * (-q silences progress and the summary, not errors) */
+    if (sl->done == 2) fprintf(stderr, "imcap batch: %s\n", sl->why);
     emit(c->b, c->b->todo[k], &sl->rec, sl->done == 2);
     sl->done = 0;
 }
@@ -758,7 +763,7 @@ int run_batch(int argc, char **argv) {
         CLI_END,
     };
     int pr = cli_parse("batch", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     if (no_timing) B.timing = 0;
     if (out) B.out_path = strcmp(out, "-") ? out : NULL;
     const char *empty = out && !*out ? "-o" : fmt_name && !*fmt_name ? "--format" : B.overlays && !*B.overlays ? "--overlays"
@@ -778,7 +783,7 @@ int run_batch(int argc, char **argv) {
     if (files_from && cli_read_list("batch", files_from, &listed, &n_listed) != 0) return EXIT_USAGE;
     int n_inputs = argc - first + n_listed;
     char **inputs = calloc((size_t)n_inputs + 1, sizeof *inputs);
-    if (!inputs) return EXIT_FATAL;
+    if (!inputs) { fprintf(stderr, "imcap batch: out of memory\n"); return EXIT_FATAL; }
     for (int i = first; i < argc; i++) inputs[i - first] = argv[i];
     for (int i = 0; i < n_listed; i++) inputs[argc - first + i] = listed[i];
     free(listed); /* the strings live on in inputs, for the rest of the process */

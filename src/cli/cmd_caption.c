@@ -177,7 +177,7 @@ int run_caption(int argc, char **argv) {
         CLI_END,
     };
     int first = 0, pr = cli_parse("caption", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     if (norm_given) opt.length_norm = 1, opt.length_alpha = (float)alpha;
     /* the images: the arguments, then --files-from's lines */
     char **listed = NULL;

@@ -290,7 +290,7 @@ int run_eval(int argc, char **argv) {
         CLI_END,
     };
     int pr = cli_parse("eval", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     if (first < argc) {
         fprintf(stderr, "imcap eval: unexpected argument '%s' (the data set is --data D.json)\n", argv[first]);
         usage(stderr);

@@ -22,7 +22,7 @@ int run_export(int argc, char **argv) {
     int first = 0;
     const cli_opt opts[] = {CLI_OPT_OUTPUT(&out), CLI_OPT_QUIET(&quiet), CLI_END};
     int pr = cli_parse("export", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     if (argc - first > 1) {
         fprintf(stderr, "imcap export: one checkpoint at a time ('%s' and '%s')\n", argv[first], argv[first + 1]);
         return EXIT_USAGE;

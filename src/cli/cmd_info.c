@@ -16,7 +16,8 @@ static void usage(FILE *f) {
                "encoder_flops, decoder_flops_per_token, domain, metadata).\n");
 }
 
-static void info_json(const char *path, const imcap_model *m, const imcap_model_info *in) {
+/* 0, or -1 out of memory (after saying so) */
+static int info_json(const char *path, const imcap_model *m, const imcap_model_info *in) {
     imcap_buf b = {0};
     imcap_buf_append(&b, "{\"path\": ", 9);
     imcap_buf_json_string(&b, path);
@@ -41,9 +42,11 @@ static void info_json(const char *path, const imcap_model *m, const imcap_model_
         imcap_buf_json_string(&b, m->meta[i].value);
     }
     imcap_buf_append(&b, "}}\n", 3);
-    if (b.oom) fprintf(stderr, "imcap info: out of memory\n");
+    int oom = b.oom;
+    if (oom) fprintf(stderr, "imcap info: out of memory\n");
     else fwrite(b.s, 1, b.len, stdout);
     imcap_buf_free(&b);
+    return oom ? -1 : 0;
 }
 
 int run_info(int argc, char **argv) {
@@ -51,7 +54,7 @@ int run_info(int argc, char **argv) {
     int json = 0, first = 0;
     const cli_opt opts[] = {CLI_OPT_MODEL(&path), CLI_OPT_JSON(&json), CLI_END};
     int pr = cli_parse("info", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     if (argc - first > 1 || (path && argc - first == 1)) {
         fprintf(stderr, "imcap info: one model at a time\n");
         return EXIT_USAGE;
@@ -64,9 +67,9 @@ int run_info(int argc, char **argv) {
     imcap_model_info in;
     imcap_model_get_info(m, &in);
     if (json) {
-        info_json(shown, m, &in);
+        int rc = info_json(shown, m, &in) == 0 ? EXIT_ALL_OK : EXIT_FATAL;
         imcap_model_free(m);
-        return EXIT_ALL_OK;
+        return rc;
     }
     printf("model:        %s\n", shown);
     printf("format:       %d\n", in.format);

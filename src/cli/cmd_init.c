@@ -100,7 +100,7 @@ int run_init(int argc, char **argv) {
         CLI_END,
     };
     int pr = cli_parse("init", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     if (first < argc) {
         fprintf(stderr, "imcap init: unexpected argument '%s'\n", argv[first]);
         usage(stderr);

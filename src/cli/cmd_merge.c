@@ -77,7 +77,7 @@ int run_merge(int argc, char **argv) {
         CLI_END,
     };
     int pr = cli_parse("merge", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     if (html && !*html) {
         fprintf(stderr, "imcap merge: --html needs a folder\n");
         return EXIT_USAGE;
@@ -98,7 +98,7 @@ int run_merge(int argc, char **argv) {
 
     /* OUT must not be an input, and no input may be given twice. */
     bw_fileid *ids = calloc((size_t)k + 1, sizeof *ids);
-    if (!ids) return EXIT_FATAL;
+    if (!ids) { fprintf(stderr, "imcap merge: out of memory\n"); return EXIT_FATAL; }
     int have_out = out_path && bw_fileid_of(out_path, &ids[k]) == 0;
     for (int i = 0; i < k; i++) {
         size_t len = strlen(names[i]);

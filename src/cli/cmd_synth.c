@@ -66,7 +66,7 @@ int run_synth(int argc, char **argv) {
         CLI_END,
     };
     int pr = cli_parse("synth", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     if (first < argc) {
         fprintf(stderr, "imcap synth: unexpected argument '%s' (the folder is -o DIR)\n", argv[first]);
         return EXIT_USAGE;

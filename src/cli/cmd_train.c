@@ -212,7 +212,7 @@ int run_train(int argc, char **argv) {
         CLI_END,
     };
     int pr = cli_parse("train", argc, argv, opts, usage, &first);
-    if (pr) return pr > 0 ? EXIT_ALL_OK : EXIT_USAGE;
+    if (pr) return cli_parse_exit(pr);
     if (first < argc) {
         fprintf(stderr, "imcap train: unexpected argument '%s'\n", argv[first]);
         usage(stderr);

@@ -93,9 +93,16 @@ imcap_status imcap_model_create(const imcap_config *cfg, const imcap_vocab *voca
     m->config_json = imcap_config_to_json(cfg);
     m->vocab.words = calloc((size_t)vocab->n, sizeof(char *));
     m->meta = calloc(1, sizeof *m->meta);
-    if (!m->vocab.words || !m->meta) { imcap_model_free(m); return imcap_fail(err, IMCAP_E_NOMEM, "out of memory"); }
-    for (int i = 0; i < vocab->n; i++) m->vocab.words[i] = strdup(vocab->words[i]);
+    if (!m->vocab.words || !m->meta || !m->config_json) {
+        imcap_model_free(m);
+        return imcap_fail(err, IMCAP_E_NOMEM, "out of memory");
+    }
     m->vocab.n = vocab->n;
+    for (int i = 0; i < vocab->n; i++)
+        if (!(m->vocab.words[i] = strdup(vocab->words[i]))) {
+            imcap_model_free(m);
+            return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the vocabulary");
+        }
     imcap_param_table_build(cfg, vocab->n, &m->tab);
     m->block = imcap_aligned_alloc(m->tab.total * sizeof(float));
     if (!m->block) { imcap_model_free(m); return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for %zu parameters", m->tab.total); }
@@ -174,8 +181,12 @@ imcap_status imcap_model_set_metadata(imcap_model *m, const char *key, const cha
     imcap_meta_entry *nm = realloc(m->meta, (size_t)(m->n_meta + 1) * sizeof *nm);
     if (!nm) return IMCAP_E_NOMEM;
     m->meta = nm;
-    m->meta[m->n_meta].key = strdup(key);
-    m->meta[m->n_meta].value = strdup(value);
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k), free(v);
+        return IMCAP_E_NOMEM;
+    }
+    m->meta[m->n_meta].key = k, m->meta[m->n_meta].value = v;
     m->n_meta++;
     return IMCAP_OK;
 }

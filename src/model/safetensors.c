@@ -52,8 +52,12 @@ static imcap_status read_metadata(const cJSON *md, const char *where, imcap_mode
         if (strncmp(c->string, "imcap.", 6) == 0 &&
             (!strcmp(c->string, "imcap.format") || !strcmp(c->string, "imcap.config") || !strcmp(c->string, "imcap.vocab")))
             continue;
-        m->meta[m->n_meta].key = strdup(c->string);
-        m->meta[m->n_meta].value = strdup(c->valuestring);
+        char *k = strdup(c->string), *v = strdup(c->valuestring);
+        if (!k || !v) {
+            free(k), free(v);
+            return imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", where);
+        }
+        m->meta[m->n_meta].key = k, m->meta[m->n_meta].value = v;
         m->n_meta++;
     }
     return IMCAP_OK;

@@ -112,7 +112,7 @@ int imcap_text_width(const imcap_font *f, float px, const char *utf8);
 void imcap_text_draw(const imcap_font *f, float px, const char *utf8, imcap_image *dst, int x, int y,
                      const unsigned char rgb[3]);
 /* text, or its longest prefix of whole characters followed by "…", that is
- * at most max_w wide (malloc'd). */
+ * at most max_w wide (malloc'd); NULL only when out of memory. */
 char *imcap_text_fit(const imcap_font *f, float px, const char *utf8, int max_w);
 /* Greedy word wrap at spaces into lines at most max_w wide (a word wider
  * than max_w is cut with "…"). Returns the line count; *lines is a malloc'd

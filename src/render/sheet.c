@@ -91,9 +91,14 @@ imcap_status imcap_render_sheet(const imcap_image *img, const imcap_result *r, i
     snprintf(sub, sizeof sub, "%sscore %.3f (sum of log-probs) \xC2\xB7 %s \xC2\xB7 colour map %s, alpha %.2f", dom,
              hy->score, hy->finished ? "finished" : "unfinished", imcap_colormap_name(o->colormap),
              (double)o->alpha);
+    /* imcap_text_fit is NULL only out of memory: a sheet with a label
+     * missing must not be written as if whole */
     char *sub_fit = imcap_text_fit(font, o->label_px, sub, W - 2 * margin);
-    if (sub_fit)
-        imcap_text_draw(font, o->label_px, sub_fit, out, margin, margin + n_title * title_lh + label_asc, muted);
+    if (!sub_fit) {
+        s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory for the contact sheet's labels");
+        goto done;
+    }
+    imcap_text_draw(font, o->label_px, sub_fit, out, margin, margin + n_title * title_lh + label_asc, muted);
     free(sub_fit);
     size_t L = (size_t)r->grid_h * r->grid_w;
     for (int t = 0; t < n; t++) {
@@ -110,7 +115,11 @@ imcap_status imcap_render_sheet(const imcap_image *img, const imcap_result *r, i
         int base = y + th + pad + label_asc;
         if (t == 0) {
             char *lab = imcap_text_fit(font, o->label_px, "original", tw);
-            if (lab) imcap_text_draw(font, o->label_px, lab, out, x, base, muted);
+            if (!lab) {
+                s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory for the contact sheet's labels");
+                goto done;
+            }
+            imcap_text_draw(font, o->label_px, lab, out, x, base, muted);
             free(lab);
         } else {
             char prob[32];
@@ -122,7 +131,11 @@ imcap_status imcap_render_sheet(const imcap_image *img, const imcap_result *r, i
                 pw = -1;
             }
             char *word = imcap_text_fit(font, o->label_px, hy->words[t - 1] ? hy->words[t - 1] : "", room);
-            if (word) imcap_text_draw(font, o->label_px, word, out, x, base, ink);
+            if (!word) {
+                s = imcap_fail(err, IMCAP_E_NOMEM, "render: out of memory for the contact sheet's labels");
+                goto done;
+            }
+            imcap_text_draw(font, o->label_px, word, out, x, base, ink);
             free(word);
             if (pw >= 0) imcap_text_draw(font, o->label_px, prob, out, x + tw - pw, base, muted);
         }
