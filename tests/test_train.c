@@ -358,3 +358,30 @@ Test(train, warns_on_warmup_and_small_data) {
     cr_expect(strstr(err, "fewer than one batch of 4096"), "%s", err);
     free(err);
 }
+
+/* Training's validation and `imcap eval` share one scoring loop: the BLEU-4
+ * recorded with the best model is what eval reports for that model on the
+ * same val images, greedy. */
+Test(train, validation_scores_are_evals) {
+    const char *dir = tu_tmpdir("train_val_eval");
+    make_flickr_fixture(dir, 24);
+    char extra[4200], cmd[12000], path[4200], *err = NULL, *out = NULL;
+    snprintf(extra, sizeof extra, "--max-steps 20 -o '%s/m.safetensors'", dir);
+    cr_assert_eq(tu_run(train_cmd(dir, extra), NULL, &err), 0, "%s", err);
+    free(err);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    char *val = model_meta(path, "imcap.train.val");
+    const char *b = val ? strstr(val, "BLEU-4 ") : NULL;
+    cr_assert(b, "no BLEU-4 in the model's metadata: %s", val ? val : "(none)");
+    double trained = atof(b + 7);
+    snprintf(cmd, sizeof cmd,
+             "'%s' eval --json -m '%s' --data '%s/dataset_flickr8k.json' --images '%s/Flicker8k_Dataset' --split val "
+             "--beam 1",
+             tu_exe(), path, dir, dir);
+    cr_assert_eq(tu_run(cmd, &out, &err), 0, "%s", err);
+    const char *e = strstr(out, "\"Bleu_4\": ");
+    cr_assert(e, "%s", out);
+    double evaluated = atof(e + 10);
+    cr_expect(fabs(evaluated - trained) < 0.00005, "validation said BLEU-4 %.4f, eval says %.6f", trained, evaluated);
+    free(val), free(out), free(err);
+}

@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "eval/metrics.h"
 #include "eval/objects.h"
+#include "eval/score.h"
 #include "util/util.h"
 #include "util/json.h"
 
@@ -268,6 +269,17 @@ static char *dirname_of(const char *path) {
     return d;
 }
 
+/* What imcap_score_split left out, on stderr with the image named. */
+typedef struct {
+    const char *data_path;
+    const imcap_scored *sc;
+} eval_note_ctx;
+
+static void eval_note(void *ctx, int i, const char *why) {
+    const eval_note_ctx *c = ctx;
+    fprintf(stderr, "imcap eval: %s: image %s (%s): %s\n", c->data_path, c->sc[i].im->id, c->sc[i].im->filename, why);
+}
+
 int run_eval(int argc, char **argv) {
     const char *model_path = NULL, *data_path = NULL, *images_dir = NULL, *split_name = "test";
     const char *results_path = NULL, *out_dir = NULL;
@@ -388,69 +400,31 @@ int run_eval(int argc, char **argv) {
             }
     }
 
-    /* scoring, in the data set's order */
+    /* scoring, in the data set's order: the loop training's validation uses too */
     {
-        imcap_eval_item *items = calloc((size_t)(n ? n : 1), sizeof *items);
-        imcap_words *refs = NULL;
-        size_t n_ref_total = 0;
-        for (int i = 0; i < n; i++) n_ref_total += (size_t)ents[i].im->n_sentences;
-        refs = calloc(n_ref_total ? n_ref_total : 1, sizeof *refs);
-        if (!items || !refs) {
+        imcap_scored *sc = calloc((size_t)(n ? n : 1), sizeof *sc);
+        if (!sc) {
             fprintf(stderr, "imcap eval: out of memory\n");
-            free(items), free(refs);
             status = EXIT_FATAL;
             goto done;
         }
-        int ni = 0;
-        size_t rk = 0;
         for (int i = 0; i < n; i++) {
             const entry *e = &ents[i];
-            if (!e->has_caption) continue;
-            if (e->im->n_sentences == 0) {
-                fprintf(stderr, "imcap eval: %s: image %s (%s) has no reference caption; not scored\n", data_path,
-                        e->im->id, e->im->filename);
-                rep.n_no_refs++;
-                continue;
-            }
-            items[ni].cand = (imcap_words){e->n_toks, (const char *const *)e->toks};
-            items[ni].n_refs = e->im->n_sentences;
-            items[ni].refs = &refs[rk];
-            for (int k = 0; k < e->im->n_sentences; k++)
-                refs[rk++] = (imcap_words){e->im->sentences[k].n_tokens, (const char *const *)e->im->sentences[k].tokens};
-            ni++;
+            sc[i] = (imcap_scored){e->im, e->has_caption ? e->caption : NULL, e->n_words, (const char *const *)e->words,
+                                   e->attention, e->grid_h, e->grid_w};
         }
-        rep.n_scored = ni;
-        if (ni > 0) {
-            if (imcap_caption_scores_compute(items, ni, &rep.scores, &err) != IMCAP_OK) {
-                fprintf(stderr, "imcap eval: %s\n", err.msg);
-                free(items), free(refs);
-                status = EXIT_FATAL;
-                goto done;
-            }
-            rep.have_scores = 1;
+        imcap_split_scores ss;
+        eval_note_ctx nc = {data_path, sc};
+        imcap_status st = imcap_score_split(sc, n, eval_note, &nc, &ss, &err);
+        free(sc);
+        if (st != IMCAP_OK) {
+            fprintf(stderr, "imcap eval: %s\n", err.msg);
+            status = EXIT_FATAL;
+            goto done;
         }
-        free(items);
-        free(refs);
-    }
-
-    if (annotated) {
-        imcap_object_stats st;
-        memset(&st, 0, sizeof st);
-        for (int i = 0; i < n; i++) {
-            const entry *e = &ents[i];
-            if (!e->has_caption || !e->im->objects_json) continue;
-            imcap_scene scene;
-            if (imcap_scene_from_json(e->im->objects_json, &scene, &err) != IMCAP_OK) {
-                fprintf(stderr, "imcap eval: %s: image %s (%s): %s; its objects are not scored\n", data_path,
-                        e->im->id, e->im->filename, err.msg);
-                continue;
-            }
-            imcap_object_stats_add(&st, &scene, e->n_words, (const char *const *)e->words, e->attention, e->grid_h,
-                                   e->grid_w);
-            rep.object_images++;
-        }
-        imcap_object_stats_summary(&st, &rep.objects);
-        rep.have_objects = 1;
+        rep.n_scored = ss.n_scored, rep.n_no_refs = ss.n_no_refs;
+        rep.have_scores = ss.have_scores, rep.scores = ss.scores;
+        rep.have_objects = ss.have_objects || annotated, rep.objects = ss.objects, rep.object_images = ss.object_images;
     }
 
     char *table = json ? imcap_eval_report_json(&rep) : imcap_eval_report_table(&rep);

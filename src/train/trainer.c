@@ -8,6 +8,7 @@
 #include "decode/decode.h"
 #include "eval/metrics.h"
 #include "eval/objects.h"
+#include "eval/score.h"
 #include "calibrate.h"
 #include "train.h"
 
@@ -181,15 +182,10 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
         free(imgs);
         return IMCAP_OK;
     }
-    int nrefs = 0;
-    for (int k = 0; k < ni; k++) nrefs += ds->images[imgs[k]].n_sentences;
     imcap_result **res = calloc((size_t)ni, sizeof *res);
-    imcap_eval_item *items = calloc((size_t)ni, sizeof *items);
-    imcap_words *refs_all = calloc((size_t)nrefs, sizeof *refs_all);
-    char ***cand = calloc((size_t)ni, sizeof *cand);
-    int *ncand = calloc((size_t)ni, sizeof *ncand);
-    if (!res || !items || !refs_all || !cand || !ncand) {
-        free(res), free(items), free(refs_all), free(cand), free(ncand), free(imgs);
+    imcap_scored *sc = calloc((size_t)ni, sizeof *sc);
+    if (!res || !sc) {
+        free(res), free(sc), free(imgs);
         return imcap_fail(err, IMCAP_E_NOMEM, "validation: out of memory");
     }
     imcap_options copt;
@@ -200,51 +196,25 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
     imcap_error me;
     /* a failure leaves its res[k] NULL: it is left out of the scores */
     imcap_caption_many(m, (size_t)ni, &copt, 32, p->pool.nthreads, &io, NULL, &me);
-    imcap_status s = IMCAP_OK;
-    imcap_object_stats os = {0};
-    int have_objects = 0, r0 = 0, nitems = 0;
     for (int k = 0; k < ni; k++) {
-        const imcap_data_image *di = &ds->images[imgs[k]];
+        sc[k].im = &ds->images[imgs[k]];
         if (!res[k]) continue;
         const imcap_hypothesis *h = &res[k]->hyps[0];
-        int nw = h->n_tokens - (h->finished ? 1 : 0);
-        /* the caption text tokenised as `imcap eval` does, so the score that
-         * picks the best model is the one eval reports */
-        int nc = imcap_tokenize(h->text, &cand[k]);
-        ncand[k] = nc > 0 ? nc : 0;
-        items[nitems].cand.n = ncand[k];
-        static const char *const no_words[1] = {""};
-        items[nitems].cand.w = cand[k] ? (const char *const *)cand[k] : no_words; /* an empty caption */
-        items[nitems].refs = refs_all + r0;
-        items[nitems].n_refs = di->n_sentences;
-        for (int j = 0; j < di->n_sentences; j++) {
-            refs_all[r0 + j].n = di->sentences[j].n_tokens;
-            refs_all[r0 + j].w = (const char *const *)di->sentences[j].tokens;
-        }
-        r0 += di->n_sentences;
-        nitems++;
-        if (di->objects_json) {
-            imcap_scene scene;
-            imcap_error e;
-            if (imcap_scene_from_json(di->objects_json, &scene, &e) == IMCAP_OK) {
-                have_objects = 1;
-                imcap_object_stats_add(&os, &scene, nw, (const char *const *)h->words, h->attention, res[k]->grid_h,
-                                       res[k]->grid_w);
-            }
-        }
+        sc[k].caption = h->text;
+        sc[k].n_words = h->n_tokens - (h->finished && h->n_tokens > 0 ? 1 : 0);
+        sc[k].words = (const char *const *)h->words;
+        sc[k].attention = h->attention, sc[k].grid_h = res[k]->grid_h, sc[k].grid_w = res[k]->grid_w;
     }
-    if (nitems > 0) {
-        imcap_caption_scores sc;
-        if ((s = imcap_caption_scores_compute(items, nitems, &sc, err)) == IMCAP_OK) {
-            rep->bleu4 = sc.bleu.bleu[3];
-            rep->cider = sc.cider_d;
-        }
-    }
+    /* the scoring `imcap eval` does, so the score that picks the best model
+     * is the one eval reports */
+    imcap_split_scores ss;
+    imcap_status s = imcap_score_split(sc, ni, NULL, NULL, &ss, err);
+    if (s == IMCAP_OK && ss.have_scores) rep->bleu4 = ss.scores.bleu.bleu[3], rep->cider = ss.scores.cider_d;
+    int have_objects = s == IMCAP_OK && ss.object_images > 0;
     rep->have_objects = have_objects;
     if (have_objects) {
-        imcap_object_summary sum;
-        imcap_object_stats_summary(&os, &sum);
-        rep->f1 = sum.f1, rep->pointing = sum.pointing, rep->mass = sum.mass, rep->relations = sum.relations;
+        const imcap_object_summary *sum = &ss.objects;
+        rep->f1 = sum->f1, rep->pointing = sum->pointing, rep->mass = sum->mass, rep->relations = sum->relations;
     }
     switch (o->select) {
     case IMCAP_SELECT_BLEU4: rep->score = rep->bleu4; break;
@@ -253,11 +223,8 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
     case IMCAP_SELECT_AUTO: rep->score = have_objects ? (rep->f1 + rep->pointing) / 2 : rep->bleu4; break;
     default: rep->score = -rep->val_loss;
     }
-    for (int k = 0; k < ni; k++) {
-        imcap_tokens_free(cand[k], ncand[k]);
-        imcap_result_free(res[k]);
-    }
-    free(res), free(items), free(refs_all), free(cand), free(ncand), free(imgs);
+    for (int k = 0; k < ni; k++) imcap_result_free(res[k]);
+    free(res), free(sc), free(imgs);
     return s;
 }
 
