@@ -283,6 +283,53 @@ IMCAP_API imcap_status imcap_caption_trace(const imcap_model *m, const imcap_ima
                                            const imcap_options *opt, const char *trace_path,
                                            imcap_result **out, imcap_error *err);
 
+/* ---------------------------------------------------------------- rendering
+ *
+ * Where the model looked, as files: one overlay PNG per word (its attention
+ * map scaled to its maximum, upsampled bilinearly, coloured and blended over
+ * the image), a contact sheet, and an offline HTML viewer. What `imcap
+ * attend` and `imcap batch --overlays/--html` write. */
+
+typedef enum { IMCAP_CMAP_VIRIDIS = 0, IMCAP_CMAP_INFERNO, IMCAP_CMAP_JET } imcap_colormap;
+
+typedef struct {
+    imcap_colormap colormap; /* default viridis */
+    float alpha;             /* weight of the colour in the blend, [0, 1]; default 0.6 */
+    int max_side;            /* overlays and the viewer: the image is scaled down
+                                so that its longer side is at most this (0: never);
+                                default 512. The viewer also enlarges images whose
+                                longer side is under 384 px to 384. */
+    int tile_side;           /* contact sheet: each tile fits in tile_side^2; default 224 */
+    float label_px;          /* contact sheet: label text height in pixels; default 15 */
+    float title_px;          /* contact sheet: caption text height; default 20 */
+    int html_jpeg_quality;   /* viewer: images inlined as JPEG of this quality
+                                (1..100; default 90), or as PNG when 0 */
+} imcap_render_options;
+
+IMCAP_API void imcap_render_options_default(imcap_render_options *o);
+
+enum {
+    IMCAP_RENDER_OVERLAYS = 1, /* <stem>_<NN>_<word>.png per token of hyps[0] */
+    IMCAP_RENDER_SHEET = 2,    /* <stem>_sheet.png */
+    IMCAP_RENDER_HTML = 4,     /* <stem>.html */
+    IMCAP_RENDER_ALL = 7,
+};
+
+/* Writes the outputs selected by what into outdir (which must exist), each
+ * atomically: NN is the token index from 00 (two digits, more past 99), word
+ * reduced to letters, digits, '-', '_' and '.' (anything else '_', 48 bytes
+ * at most); stem is used as given (pass imcap_render_stem's, made unique by
+ * the caller). title: the viewer page's
+ * heading (the image's path, say). img is the decoded image at its own
+ * resolution, r its result. */
+IMCAP_API imcap_status imcap_render_write(const imcap_image *img, const imcap_result *r, const char *outdir,
+                                          const char *stem, const char *title, const imcap_render_options *o,
+                                          int what, imcap_error *err);
+
+/* The sanitised stem of a path: its last component without the last
+ * extension ("dir/My photo (1).JPG" -> "My_photo_1"); fallback "image". */
+IMCAP_API size_t imcap_render_stem(const char *path, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,7 +34,9 @@ declared=$(grep -c '^IMCAP_API' include/imcap.h)
 [ "$exported" -eq "$declared" ] || fail "libimcap.so exports $exported functions, include/imcap.h declares $declared"
 model=$(find "$root" -name default.safetensors | head -1)
 [ -n "$model" ] || fail "no model installed"
-got=$(LD_LIBRARY_PATH=$(dirname "$lib") "$stage/consumer" "$model" samples/scene_00.png) || fail "the consumer failed"
+mkdir -p "$stage/render"
+got=$(LD_LIBRARY_PATH=$(dirname "$lib") "$stage/consumer" "$model" samples/scene_00.png "$stage/render") || fail "the consumer failed"
+[ -s "$stage/render/scene_00.html" ] && [ -s "$stage/render/scene_00_sheet.png" ] || fail "the consumer's rendering wrote no viewer or sheet"
 want=$("$root/bin/imcap" caption --model "$model" samples/scene_00.png) || fail "the installed CLI failed"
 [ "$got" = "$want" ] || fail "the library says '$got', the CLI '$want'"
 [ -f "$root/share/man/man1/imcap.1" ] || fail "no man page at share/man/man1/imcap.1"
@@ -45,4 +47,4 @@ words=$(bash -c 'source "$1"; PATH=$(dirname "$2"):$PATH; COMP_WORDS=(imcap cap)
   "$root/share/bash-completion/completions/imcap" "$root/bin/imcap")
 grep -q '^caption$' <<<"$(head -1 <<<"$words")" || fail "completion of 'imcap cap' gave: $(head -1 <<<"$words")"
 grep -q -- '--beam' <<<"$(tail -1 <<<"$words")" || fail "completion of 'imcap caption --be' gave: $(tail -1 <<<"$words")"
-echo "install_check: pkg-config, libimcap.so.1 ($exported functions), consumer = CLI ('$got'), man page, completion: ok"
+echo "install_check: pkg-config, libimcap.so.1 ($exported functions), consumer = CLI ('$got') and renders, man page, completion: ok"

@@ -27,8 +27,6 @@
 
 /* ---------------------------------------------------------------- colour maps */
 
-typedef enum { IMCAP_CMAP_VIRIDIS = 0, IMCAP_CMAP_INFERNO, IMCAP_CMAP_JET } imcap_colormap;
-
 /* "viridis", "inferno", "jet" -> *out; returns 0, or -1 for an unknown name. */
 int imcap_colormap_parse(const char *name, imcap_colormap *out);
 const char *imcap_colormap_name(imcap_colormap c);
@@ -55,21 +53,7 @@ int imcap_render_upsample(const float *grid, int gh, int gw, float *out, int w, 
 
 /* ---------------------------------------------------------------- options */
 
-typedef struct {
-    imcap_colormap colormap; /* default viridis */
-    float alpha;             /* weight of the colour in the blend, [0, 1]; default 0.6 */
-    int max_side;            /* overlays and the viewer: the image is scaled down
-                                so that its longer side is at most this (0: never);
-                                default 512. The viewer also enlarges images whose
-                                longer side is under 384 px to 384. */
-    int tile_side;           /* contact sheet: each tile fits in tile_side^2; default 224 */
-    float label_px;          /* contact sheet: label text height in pixels; default 15 */
-    float title_px;          /* contact sheet: caption text height; default 20 */
-    int html_jpeg_quality;   /* viewer: images inlined as JPEG of this quality
-                                (1..100; default 90), or as PNG when 0 */
-} imcap_render_options;
-
-void imcap_render_options_default(imcap_render_options *o);
+/* imcap_render_options and imcap_render_options_default: imcap.h */
 /* Checks ranges; fills err naming the bad field. */
 imcap_status imcap_render_options_check(const imcap_render_options *o, imcap_error *err);
 
@@ -160,26 +144,11 @@ imcap_status imcap_render_html(const imcap_image *img, const imcap_result *r, co
  * Writes at most cap bytes including the NUL; returns strlen(out). */
 #define IMCAP_NAME_MAX 48
 size_t imcap_sanitize_name(const char *in, const char *fallback, char *out, size_t cap);
-/* The sanitised stem of a path: its last component without the last
- * extension ("dir/My photo (1).JPG" -> "My_photo_1"); fallback "image". */
-size_t imcap_render_stem(const char *path, char *out, size_t cap);
+/* imcap_render_stem: imcap.h */
 
 /* ---------------------------------------------------------------- files */
 
-enum {
-    IMCAP_RENDER_OVERLAYS = 1, /* <stem>_<NN>_<word>.png per token of hyps[0] */
-    IMCAP_RENDER_SHEET = 2,    /* <stem>_sheet.png */
-    IMCAP_RENDER_HTML = 4,     /* <stem>.html */
-    IMCAP_RENDER_ALL = 7,
-};
-
-/* Writes the outputs selected by what into outdir (which must exist), each
- * atomically: NN is the token index from 00 (two digits, more past 99), word
- * and stem are sanitised as above (stem is used as given: pass the result of
- * imcap_render_stem, made unique by the caller). title: see
- * imcap_render_html. img is the decoded image at its own resolution. */
-imcap_status imcap_render_write(const imcap_image *img, const imcap_result *r, const char *outdir, const char *stem,
-                                const char *title, const imcap_render_options *o, int what, imcap_error *err);
+/* imcap_render_write and its IMCAP_RENDER_* flags: imcap.h */
 
 /* "_<NN>_<word>.png": what follows the stem in the name of overlay k
  * (cap >= IMCAP_NAME_MAX + 32 always suffices). The sheet is
