@@ -1167,7 +1167,7 @@ int main(int argc, char **argv) {
             char count[16];
             snprintf(count, sizeof count, "%d", o.batch_count);
             char *synth_argv[] = {imcap, "synth", "--count", count, "--size", "64", "--seed", "1",
-                                  "--out", synth_dir, NULL};
+                                  "-o", synth_dir, NULL};
             fprintf(stderr, "  generating %d images with imcap synth ...\n", o.batch_count);
             int rc = spawn_wait(synth_argv, errf);
             if (rc) {

@@ -441,9 +441,9 @@ def main():
     try:
         # ---- images
         log(f"imcap synth: {args.verify_count} scenes (seed 7) and {args.folder_count} scenes (seed 1, 64 px)")
-        run([args.imcap, "synth", "--count", str(args.verify_count), "--seed", "7", "--out",
+        run([args.imcap, "synth", "--count", str(args.verify_count), "--seed", "7", "-o",
              os.path.join(tmp, "verify")])
-        run([args.imcap, "synth", "--count", str(args.folder_count), "--size", "64", "--seed", "1", "--out",
+        run([args.imcap, "synth", "--count", str(args.folder_count), "--size", "64", "--seed", "1", "-o",
              os.path.join(tmp, "folder")])
         vdir, fdir = os.path.join(tmp, "verify", "images"), os.path.join(tmp, "folder", "images")
         samples = sorted(os.path.join(ROOT, "samples", f) for f in os.listdir(os.path.join(ROOT, "samples"))
