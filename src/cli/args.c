@@ -115,6 +115,14 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, void 
     return rc;
 }
 
+int cli_no_positionals(const char *cmd, int argc, char **argv, int first, const char *hint, void (*usage)(FILE *)) {
+    if (first >= argc) return 0;
+    fprintf(stderr, "imcap %s: unexpected argument '%s'%s%s%s\n", cmd, argv[first], hint ? " (" : "", hint ? hint : "",
+            hint ? ")" : "");
+    if (usage) usage(stderr);
+    return -1;
+}
+
 int cli_read_list(const char *cmd, const char *path, char ***list, int *n) {
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (!f) {

@@ -49,6 +49,11 @@ typedef struct {
  * (0), argv[*first_pos .. argc) are the positional arguments in order.
  * argv is permuted in place. */
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, void (*usage)(FILE *), int *first_pos);
+/* For commands that take no positional argument: 0 when argv[first..] is
+ * empty, else -1 after a usage error naming the first one (hint, when not
+ * NULL, says where that value belongs). */
+int cli_no_positionals(const char *cmd, int argc, char **argv, int first, const char *hint, void (*usage)(FILE *));
+
 /* The exit code for cli_parse's non-zero result: 0 after --help, 2 for a
  * usage error, 3 when it ran out of memory (-2). */
 static inline int cli_parse_exit(int pr) { return pr > 0 ? 0 : pr == -2 ? 3 : 2; }

@@ -50,11 +50,7 @@ int run_calibrate(int argc, char **argv) {
     };
     int pr = cli_parse("calibrate", argc, argv, opts, usage, &first);
     if (pr) return cli_parse_exit(pr);
-    if (first < argc) {
-        fprintf(stderr, "imcap calibrate: unexpected argument '%s'\n", argv[first]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
+    if (cli_no_positionals("calibrate", argc, argv, first, NULL, usage)) return EXIT_USAGE;
     co.quantile = quantile;
     if (!data || !images || !out) {
         fprintf(stderr, "imcap calibrate: --data, --images and -o are required\n");

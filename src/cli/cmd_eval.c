@@ -303,11 +303,7 @@ int run_eval(int argc, char **argv) {
     };
     int pr = cli_parse("eval", argc, argv, opts, usage, &first);
     if (pr) return cli_parse_exit(pr);
-    if (first < argc) {
-        fprintf(stderr, "imcap eval: unexpected argument '%s' (the data set is --data D.json)\n", argv[first]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
+    if (cli_no_positionals("eval", argc, argv, first, "the data set is --data D.json", usage)) return EXIT_USAGE;
     if (!data_path) {
         fprintf(stderr, "imcap eval: --data D.json is required\n");
         usage(stderr);

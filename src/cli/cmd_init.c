@@ -101,11 +101,7 @@ int run_init(int argc, char **argv) {
     };
     int pr = cli_parse("init", argc, argv, opts, usage, &first);
     if (pr) return cli_parse_exit(pr);
-    if (first < argc) {
-        fprintf(stderr, "imcap init: unexpected argument '%s'\n", argv[first]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
+    if (cli_no_positionals("init", argc, argv, first, NULL, usage)) return EXIT_USAGE;
     int backbone = bb.arch || bb.weights;
     if (backbone && (!bb.arch || !bb.weights)) {
         fprintf(stderr, "imcap init: --backbone and --backbone-weights go together\n");

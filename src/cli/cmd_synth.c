@@ -67,10 +67,7 @@ int run_synth(int argc, char **argv) {
     };
     int pr = cli_parse("synth", argc, argv, opts, usage, &first);
     if (pr) return cli_parse_exit(pr);
-    if (first < argc) {
-        fprintf(stderr, "imcap synth: unexpected argument '%s' (the folder is -o DIR)\n", argv[first]);
-        return EXIT_USAGE;
-    }
+    if (cli_no_positionals("synth", argc, argv, first, "the folder is -o DIR", usage)) return EXIT_USAGE;
     p.count = count;
     if (seed) {
         char *end;

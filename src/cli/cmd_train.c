@@ -213,11 +213,7 @@ int run_train(int argc, char **argv) {
     };
     int pr = cli_parse("train", argc, argv, opts, usage, &first);
     if (pr) return cli_parse_exit(pr);
-    if (first < argc) {
-        fprintf(stderr, "imcap train: unexpected argument '%s'\n", argv[first]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
+    if (cli_no_positionals("train", argc, argv, first, NULL, usage)) return EXIT_USAGE;
     if (select && (o.select = imcap_select_parse(select)) < 0) {
         fprintf(stderr, "imcap train: --select: '%s' is not one of loss, bleu4, cider, f1\n", select);
         return EXIT_USAGE;
