@@ -592,6 +592,23 @@ Test(batch, shards_through_gnu_parallel_merge_to_a_single_run) {
     cr_expect_eq(imcap_in(d, &o, &e, "merge y.jsonl swapped.jsonl"), 3);
     cr_expect(strstr(e, "sorted"), "%s", e);
     free(o), free(e);
+    /* what no writer produces is refused, never copied on (regressions
+     * from mutating valid records): a NUL byte inside a number, a number
+     * that is not JSON's, a bare CR in an unquoted csv field */
+    cr_assert_eq(sh("cd '%s' && printf '{\"path\": \"a.png\", \"caption\": \"x\", \"score\": 1\\0002}\\n' > nul.jsonl && "
+                    "printf '{\"path\": \"a.png\", \"caption\": \"x\", \"score\": 1.2.3e}\\n' > num.jsonl && "
+                    "h=$(head -1 shard1.csv) && n=$(echo \"$h\" | awk -F, '{print NF}') && "
+                    "rec=\"a.png,x$(printf '\\r')y,1.5\" && for i in $(seq 4 $n); do rec=\"$rec,\"; done && "
+                    "printf '%%s\\n%%s\\n' \"$h\" \"$rec\" > cr.csv", d), 0);
+    const char *bad[3] = {"nul.jsonl", "num.jsonl", "cr.csv"};
+    for (int k = 0; k < 3; k++) {
+        cr_expect_eq(imcap_in(d, &o, &e, "merge -o z.out %s", bad[k]), 3, "%s accepted", bad[k]);
+        cr_expect(strstr(e, bad[k]), "the message does not name %s: %s", bad[k], e);
+        free(o), free(e);
+    }
+    char *zp = path2(d, "z.out");
+    cr_expect(!exists(zp), "a refused merge left its output");
+    free(zp);
 }
 
 Test(batch, gallery_and_overlays_are_escaped_and_offline) {

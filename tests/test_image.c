@@ -822,3 +822,32 @@ Test(png_fast, corrupt_data_goes_to_stb) {
     cr_expect_eq(imcap_png_decode_fast((unsigned char *)data, n, &w, &h, &px), 0);
     free(data);
 }
+
+/* Every prefix of an 8-bit paletted BMP that ends before its last row's
+ * pixels is refused as truncated, the ones that end inside the headers
+ * included (a cut to 29-33 bytes used to be captioned, exit 0); only the
+ * last row's padding may be missing. */
+Test(bmp, every_short_prefix_is_refused) {
+    enum { W = 2, H = 2, PAL = 256 * 4, OFF = 14 + 40 + PAL, ROW = 4, SIZE = OFF + ROW * H };
+    unsigned char f[SIZE];
+    memset(f, 0, sizeof f);
+    f[0] = 'B', f[1] = 'M';
+    f[2] = SIZE & 255, f[3] = SIZE >> 8;
+    f[10] = OFF & 255, f[11] = OFF >> 8;
+    f[14] = 40;               /* BITMAPINFOHEADER */
+    f[18] = W, f[22] = H;     /* width, height (bottom-up) */
+    f[26] = 1, f[28] = 8;     /* planes, bits per pixel */
+    for (int i = 0; i < 256; i++) f[54 + 4 * i] = f[55 + 4 * i] = f[56 + 4 * i] = (unsigned char)i;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) f[OFF + y * ROW + x] = (unsigned char)(60 * y + 100 * x + 20);
+    imcap_image img;
+    imcap_error err;
+    cr_assert_eq(imcap_image_load_memory(f, SIZE, "full.bmp", &img, &err), IMCAP_OK, "%s", err.msg);
+    imcap_image_free(&img);
+    for (size_t n = 18; n < (size_t)OFF + ROW + W; n++) {
+        imcap_status s = imcap_image_load_memory(f, n, "cut.bmp", &img, &err);
+        cr_expect_neq(s, IMCAP_OK, "a BMP cut to %zu of %d bytes loaded", n, SIZE);
+        if (s == IMCAP_OK) imcap_image_free(&img);
+        else cr_expect(strstr(err.msg, "cut.bmp"), "%s", err.msg);
+    }
+}

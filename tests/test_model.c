@@ -1600,3 +1600,61 @@ Test(model, trace_validates_its_options) {
     imcap_image_free(&img);
     imcap_model_free(m);
 }
+
+/* A non-finite weight makes non-finite scores; JSON has no NaN, so every
+ * JSON output writes them as null (and stays JSON): caption --json and
+ * batch's jsonl records. */
+Test(model, non_finite_scores_are_json_null) {
+    imcap_model *m;
+    imcap_error e;
+    cr_assert_eq(imcap_model_load(tu_src("models/default.safetensors"), &m, &e), IMCAP_OK, "%s", e.msg);
+    for (int v = 0; v < m->vocab.n; v++) m->p.fc_b[v] = NAN;
+    imcap_model_sync(m);
+    const char *dir = tu_tmpdir("nan_model");
+    char path[4200], cmd[9000], out_path[4200];
+    snprintf(path, sizeof path, "%s/nan.safetensors", dir);
+    cr_assert_eq(imcap_model_save(m, path, &e), IMCAP_OK, "%s", e.msg);
+    imcap_model_free(m);
+    snprintf(cmd, sizeof cmd, "'%s' caption --json -m '%s' --beam 1 '%s'", tu_exe(), path, tu_src("samples/scene_00.png"));
+    char *out = NULL, *err = NULL;
+    tu_run(cmd, &out, &err);
+    cJSON *j = cJSON_Parse(out ? out : "");
+    cr_assert_not_null(j, "caption --json with NaN scores is not JSON: %s", out);
+    const cJSON *sc = cJSON_GetObjectItem(j, "score");
+    cr_expect(sc && cJSON_IsNull(sc), "score: %s", out);
+    cJSON_Delete(j);
+    free(out), free(err);
+    snprintf(out_path, sizeof out_path, "%s/r.jsonl", dir);
+    snprintf(cmd, sizeof cmd, "'%s' batch -q -m '%s' --beam 1 -o '%s' '%s'", tu_exe(), path, out_path,
+             tu_src("samples/scene_00.png"));
+    tu_run(cmd, NULL, NULL);
+    size_t n;
+    char *rec = tu_read(out_path, &n);
+    cr_assert_not_null(rec);
+    j = cJSON_Parse(rec);
+    cr_expect(j && cJSON_IsNull(cJSON_GetObjectItem(j, "score")), "batch record: %s", rec);
+    cJSON_Delete(j);
+    free(rec);
+}
+
+/* The header must be UTF-8 JSON: a vocabulary word with a stray byte is
+ * refused by name (it used to load). */
+Test(model, header_that_is_not_utf8_is_refused) {
+    imcap_model *m;
+    imcap_error e;
+    cr_assert_eq(imcap_model_load(tu_src("models/default.safetensors"), &m, &e), IMCAP_OK, "%s", e.msg);
+    unsigned char *data;
+    size_t size;
+    cr_assert_eq(imcap_model_serialize(m, &data, &size, &e), IMCAP_OK, "%s", e.msg);
+    imcap_model_free(m);
+    /* "square" in the vocabulary (inside the metadata string, its quotes
+     * escaped) becomes "squ\xffre" */
+    unsigned char *w = memmem(data, size, "\\\"square\\\"", 10);
+    cr_assert_not_null(w, "no \"square\" in the header");
+    w[5] = 0xff;
+    imcap_model *bad = NULL;
+    cr_expect_eq(imcap_model_load_memory(data, size, "stray.safetensors", &bad, &e), IMCAP_E_FORMAT);
+    cr_expect(strstr(e.msg, "stray.safetensors") && strstr(e.msg, "not UTF-8"), "%s", e.msg);
+    cr_expect_null(bad);
+    free(data);
+}

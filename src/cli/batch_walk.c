@@ -3,6 +3,7 @@
 #include "cli/batch_walk.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -365,7 +366,9 @@ static void csv_field(imcap_buf *b, const char *s) {
 }
 
 void bw_domain_fields(imcap_buf *b, double domain_score, int in_domain) {
-    imcap_buf_printf(b, "\"domain_score\": %.4g, \"in_domain\": %s", domain_score, in_domain ? "true" : "false");
+    LIT(b, "\"domain_score\": ");
+    imcap_buf_number(b, domain_score, 4);
+    imcap_buf_printf(b, ", \"in_domain\": %s", in_domain ? "true" : "false");
 }
 
 void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw_record *r) {
@@ -376,7 +379,10 @@ void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw
             LIT(b, ", \"caption\": ");
             imcap_buf_json_string(b, r->caption);
         }
-        if (r->has_score) imcap_buf_printf(b, ", \"score\": %.9g", r->score);
+        if (r->has_score) {
+            LIT(b, ", \"score\": ");
+            imcap_buf_number(b, r->score, 9);
+        }
         if (r->in_domain >= 0) {
             LIT(b, ", ");
             bw_domain_fields(b, r->domain_score, r->in_domain);
@@ -409,10 +415,13 @@ void bw_write_record(imcap_buf *b, bw_format f, int timing, int domain, const bw
     imcap_buf_append(b, sep, 1);
     field(b, r->caption);
     imcap_buf_append(b, sep, 1);
-    if (r->has_score) imcap_buf_printf(b, "%.9g", r->score);
+    if (r->has_score && isfinite(r->score)) imcap_buf_printf(b, "%.9g", r->score); /* non-finite: empty, as jsonl's null */
     imcap_buf_append(b, sep, 1);
     if (domain) {
-        if (r->in_domain >= 0) imcap_buf_printf(b, "%.4g%s%s", r->domain_score, sep, r->in_domain ? "true" : "false");
+        if (r->in_domain >= 0) {
+            if (isfinite(r->domain_score)) imcap_buf_printf(b, "%.4g", r->domain_score);
+            imcap_buf_printf(b, "%s%s", sep, r->in_domain ? "true" : "false");
+        }
         else imcap_buf_append(b, sep, 1);
         imcap_buf_append(b, sep, 1);
     }
@@ -529,11 +538,29 @@ bad:
 
 static int jvalue(jcur *j, int depth);
 
+/* digits at j->p: how many (0: none) */
+static int jdigits(jcur *j) {
+    int n = 0;
+    while (j->p < j->end && isdigit((unsigned char)*j->p)) j->p++, n++;
+    return n;
+}
+
+/* RFC 8259's number and nothing else: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
 static int jnumber(jcur *j, const char **start, size_t *len) {
     const char *s = j->p;
     if (j->p < j->end && *j->p == '-') j->p++;
     if (j->p >= j->end || !isdigit((unsigned char)*j->p)) return -1;
-    while (j->p < j->end && (isdigit((unsigned char)*j->p) || strchr(".eE+-", *j->p))) j->p++;
+    if (*j->p == '0') j->p++;
+    else jdigits(j);
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (!jdigits(j)) return -1;
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+        if (!jdigits(j)) return -1;
+    }
     if (start) *start = s, *len = (size_t)(j->p - s);
     return 0;
 }
@@ -686,13 +713,17 @@ static int split_fields(bw_format f, const char *rec, size_t n, char **fields, i
             char sep = f == BW_CSV ? ',' : '\t';
             while (i < n && rec[i] != sep) {
                 char c = rec[i++];
-                if (f == BW_CSV && c == '"') {
+                /* what no writer of ours produces: a quote inside an unquoted
+                 * csv field, a bare CR, a tsv escape other than \\ \t \n \r */
+                int bad = (f == BW_CSV && c == '"') || c == '\r' || (f == BW_TSV && c == '\\' && i >= n);
+                if (!bad && f == BW_TSV && c == '\\') {
+                    char e = rec[i++];
+                    c = e == 't' ? '\t' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == '\\' ? '\\' : 0;
+                    bad = c == 0;
+                }
+                if (bad) {
                     imcap_buf_free(&b);
                     return -1;
-                }
-                if (f == BW_TSV && c == '\\' && i < n) {
-                    char e = rec[i++];
-                    c = e == 't' ? '\t' : e == 'n' ? '\n' : e == 'r' ? '\r' : e;
                 }
                 imcap_buf_append(&b, &c, 1);
             }

@@ -39,7 +39,9 @@ static void json_record(imcap_buf *b, const char *path, const imcap_result *r) {
     imcap_buf_json_string(b, path);
     imcap_buf_append(b, ", \"caption\": ", 13);
     imcap_buf_json_string(b, h->text);
-    imcap_buf_printf(b, ", \"score\": %.9g, ", h->score);
+    imcap_buf_append(b, ", \"score\": ", 11);
+    imcap_buf_number(b, h->score, 9);
+    imcap_buf_append(b, ", ", 2);
     cli_domain_json(b, r);
     imcap_buf_append(b, "\"words\": [", 10);
     for (int t = 0; t < h->n_tokens; t++) {

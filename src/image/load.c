@@ -321,6 +321,10 @@ static imcap_status gif_check(const unsigned char *d, size_t n, const char *name
 /* BMP: stb reads missing pixel rows as zeros. RLE and other compressions
  * are left to stb (which refuses what it cannot read). */
 static imcap_status bmp_check(const unsigned char *d, size_t n, const char *name, imcap_error *err) {
+    /* a file that ends inside its own headers (14 bytes, then the DIB
+     * header whose size the sniffer read) is cut short, whatever stb makes
+     * of the zeros it would read instead */
+    if (n >= 18 && n < 14 + (size_t)le32(d + 14)) return truncated(name, "BMP", err);
     if (n < 30) return IMCAP_OK;
     uint32_t off = le32(d + 10), hsz = le32(d + 14), comp = 0;
     long long w, h;

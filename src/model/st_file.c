@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 #include "json_check.h"
 #include "st_file.h"
@@ -98,6 +99,16 @@ imcap_status imcap_st_parse(const unsigned char *data, size_t size, const char *
         return imcap_fail(err, IMCAP_E_FORMAT, "%s: header length %llu runs past the end of the file (%zu bytes)", where,
                           (unsigned long long)n, size);
     if (n == 0) return imcap_fail(err, IMCAP_E_FORMAT, "%s: header is empty", where);
+    /* the header is UTF-8 JSON (safetensors and the model format say so):
+     * a vocabulary word with a stray byte is refused, not loaded */
+    for (size_t i = 0; i < n;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate(data + 8 + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k <= 0)
+            return imcap_fail(err, IMCAP_E_FORMAT, "%s: header is not UTF-8 (invalid byte 0x%02x at byte %zu of the header)",
+                              where, data[8 + i], i);
+        i += (size_t)k;
+    }
     const char *end = NULL;
     cJSON *root = imcap_json_parse((const char *)data + 8, (size_t)n, &end, 0);
     if (!root) {

@@ -335,9 +335,13 @@ void imcap_buf_tsv_field(imcap_buf *b, const char *s) {
     }
 }
 
-void imcap_buf_float(imcap_buf *b, float v) {
+void imcap_buf_float(imcap_buf *b, float v) { imcap_buf_number(b, (double)v, 9); }
+
+/* JSON has no NaN or infinity: a non-finite number is written as null, in
+ * every output (a model with a non-finite weight gives such scores). */
+void imcap_buf_number(imcap_buf *b, double v, int digits) {
     if (isnan(v) || isinf(v)) { imcap_buf_append(b, "null", 4); return; }
-    imcap_buf_printf(b, "%.9g", (double)v);
+    imcap_buf_printf(b, "%.*g", digits, v);
 }
 
 /* mkdir -p, naming the component that failed; errno is left set. */

@@ -83,7 +83,9 @@ void imcap_buf_free(imcap_buf *b);
 void imcap_buf_json_string(imcap_buf *b, const char *s);
 /* Appends s as a tab-separated field: \\ \t \n \r escaped. */
 void imcap_buf_tsv_field(imcap_buf *b, const char *s);
-/* Appends a float the shortest way that reads back exactly ("%.9g"). */
+/* v with `digits` significant digits, or null when not finite (JSON). */
+void imcap_buf_number(imcap_buf *b, double v, int digits);
+/* Appends a float so that it reads back exactly ("%.9g"), null when not finite. */
 void imcap_buf_float(imcap_buf *b, float v);
 
 #endif
