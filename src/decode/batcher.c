@@ -3,8 +3,8 @@
  * Up to `block` images are in flight. At every decoder step the live
  * hypotheses of all of them are stacked into one matrix, so each weight
  * matrix is read once per step for all of them instead of once per image;
- * an image whose search ends leaves the block, and images pushed since the
- * last step are encoded together and join it.
+ * an image whose search ends leaves the block, and images pushed since
+ * are encoded together, a group at a time, and join it.
  *
  * Why the captions equal one-at-a-time decoding bit for bit: every row of
  * the decoder step is computed exactly as if alone (imcap_rows_affine and
@@ -164,6 +164,21 @@ static void encode_queued(imcap_batcher *b) {
     }
 }
 
+/* Whether to encode the queued images before the next step. A caller
+ * that refills the block as images finish queues one or two at a time;
+ * encoding them at once would run the encoder (and the in-domain score's
+ * read of the precision) at batch 1. So they wait, while the others
+ * decode, until a full group is queued, or nothing else is decoding.
+ * Waiting changes no bits: each image is encoded and decoded as alone. */
+static int should_encode(const imcap_batcher *b) {
+    int queued = 0, decoding = 0, group = b->block < ENC_GROUP ? b->block : ENC_GROUP;
+    for (int i = 0; i < b->block; i++) {
+        queued += b->slots[i].state == SLOT_QUEUED;
+        decoding += b->slots[i].state == SLOT_DECODING;
+    }
+    return queued > 0 && (decoding == 0 || queued >= group);
+}
+
 /* One decoder step over the live rows of every decoding image. */
 static void step_all(imcap_batcher *b) {
     const imcap_model *m = b->m;
@@ -225,7 +240,7 @@ imcap_status imcap_batcher_next(imcap_batcher *b, uint64_t *tag, imcap_result **
             return st;
         }
         if (b->n_pending == 0) return IMCAP_OK;
-        encode_queued(b);
+        if (should_encode(b)) encode_queued(b);
         step_all(b);
     }
 }
