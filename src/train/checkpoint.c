@@ -31,6 +31,7 @@ static cJSON *options_json(const imcap_train_options *o) {
     cJSON_AddNumberToObject(j, "max_steps", (double)o->max_steps);
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "threads", o->threads);
+    cJSON_AddNumberToObject(j, "shards", o->shards);
     cJSON_AddNumberToObject(j, "lr", o->adam.lr);
     cJSON_AddNumberToObject(j, "beta1", o->adam.beta1);
     cJSON_AddNumberToObject(j, "beta2", o->adam.beta2);
@@ -63,6 +64,8 @@ static void options_from_json(const cJSON *j, imcap_train_options *o) {
     o->max_steps = (long)num(j, "max_steps", (double)o->max_steps);
     o->batch = (int)num(j, "batch", o->batch);
     o->threads = (int)num(j, "threads", o->threads);
+    /* before shards existed, each thread summed one shard */
+    o->shards = (int)num(j, "shards", o->threads);
     o->adam.lr = (float)num(j, "lr", o->adam.lr);
     o->adam.beta1 = (float)num(j, "beta1", o->adam.beta1);
     o->adam.beta2 = (float)num(j, "beta2", o->adam.beta2);

@@ -99,9 +99,16 @@ typedef struct {
     const imcap_feature_cache *features; /* frozen encoder: the examples' features */
 } pool;
 
-static void run_batch(pool *p, const imcap_model *m, int n, const imcap_loss_options *lo, int no_grad, float *grad_out,
-                      imcap_loss_stats *stats) {
-    imcap_pool_run(&p->pool, m, p->batch, n, lo, no_grad, grad_out, stats);
+static int run_batch(pool *p, const imcap_model *m, int n, const imcap_loss_options *lo, int no_grad, float *grad_out,
+                     imcap_loss_stats *stats) {
+    return imcap_pool_run(&p->pool, m, p->batch, n, lo, no_grad, grad_out, stats);
+}
+
+/* Rank 0 tells the others, after every step, whether to stop (a failure
+ * anywhere ends the whole job instead: the CLI aborts it). */
+enum { CTL_GO, CTL_STOP };
+static int share_control(const imcap_train_comm *c, int *ctl) {
+    return c && c->size > 1 && c->bcast(c->ctx, 0, ctl, sizeof *ctl);
 }
 
 static void fill_batch(pool *p, const example_set *set, const int *idx, int n, const imcap_image_cache *cache) {
@@ -167,7 +174,10 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
         int n = val->n - start < B ? val->n - start : B;
         for (int i = 0; i < n; i++) idx[i] = start + i;
         fill_batch(p, val, idx, n, cache);
-        run_batch(p, m, n, &lo, 1, NULL, &st);
+        if (run_batch(p, m, n, &lo, 1, NULL, &st)) {
+            free(idx), free(imgs);
+            return imcap_fail(err, IMCAP_E_NOMEM, "validation: out of memory");
+        }
     }
     free(idx);
     rep->val_loss = st.n_tokens ? st.ce_sum / st.n_tokens : 0;
@@ -233,9 +243,15 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
                              const imcap_train_callbacks *cb, imcap_error *err) {
     const imcap_train_options *o = &st->opt;
     imcap_status s = IMCAP_OK;
+    const imcap_train_comm *comm = cb ? cb->comm : NULL;
+    int rank = comm ? comm->rank : 0, nproc = comm ? comm->size : 1;
+    if (rank != 0) cb = NULL; /* rank 0 alone reports, validates and writes */
     if (o->batch < 1 || o->threads < 1 || o->threads > 64)
         return imcap_fail(err, IMCAP_E_ARG, "batch (%d) and threads (%d) must be positive, threads at most 64", o->batch,
                           o->threads);
+    if (o->shards == 0) st->opt.shards = o->threads * nproc;
+    if (o->shards < 1 || o->shards > o->batch)
+        return imcap_fail(err, IMCAP_E_ARG, "--shards %d must be between 1 and the batch (%d)", o->shards, o->batch);
     int fixed = imcap_config_untrainable_layer(&m->cfg), frozen = o->freeze_encoder;
     if (frozen && (!features || features->n != ds->n || features->D != m->cfg.D || features->L != m->cfg.L))
         return imcap_fail(err, IMCAP_E_ARG, "a frozen encoder needs the feature cache of these images and this model");
@@ -265,6 +281,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         message(cb, "warning: %d training pairs (image, caption), fewer than one batch of %d: batches of %d", train.n,
                 o->batch, train.n);
         st->opt.batch = train.n;
+        if (o->shards > o->batch) st->opt.shards = o->batch;
     }
     if (o->select == IMCAP_SELECT_F1) {
         int objects = 0;
@@ -289,7 +306,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     size_t n_train = imcap_trained_floats(m, frozen);
     grad = imcap_aligned_alloc(n_train * sizeof(float));
     perm = malloc((size_t)train.n * sizeof(int));
-    if (!p.batch || !grad || !perm || imcap_pool_init(&p.pool, m, o->threads, o->batch, frozen) != IMCAP_OK) {
+    if (!p.batch || !grad || !perm ||
+        imcap_pool_init(&p.pool, m, o->threads, o->shards, o->batch, frozen, comm) != IMCAP_OK) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for training buffers");
         goto done;
     }
@@ -306,7 +324,10 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         fill_batch(&p, &train, perm + (step % per_epoch) * o->batch, o->batch, cache);
         imcap_loss_options lo = {o->att_reg, o->dropout, o->seed, step};
         imcap_loss_stats ls = {0};
-        run_batch(&p, m, o->batch, &lo, 0, grad, &ls);
+        if (run_batch(&p, m, o->batch, &lo, 0, grad, &ls)) {
+            s = imcap_fail(err, IMCAP_E_IO, "step %ld: the gradient could not be summed over the processes", step + 1);
+            goto done;
+        }
         /* a frozen encoder's tensors are after the decoder's: Adam (and its
          * weight decay) never touches them */
         double norm = imcap_adam_step(&adam, step + 1, m->block, grad, st->m, st->v, n_train);
@@ -330,7 +351,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             goto done;
         }
         long ve = o->val_every > 0 ? o->val_every : per_epoch;
-        if (st->step % ve == 0 || st->step == total) {
+        if (rank == 0 && (st->step % ve == 0 || st->step == total)) {
             imcap_val_report rep = {0};
             rep.step = st->step, rep.epoch = epoch;
             imcap_model_sync(m); /* the captions below decode with the weights just updated */
@@ -353,13 +374,24 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             if (cb && cb->on_validation) cb->on_validation(cb->ctx, &rep);
         }
         int stop = (cb && cb->stop && *cb->stop) || (o->stop_after > 0 && st->step == o->stop_after);
-        if ((o->ckpt_every > 0 && st->step % o->ckpt_every == 0) || stop || st->step == total) {
+        int ctl = stop ? CTL_STOP : CTL_GO;
+        if (share_control(comm, &ctl)) {
+            s = imcap_fail(err, IMCAP_E_IO, "step %ld: lost contact with rank 0", st->step);
+            goto done;
+        }
+        stop = ctl == CTL_STOP;
+        if (rank == 0 && ((o->ckpt_every > 0 && st->step % o->ckpt_every == 0) || stop || st->step == total)) {
             if ((s = imcap_checkpoint_save(o->ckpt_path, m, st, err))) goto done;
         }
         if (stop && st->step < total) {
             /* a run stopped before its first validation still leaves a
              * model that captions: the current weights, marked as such */
             const char *what = "the best model so far is in";
+            if (rank != 0) {
+                s = imcap_fail(err, IMCAP_E_INTERRUPTED, "interrupted at step %ld (rank 0 wrote the checkpoint)",
+                               st->step);
+                goto done;
+            }
             if (!st->have_best) {
                 char meta[128];
                 snprintf(meta, sizeof meta, "not validated: interrupted at step %ld", st->step);
@@ -375,7 +407,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     }
     /* the best model learns what its training images look like: the in-domain
      * check's statistics (a data set without val images gets none) */
-    if (s == IMCAP_OK && st->step >= total) {
+    if (s == IMCAP_OK && st->step >= total && rank == 0) {
         imcap_model *best = NULL;
         imcap_error e2;
         if (imcap_model_load(o->out_path, &best, &e2) == IMCAP_OK) {
@@ -390,6 +422,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         }
     }
 done:
+    st->work_examples = p.pool.examples, st->work_seconds = p.pool.seconds;
     imcap_model_sync(m); /* whoever captions with m next sees its last weights */
     imcap_pool_free(&p.pool);
     free(p.batch), free(grad), free(perm);
