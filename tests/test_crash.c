@@ -231,6 +231,21 @@ static char *stray_tmp(const char *dir) {
     return bad;
 }
 
+static int sh_mkdir(const char *d, const char *sub) {
+    char *p = cat(d, sub);
+    int rc = mkdir(p, 0777);
+    free(p);
+    return rc;
+}
+
+/* Removes what a finished training run wrote into w (the image cache too:
+ * a new start builds it again). */
+static int sh_rm_run(const char *w) {
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -f '%s'/m.safetensors*", w);
+    return tu_run(cmd, NULL, NULL);
+}
+
 static const char *setup_images(const char *name, int n) {
     static char d[4096];
     snprintf(d, sizeof d, "%s", tu_tmpdir(name));
@@ -332,3 +347,182 @@ static void batch_kills(const char *fmt, int n) {
 Test(crash, batch_sigkill_jsonl, .timeout = 300) { batch_kills("jsonl", 200); }
 Test(crash, batch_sigkill_csv, .timeout = 300) { batch_kills("csv", 200); }
 Test(crash, batch_sigkill_tsv, .timeout = 300) { batch_kills("tsv", 200); }
+
+/* ------------------------------------------------------------ train, SIGKILL */
+
+/* A Flickr8k-shaped data set: "filename" only (no "filepath"), "imgid",
+ * five "sentences" with "tokens" and "raw", splits train/val/test. The
+ * pictures: a red or blue square on the left or right of a grey field, so the
+ * captions are learnable in a few dozen steps. */
+static void make_flickr_fixture(const char *dir, int n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/Flicker8k_Dataset", dir);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+    cr_assert_eq(system(cmd), 0);
+    FILE *f;
+    snprintf(path, sizeof path, "%s/dataset_flickr8k.json", dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"dataset\": \"flickr8k\", \"images\": [\n");
+    unsigned char px[24 * 24 * 3];
+    for (int i = 0; i < n; i++) {
+        int red = i % 2, left = (i / 2) % 2;
+        for (int y = 0; y < 24; y++)
+            for (int x = 0; x < 24; x++) {
+                unsigned char *p = px + (y * 24 + x) * 3;
+                int in = y >= 8 && y < 16 && (left ? (x >= 2 && x < 10) : (x >= 14 && x < 22));
+                p[0] = in ? (red ? 220 : 20) : (unsigned char)(110 + (x * 7 + y * 3 + i) % 20);
+                p[1] = in ? 30 : p[0];
+                p[2] = in ? (red ? 20 : 220) : p[0];
+            }
+        char name[64];
+        snprintf(name, sizeof name, "%d_image.jpg.png", 1000 + i);
+        snprintf(path, sizeof path, "%s/Flicker8k_Dataset/%s", dir, name);
+        imcap_error err;
+        cr_assert_eq(imcap_png_write(path, px, 24, 24, 3, &err), IMCAP_OK, "%s", err.msg);
+        const char *split = i < n - 4 ? "train" : (i < n - 2 ? "val" : "test");
+        const char *colour = red ? "red" : "blue", *side = left ? "left" : "right";
+        fprintf(f, "%s{\"filename\": \"%s\", \"imgid\": %d, \"split\": \"%s\", \"sentids\": [0,1,2,3,4], \"sentences\": [",
+                i ? ",\n" : "", name, i, split);
+        for (int s = 0; s < 5; s++)
+            fprintf(f, "%s{\"tokens\": [\"a\", \"%s\", \"square\", \"on\", \"the\", \"%s\"], \"raw\": \"A %s square on the %s%s\", \"imgid\": %d, \"sentid\": %d}",
+                    s ? ", " : "", colour, side, colour, side, s % 2 ? "." : "", i, i * 5 + s);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "\n]}\n");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    f = fopen(path, "w");
+    fprintf(f, "{\"image_size\": 16, \"mean\": [0.5, 0.5, 0.5], \"std\": [0.25, 0.25, 0.25], \"encoder\": ["
+               "{\"type\": \"conv\", \"out\": 8, \"kernel\": 3, \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"},"
+               "{\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2}, {\"type\": \"conv\", \"out\": 8, \"kernel\": 3,"
+               " \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"}, {\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2},"
+               " {\"type\": \"coords\"}], \"embed_dim\": 16, \"hidden_dim\": 32, \"attention_dim\": 16, \"max_length\": 10}\n");
+    fclose(f);
+}
+
+
+#define TRAIN_OPTS "--batch 8 --lr 5e-3 --warmup 5 --threads 2 --seed 3 --quiet --max-steps 60 --val-every 10 --ckpt-every 3"
+
+/* The run from the start, or from its checkpoint when one was written. */
+static void train_args(char *b, size_t n, const char *d, const char *sub, int from_ckpt) {
+    if (from_ckpt)
+        snprintf(b, n, "train --data '%s/dataset_flickr8k.json' --images '%s/Flicker8k_Dataset' --resume %s/m.safetensors.ckpt "
+                       "--threads 2 --quiet -o %s/m.safetensors", d, d, sub, sub);
+    else
+        snprintf(b, n, "train --data '%s/dataset_flickr8k.json' --images '%s/Flicker8k_Dataset' --config '%s/config.json' "
+                 TRAIN_OPTS " -o %s/m.safetensors", d, d, d, sub);
+}
+
+static void start_train(const char *d, const char *sub, pid_t *pid) {
+    char ck[4200], a[12000];
+    snprintf(ck, sizeof ck, "%s/%s/m.safetensors.ckpt", d, sub);
+    train_args(a, sizeof a, d, sub, exists(ck));
+    *pid = start(d, 0, -1, a);
+}
+
+/* The checkpoint (weights, Adam moments, step) and the best model of
+ * sub/ equal those of ref/ bit for bit. */
+static void same_training(const char *d, const char *sub, const char *ref) {
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/%s/m.safetensors.ckpt", d, ref);
+    snprintf(pb, sizeof pb, "%s/%s/m.safetensors.ckpt", d, sub);
+    imcap_model *ma, *mb;
+    imcap_train_state sa, sb;
+    imcap_error e;
+    cr_assert_eq(imcap_checkpoint_load(pa, &ma, &sa, &e), IMCAP_OK, "%s", e.msg);
+    cr_assert_eq(imcap_checkpoint_load(pb, &mb, &sb, &e), IMCAP_OK, "%s", e.msg);
+    cr_assert_eq(sa.step, 60);
+    cr_assert_eq(sb.step, 60);
+    size_t n = ma->tab.total;
+    cr_assert_eq(n, mb->tab.total);
+    cr_assert(memcmp(ma->block, mb->block, n * sizeof(float)) == 0, "checkpoint weights differ from an uninterrupted run's");
+    cr_assert(memcmp(sa.m, sb.m, n * sizeof(float)) == 0, "Adam m differs from an uninterrupted run's");
+    cr_assert(memcmp(sa.v, sb.v, n * sizeof(float)) == 0, "Adam v differs from an uninterrupted run's");
+    cr_assert_eq(sa.best_score, sb.best_score);
+    imcap_train_state_free(&sa), imcap_train_state_free(&sb);
+    imcap_model_free(ma), imcap_model_free(mb);
+    snprintf(pa, sizeof pa, "%s/%s/m.safetensors", d, ref);
+    snprintf(pb, sizeof pb, "%s/%s/m.safetensors", d, sub);
+    cr_assert_eq(imcap_model_load(pa, &ma, &e), IMCAP_OK, "%s", e.msg);
+    cr_assert_eq(imcap_model_load(pb, &mb, &e), IMCAP_OK, "%s", e.msg);
+    cr_assert(memcmp(ma->block, mb->block, ma->tab.total * sizeof(float)) == 0, "best model differs");
+    imcap_model_free(ma), imcap_model_free(mb);
+}
+
+/* 60 steps, a checkpoint every 3, validation every 10; 20 kills at moments
+ * drawn from a fixed seed over the uninterrupted run's duration (mean 1/20
+ * of it past each start, so the points cover the whole run, start-up and the
+ * final calibration included), each followed by a resume from the last
+ * checkpoint (or a new start when none was written yet); three more kills
+ * forced as a checkpoint's temporary file appears. */
+Test(crash, train_sigkill, .timeout = 600) {
+    const char *d = tu_tmpdir("crash_train");
+    make_flickr_fixture(d, 24);
+    char a[12000], *e;
+    cr_assert_eq(sh_mkdir(d, "ref"), 0);
+    cr_assert_eq(sh_mkdir(d, "w"), 0);
+    train_args(a, sizeof a, d, "ref", 0);
+    double t0 = now_s();
+    cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
+    free(e);
+    double T = now_s() - t0;
+    char w[4200], ck[4300];
+    snprintf(w, sizeof w, "%s/w", d);
+    snprintf(ck, sizeof ck, "%s/m.safetensors.ckpt", w);
+    uint64_t seed = 7;
+    int killed = 0, completed = 0, hits = 0, forced = 0;
+    long steps_at[KILLS + 3];
+    int n_at = 0;
+    for (int i = 0; i < KILLS + 3; i++) {
+        pid_t pid;
+        start_train(d, "w", &pid);
+        int rc;
+        if (i == 6 || i == 12 || i == 18) {
+            /* forced: killed while m.safetensors.ckpt.tmp.* is being written */
+            forced++;
+            int h = kill_on_create(pid, w, "m.safetensors.ckpt.tmp.");
+            hits += h == 1;
+            rc = h < 0 ? 0 : 137;
+        } else {
+            double delay = tu_urand(&seed, 0, 2 * T / KILLS);
+            rc = watch(pid, after_delay, &delay);
+        }
+        if (rc == 137) {
+            killed++;
+            /* what is under the final name is always a whole checkpoint */
+            if (exists(ck)) {
+                imcap_model *m;
+                imcap_train_state st;
+                imcap_error err;
+                cr_assert_eq(imcap_checkpoint_load(ck, &m, &st, &err), IMCAP_OK, "after kill %d: %s", i, err.msg);
+                if (n_at < KILLS + 3) steps_at[n_at++] = st.step;
+                imcap_train_state_free(&st);
+                imcap_model_free(m);
+            } else if (n_at < KILLS + 3) steps_at[n_at++] = 0;
+            continue;
+        }
+        cr_assert_eq(rc, 0, "point %d: a run that was not killed exited %d", i, rc);
+        same_training(d, "w", "ref");
+        completed++;
+        char *s = stray_tmp(w);
+        cr_assert_null(s, "point %d: %s left behind", i, s);
+        /* start over for the remaining points */
+        cr_assert_eq(sh_rm_run(w), 0);
+    }
+    char steps[512] = "";
+    for (int i = 0; i < n_at; i++) snprintf(steps + strlen(steps), sizeof steps - strlen(steps), " %ld", steps_at[i]);
+    fprintf(stderr, "crash train: run %.2f s; %d points + %d forced: %d killed (%d forced kills while the checkpoint's "
+                    "temporary file existed), %d runs finished first; checkpoint step after each kill:%s\n",
+            T, KILLS, forced, killed, hits, completed, steps);
+    cr_expect_gt(hits, 0, "no kill landed while a checkpoint was being written: the forced case was not tested");
+    char ckw[4300];
+    snprintf(ckw, sizeof ckw, "%s/m.safetensors.ckpt", w);
+    train_args(a, sizeof a, d, "w", exists(ckw));
+    cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
+    free(e);
+    char *s = stray_tmp(w);
+    cr_assert_null(s, "%s left behind", s);
+    same_training(d, "w", "ref");
+}
