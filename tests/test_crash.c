@@ -526,3 +526,260 @@ Test(crash, train_sigkill, .timeout = 600) {
     cr_assert_null(s, "%s left behind", s);
     same_training(d, "w", "ref");
 }
+
+/* ------------------------------------------------------------ full disk */
+
+/* Runs ARGS in d with files capped at limit bytes: it must fail and name
+ * `path` on stderr. */
+static void expect_full(const char *d, long limit, const char *path, const char *args) {
+    char *e;
+    int rc = run(d, limit, &e, "%s", args);
+    cr_expect_neq(rc, 0, "%s exited 0 with files capped at %ld bytes: %s", args, limit, e);
+    cr_expect_lt(rc, 128, "%s died of a signal (%d): %s", args, rc, e);
+    cr_expect(strstr(e, path) != NULL, "the message does not name %s: %s", path, e);
+    fprintf(stderr, "crash full disk (%ld-byte files): imcap %.40s... -> exit %d: %s", limit, args, rc, e);
+    free(e);
+}
+
+static void expect_clean(const char *d) {
+    char *s = stray_tmp(d);
+    cr_expect_null(s, "temporary file %s left in %s", s, d);
+    free(s);
+}
+
+Test(crash, full_disk_caption_trace) {
+    const char *d = setup_images("crash_fd_trace", 2);
+    char *e;
+    cr_assert_eq(run(d, 0, &e, "caption --model m.safetensors --trace ref.json synth/images/000000.png"), 0, "%s", e);
+    free(e);
+    long ref;
+    char *p = cat(d, "ref.json");
+    ref = file_size(p);
+    free(p);
+    cr_assert_gt(ref, 2000);
+    expect_full(d, ref / 2, "t.json", "caption --model m.safetensors --trace t.json synth/images/000000.png");
+    p = cat(d, "t.json");
+    cr_expect(!exists(p), "a truncated %s exists", p);
+    free(p);
+    expect_clean(d);
+}
+
+Test(crash, full_disk_attend) {
+    const char *d = setup_images("crash_fd_attend", 2);
+    char *e;
+    const char *imgs = "synth/images/000000.png synth/images/000001.png";
+    cr_assert_eq(run(d, 0, &e, "attend --model m.safetensors -o ov_ref %s", imgs), 0, "%s", e);
+    free(e);
+    /* the overlays are a few kB, the sheets and viewers far more */
+    char a[512];
+    snprintf(a, sizeof a, "attend --model m.safetensors -o ov %s", imgs);
+    expect_full(d, 60000, "ov/", a);
+    char *ov = cat(d, "ov"), *ref = cat(d, "ov_ref"), *bad = torn_or_stray(ov, ref, 0);
+    cr_expect_null(bad, "%s is truncated or temporary", bad);
+    free(ov), free(ref), free(bad);
+}
+
+Test(crash, full_disk_batch_then_resume) {
+    const char *fmts[] = {"jsonl", "csv"};
+    const char *d = setup_images("crash_fd_batch", 150);
+    for (int f = 0; f < 2; f++) {
+        char a[512], rp[4200], op[4200], pp[4300], *e;
+        const char *base = "batch --model m.safetensors --no-timing --threads 2 -q synth/images";
+        cr_assert_eq(run(d, 0, &e, "%s -o ref.%s", base, fmts[f]), 0, "%s", e);
+        free(e);
+        snprintf(rp, sizeof rp, "%s/ref.%s", d, fmts[f]);
+        snprintf(op, sizeof op, "%s/out.%s", d, fmts[f]);
+        snprintf(pp, sizeof pp, "%s.partial", op);
+        snprintf(a, sizeof a, "%s -o out.%s --resume", base, fmts[f]);
+        char name[64];
+        snprintf(name, sizeof name, "out.%s.partial", fmts[f]);
+        expect_full(d, file_size(rp) / 2, name, a);
+        cr_expect(!exists(op), "%s exists after a full disk", op);
+        cr_expect(exists(pp), "the records written are not kept in %s", pp);
+        /* space again: --resume finishes to the uninterrupted bytes */
+        cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
+        free(e);
+        cr_expect(same_file(op, rp), "%s resumed after a full disk differs from an uninterrupted run", op);
+        cr_expect(!exists(pp));
+        expect_clean(d);
+    }
+}
+
+Test(crash, full_disk_merge) {
+    const char *d = setup_images("crash_fd_merge", 100);
+    char *e;
+    const char *base = "batch --model m.safetensors --no-timing --threads 2 -q synth/images";
+    cr_assert_eq(run(d, 0, &e, "%s -o ref.jsonl", base), 0, "%s", e);
+    free(e);
+    for (int i = 1; i <= 2; i++) {
+        cr_assert_eq(run(d, 0, &e, "%s --shard %d/2 -o s%d.jsonl", base, i, i), 0, "%s", e);
+        free(e);
+    }
+    char *rp = cat(d, "ref.jsonl"), *mp = cat(d, "merged.jsonl");
+    expect_full(d, file_size(rp) / 2, "merged.jsonl", "merge -q -o merged.jsonl s1.jsonl s2.jsonl");
+    cr_expect(!exists(mp), "a truncated %s exists", mp);
+    expect_clean(d);
+    cr_assert_eq(run(d, 0, &e, "merge -q -o merged.jsonl s1.jsonl s2.jsonl"), 0, "%s", e);
+    free(e);
+    cr_expect(same_file(mp, rp));
+    free(rp), free(mp);
+}
+
+Test(crash, full_disk_synth) {
+    const char *d = tu_tmpdir("crash_fd_synth");
+    char *e;
+    cr_assert_eq(run(d, 0, &e, "synth --count 40 --size 32 --seed 2 -o sy_ref"), 0, "%s", e);
+    free(e);
+    char *js = cat(d, "sy_ref/dataset.json");
+    long size = file_size(js);
+    free(js);
+    cr_assert_gt(size, 8000);
+    expect_full(d, size / 2, "sy/", "synth --count 40 --size 32 --seed 2 -o sy");
+    char *sy = cat(d, "sy"), *ref = cat(d, "sy_ref"), *bad = torn_or_stray(sy, ref, 0);
+    cr_expect_null(bad, "%s is truncated or temporary", bad);
+    free(sy), free(ref), free(bad);
+}
+
+Test(crash, full_disk_eval) {
+    const char *d = setup_images("crash_fd_eval", 40);
+    char *e;
+    const char *a = "eval --model m.safetensors --data synth/dataset.json --images synth --threads 2";
+    int rc = run(d, 0, &e, "%s -o ev_ref", a);
+    cr_assert(rc == 0 || rc == 1, "%s", e);
+    free(e);
+    char *r = cat(d, "ev_ref/results.json"), *m = cat(d, "ev_ref/metrics.json");
+    long lr = file_size(r), lm = file_size(m);
+    free(r), free(m);
+    char full[512];
+    snprintf(full, sizeof full, "%s -o ev", a);
+    /* the first file, then the second */
+    long limits[2] = {lr / 2, lm / 2 > lr ? lm / 2 : -1};
+    for (int i = 0; i < 2; i++) {
+        if (limits[i] < 0) continue;
+        expect_full(d, limits[i], "ev/", full);
+        char *ev = cat(d, "ev"), *ref = cat(d, "ev_ref"), *bad = torn_or_stray(ev, ref, 0);
+        cr_expect_null(bad, "%s is truncated or temporary", bad);
+        free(ev), free(ref), free(bad);
+    }
+}
+
+/* The first checkpoint does not fit (the best model would, but comes
+ * later): the run fails naming it, leaves no checkpoint and no temporary
+ * file, and a new run with space ends as the uninterrupted one. */
+Test(crash, full_disk_train) {
+    const char *d = tu_tmpdir("crash_fd_train");
+    make_flickr_fixture(d, 24);
+    char a[12000], *e;
+    cr_assert_eq(sh_mkdir(d, "ref"), 0);
+    cr_assert_eq(sh_mkdir(d, "w"), 0);
+    train_args(a, sizeof a, d, "ref", 0);
+    cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
+    free(e);
+    char p[4300];
+    snprintf(p, sizeof p, "%s/ref/m.safetensors.ckpt", d);
+    long ck = file_size(p);
+    snprintf(p, sizeof p, "%s/ref/m.safetensors.cache", d);
+    long cache = file_size(p);
+    cr_assert_gt(ck, cache);
+    train_args(a, sizeof a, d, "w", 0);
+    expect_full(d, (ck + cache) / 2, "w/m.safetensors.ckpt", a);
+    snprintf(p, sizeof p, "%s/w/m.safetensors.ckpt", d);
+    cr_expect(!exists(p), "a checkpoint exists after its write failed");
+    snprintf(p, sizeof p, "%s/w", d);
+    expect_clean(p);
+    cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
+    free(e);
+    same_training(d, "w", "ref");
+}
+
+/* ------------------------------------------------------------ tmpfs */
+
+static char mounted[4300];
+static void unmount_disk(void) {
+    if (*mounted) umount2(mounted, MNT_DETACH);
+    *mounted = 0;
+}
+
+static int mount_disk(const char *d, long bytes, char *why, size_t n) {
+    if (geteuid() != 0) {
+        snprintf(why, n, "not root: mounting a tmpfs needs CAP_SYS_ADMIN (the RLIMIT_FSIZE tests cover the same writes)");
+        return -1;
+    }
+    snprintf(mounted, sizeof mounted, "%s/disk", d);
+    mkdir(mounted, 0777);
+    char opt[64];
+    snprintf(opt, sizeof opt, "size=%ld", bytes);
+    if (mount("tmpfs", mounted, "tmpfs", 0, opt) != 0) {
+        snprintf(why, n, "cannot mount a tmpfs on %s: %s", mounted, strerror(errno));
+        *mounted = 0;
+        return -1;
+    }
+    return 0;
+}
+
+static void grow_disk(long bytes) {
+    char opt[64];
+    snprintf(opt, sizeof opt, "size=%ld", bytes);
+    cr_assert_eq(mount("tmpfs", mounted, "tmpfs", MS_REMOUNT, opt), 0, "remount: %s", strerror(errno));
+}
+
+/* batch on a 16 kB tmpfs (its output is twice that): ENOSPC, then the
+ * space grows and --resume finishes to the uninterrupted bytes. */
+Test(crash, tmpfs_batch, .fini = unmount_disk) {
+    const char *d = setup_images("crash_tmpfs_batch", 150);
+    char why[256], *e;
+    if (mount_disk(d, 16384, why, sizeof why)) cr_skip_test("%s", why);
+    const char *a = "batch --model m.safetensors --no-timing --threads 2 -q synth/images";
+    cr_assert_eq(run(d, 0, &e, "%s -o ref.jsonl", a), 0, "%s", e);
+    free(e);
+    char full[512];
+    snprintf(full, sizeof full, "%s -o disk/out.jsonl --resume", a);
+    expect_full(d, 0, "disk/out.jsonl.partial", full);
+    char *gone = cat(mounted, "out.jsonl");
+    cr_expect(!exists(gone), "%s exists after ENOSPC", gone);
+    free(gone);
+    grow_disk(1 << 20);
+    cr_assert_eq(run(d, 0, &e, "%s", full), 0, "%s", e);
+    free(e);
+    char *rp = cat(d, "ref.jsonl"), *op = cat(d, "disk/out.jsonl");
+    cr_expect(same_file(op, rp), "resumed after ENOSPC: differs from an uninterrupted run");
+    free(rp), free(op);
+    expect_clean(mounted);
+}
+
+/* train on a tmpfs that holds the image cache and one checkpoint but not a
+ * second one beside it: the second checkpoint fails (ENOSPC), the first is
+ * intact, and after the space grows --resume from it ends as the
+ * uninterrupted run. */
+Test(crash, tmpfs_train, .fini = unmount_disk) {
+    const char *d = tu_tmpdir("crash_tmpfs_train");
+    make_flickr_fixture(d, 24);
+    char a[12000], p[4300], why[256], *e;
+    cr_assert_eq(sh_mkdir(d, "ref"), 0);
+    train_args(a, sizeof a, d, "ref", 0);
+    cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
+    free(e);
+    snprintf(p, sizeof p, "%s/ref/m.safetensors.ckpt", d);
+    long ck = file_size(p);
+    snprintf(p, sizeof p, "%s/ref/m.safetensors.cache", d);
+    long cache = file_size(p);
+    long page = 4096, pages = (cache + page - 1) / page + (ck + page - 1) / page + (ck / 2) / page;
+    if (mount_disk(d, pages * page, why, sizeof why)) cr_skip_test("%s", why);
+    train_args(a, sizeof a, d, "disk", 0);
+    expect_full(d, 0, "disk/m.safetensors.ckpt", a);
+    imcap_model *m;
+    imcap_train_state st;
+    imcap_error err;
+    snprintf(p, sizeof p, "%s/m.safetensors.ckpt", mounted);
+    cr_assert_eq(imcap_checkpoint_load(p, &m, &st, &err), IMCAP_OK, "the last good checkpoint: %s", err.msg);
+    cr_expect_eq(st.step, 3, "the last good checkpoint is at step %ld", st.step);
+    imcap_train_state_free(&st);
+    imcap_model_free(m);
+    expect_clean(mounted);
+    grow_disk(8 << 20);
+    train_args(a, sizeof a, d, "disk", 1);
+    cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
+    free(e);
+    same_training(d, "disk", "ref");
+    expect_clean(mounted);
+}
