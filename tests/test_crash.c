@@ -331,9 +331,10 @@ static void batch_kills(const char *fmt, int n) {
      * it again, so each try has one) */
     char prefix[64];
     snprintf(prefix, sizeof prefix, "out.%s.tmp.", fmt);
-    int hits = 0;
-    for (int i = 0; i < 3; i++) hits += kill_on_create(start(d, 0, -1, args), d, prefix) == 1;
-    fprintf(stderr, "crash batch %s: %d of 3 forced kills landed while %s* existed\n", fmt, hits, prefix);
+    /* a loaded machine may let the rename win the race: up to 8 tries */
+    int hits = 0, tries = 0;
+    while (tries < 8 && hits < 2) tries++, hits += kill_on_create(start(d, 0, -1, args), d, prefix) == 1;
+    fprintf(stderr, "crash batch %s: %d of %d forced kills landed while %s* existed\n", fmt, hits, tries, prefix);
     cr_expect_gt(hits, 0, "no kill landed while OUT's temporary file was open: the forced case was not tested");
     cr_assert_eq(run(d, 0, &e, "%s", args), 0, "%s", e);
     free(e);
@@ -516,6 +517,14 @@ Test(crash, train_sigkill, .timeout = 600) {
     fprintf(stderr, "crash train: run %.2f s; %d points + %d forced: %d killed (%d forced kills while the checkpoint's "
                     "temporary file existed), %d runs finished first; checkpoint step after each kill:%s\n",
             T, KILLS, forced, killed, hits, completed, steps);
+    /* a loaded machine may let the rename win the race: more forced tries */
+    for (int i = 0; i < 8 && !hits; i++) {
+        pid_t pid;
+        start_train(d, "w", &pid);
+        int h = kill_on_create(pid, w, "m.safetensors.ckpt.tmp.");
+        hits += h == 1, forced++;
+        if (h < 0) cr_assert_eq(sh_rm_run(w), 0); /* finished: start over */
+    }
     cr_expect_gt(hits, 0, "no kill landed while a checkpoint was being written: the forced case was not tested");
     char ckw[4300];
     snprintf(ckw, sizeof ckw, "%s/m.safetensors.ckpt", w);
