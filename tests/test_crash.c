@@ -736,7 +736,7 @@ static void grow_disk(long bytes) {
  * space grows and --resume finishes to the uninterrupted bytes. */
 Test(crash, tmpfs_batch, .fini = unmount_disk) {
     const char *d = setup_images("crash_tmpfs_batch", 150);
-    char why[256], *e;
+    char why[4400], *e;
     if (mount_disk(d, 16384, why, sizeof why)) cr_skip_test("%s", why);
     const char *a = "batch --model m.safetensors --no-timing --threads 2 -q synth/images";
     cr_assert_eq(run(d, 0, &e, "%s -o ref.jsonl", a), 0, "%s", e);
@@ -763,7 +763,7 @@ Test(crash, tmpfs_batch, .fini = unmount_disk) {
 Test(crash, tmpfs_train, .fini = unmount_disk) {
     const char *d = tu_tmpdir("crash_tmpfs_train");
     make_flickr_fixture(d, 24);
-    char a[12000], p[4300], why[256], *e;
+    char a[12000], p[4400], why[4400], *e;
     cr_assert_eq(sh_mkdir(d, "ref"), 0);
     train_args(a, sizeof a, d, "ref", 0);
     cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
