@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "mpi.h"
 #include "train/train.h"
+#include "util/util.h"
 
 static volatile sig_atomic_t stop_flag;
 static void on_sigint(int sig) {
@@ -317,6 +318,15 @@ static int run_train_process(imcap_train_options *op, const given_opts *gp, cons
         st.opt = o;
     }
     st.opt.out_path = out, st.opt.ckpt_path = ckpt, st.opt.command = cmd;
+    /* a run killed while it wrote one of its files left the temporary one */
+    const char *written[] = {out, ckpt, cache_path, features_path};
+    int swept = 0;
+    for (int i = 0; i < 4; i++) {
+        int k = imcap_atomic_sweep_path(written[i]);
+        if (k > 0) swept += k;
+    }
+    if (swept && !quiet)
+        fprintf(stderr, "imcap train: removed %d temporary file%s left by a killed run\n", swept, swept == 1 ? "" : "s");
     cli_set_threads(threads);
     progress_ctx pc = {isatty(2), quiet, -1e9};
     cli_count_ctx cache_cc = {"train", "caching images", 8192, pc.tty, quiet};

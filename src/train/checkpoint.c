@@ -2,6 +2,7 @@
  *   "IMCAPCK1", u64 JSON length, JSON (step, best score, options), padding to
  *   8, u64 model bytes, the model file (safetensors), Adam m, Adam v. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,10 +110,11 @@ imcap_status imcap_checkpoint_save(const char *path, const imcap_model *m, const
     ok = ok && fwrite(&ms64, 8, 1, af.f) == 1 && fwrite(model, 1, msize, af.f) == msize &&
          fwrite(st->m, sizeof(float), m->tab.total, af.f) == m->tab.total &&
          fwrite(st->v, sizeof(float), m->tab.total, af.f) == m->tab.total;
+    int e = errno; /* of the write that failed; abort's remove() may change it */
     free(text), free(model);
     if (!ok) {
         imcap_atomic_abort(&af);
-        return imcap_fail(err, IMCAP_E_IO, "%s: cannot write the checkpoint", path);
+        return imcap_fail(err, IMCAP_E_IO, "%s: cannot write the checkpoint: %s", path, strerror(e));
     }
     return imcap_atomic_commit(&af, err);
 }
