@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_DEPS=(build-essential meson ninja-build pkg-config libopenblas-dev libcriterion-dev
-            libcjson-dev libstb-dev libdeflate-dev libutf8proc-dev fonts-dejavu-core help2man)
+            libcjson-dev libstb-dev libdeflate-dev libutf8proc-dev fonts-dejavu-core help2man
+            libopenmpi-dev openmpi-bin)
 TEST_DEPS=(chromium parallel python3-numpy python3-torch python3-torchvision)
 BENCH_DEPS=(python3-torch python3-torchvision python3-numpy)
 

@@ -321,7 +321,9 @@ static int run_train_process(imcap_train_options *op, const given_opts *gp, cons
     /* a run killed while it wrote one of its files left the temporary one */
     const char *written[] = {out, ckpt, cache_path, features_path};
     int swept = 0;
-    for (int i = 0; i < 4; i++) {
+    /* rank 0 alone writes these (another machine's ranks would take its
+     * live temporary files for a dead process's) */
+    for (int i = 0; lead && i < 4; i++) {
         int k = imcap_atomic_sweep_path(written[i]);
         if (k > 0) swept += k;
     }
