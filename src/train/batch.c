@@ -6,7 +6,8 @@
 
 #include "train.h"
 
-enum { MAX_SHARDS = 1024 };
+/* floats per piece of the gradient passed along the ranks (256 KB) */
+enum { MAX_SHARDS = 1024, CHAIN_PIECE = 65536 };
 
 void imcap_shard_range(int shards, int rank, int size, int *first, int *end) {
     *first = (int)((long)shards * rank / size);
@@ -112,34 +113,33 @@ int imcap_pool_run(imcap_worker_pool *p, const imcap_model *m, const imcap_examp
     int rank = p->comm && !no_grad ? p->comm->rank : 0, size = p->comm && !no_grad ? p->comm->size : 1;
     const imcap_train_comm *c = p->comm;
     int bad = 0;
-    /* the running sum of the shards before this process's arrives from the
-     * previous rank (gradient, then the stats) */
-    if (rank > 0) {
-        imcap_loss_stats in;
-        bad = (!no_grad && c->recv(c->ctx, rank - 1, grad_out, p->n_grad * sizeof(float))) ||
-              c->recv(c->ctx, rank - 1, &in, sizeof in);
-        *stats = in;
-    } else if (!no_grad) {
-        memset(grad_out, 0, p->n_grad * sizeof(float));
-    }
+    /* the stats of the shards before this process's arrive from the
+     * previous rank, then the gradient's running sum, a piece at a time:
+     * each piece moves on as soon as this process has added its shards to
+     * it, so the ranks work on different pieces at once (a pipeline: the
+     * whole chain costs about one gradient's transfer, not one per rank) */
+    if (rank > 0) bad = c->recv(c->ctx, rank - 1, stats, sizeof *stats);
     for (int i = 0; i < count; i++) add_stats(stats, &part[i]);
     free(part);
-    if (!no_grad && count > 0) {
+    if (!bad && rank < size - 1) bad = c->send(c->ctx, rank + 1, stats, sizeof *stats);
+    if (!no_grad) {
         size_t total = p->n_grad;
         float *const *g = p->g;
+        for (size_t k0 = 0; k0 < total && !bad; k0 += CHAIN_PIECE) {
+            size_t k1 = k0 + CHAIN_PIECE < total ? k0 + CHAIN_PIECE : total;
+            if (rank > 0) bad = c->recv(c->ctx, rank - 1, grad_out + k0, (k1 - k0) * sizeof(float));
+            else memset(grad_out + k0, 0, (k1 - k0) * sizeof(float));
 #pragma omp parallel for num_threads(T) schedule(static)
-        for (size_t k = 0; k < total; k++) {
-            float s = grad_out[k];
-            for (int i = 0; i < count; i++) s += g[i][k];
-            grad_out[k] = s;
+            for (size_t k = k0; k < k1; k++) {
+                float s = grad_out[k];
+                for (int i = 0; i < count; i++) s += g[i][k];
+                grad_out[k] = s;
+            }
+            if (!bad && rank < size - 1) bad = c->send(c->ctx, rank + 1, grad_out + k0, (k1 - k0) * sizeof(float));
         }
     }
-    if (size > 1 && !bad) {
-        if (rank < size - 1)
-            bad = c->send(c->ctx, rank + 1, grad_out, p->n_grad * sizeof(float)) ||
-                  c->send(c->ctx, rank + 1, stats, sizeof *stats);
-        bad = bad || c->bcast(c->ctx, size - 1, grad_out, p->n_grad * sizeof(float)) ||
+    if (size > 1 && !bad)
+        bad = (!no_grad && c->bcast(c->ctx, size - 1, grad_out, p->n_grad * sizeof(float))) ||
               c->bcast(c->ctx, size - 1, stats, sizeof *stats);
-    }
     return bad;
 }
