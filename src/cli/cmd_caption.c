@@ -119,7 +119,7 @@ static void run_done(void *ctx, size_t i, imcap_result *r, imcap_status st, cons
     caption_run *run = ctx;
     caption_slot *sl = &run->slots[i % run->window];
     const char *path = run->images[i];
-    sl->out.len = 0;
+    sl->out.len = 0, sl->out.oom = 0; /* the slot's previous image may have run out of memory */
     sl->ok = st == IMCAP_OK;
     if (sl->ok) {
         sl->domain_score = r->domain_score, sl->in_domain = r->in_domain;

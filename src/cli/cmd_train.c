@@ -198,7 +198,8 @@ int run_train(int argc, char **argv) {
     int first = 0;
     const cli_opt opts[] = {
         CLI_OPT_OUTPUT(&out),
-        CLI_OPT_THREADS(&threads),
+        /* the trainer's limit, not the shared 1024: refused here, before any work */
+        {"threads", 'j', CLI_INT, &threads, 1, 64, NULL, NULL},
         CLI_OPT_QUIET(&quiet),
         {"data", 0, CLI_STR, &data, 0, 0, NULL, NULL},
         {"images", 0, CLI_STR, &images, 0, 0, NULL, NULL},
@@ -245,6 +246,7 @@ int run_train(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (!threads) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    if (threads > 64) threads = 64;
     o.threads = threads;
     o.seed = (uint64_t)seed;
     char ckpt_buf[4096], cache_buf[4096], features_buf[4096], cmd[4096];
@@ -382,7 +384,7 @@ static int run_train_process(imcap_train_options *op, const given_opts *gp, cons
     } else if (!lead) {
         rc = EXIT_ALL_OK;
     } else {
-        if (access(out, F_OK) == 0)
+        if (st.have_best)
             fprintf(stderr, "imcap train: done at step %ld; best model (by %s) in %s, checkpoint in %s\n", st.step,
                     imcap_select_name(st.opt.select), out, ckpt);
         else

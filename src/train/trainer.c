@@ -95,6 +95,7 @@ static void epoch_order(int *perm, int n, uint64_t seed, int epoch) {
 
 typedef struct {
     imcap_worker_pool pool;
+    int batch_size;    /* examples per step: --batch, or fewer when the data set has fewer */
     imcap_example *batch;
     const imcap_feature_cache *features; /* frozen encoder: the examples' features */
 } pool;
@@ -164,7 +165,7 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
                              imcap_error *err) {
     imcap_loss_options lo = {0};
     imcap_loss_stats st = {0};
-    int B = o->batch, ni = 0;
+    int B = p->batch_size, ni = 0;
     int *idx = malloc((size_t)B * sizeof(int)), *imgs = malloc((size_t)(ds->n ? ds->n : 1) * sizeof(int));
     if (!idx || !imgs) {
         free(idx), free(imgs);
@@ -251,7 +252,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
                           o->threads);
     if (o->shards == 0) st->opt.shards = o->threads * nproc;
     if (o->shards < 1 || o->shards > o->batch)
-        return imcap_fail(err, IMCAP_E_ARG, "--shards %d must be between 1 and the batch (%d)", o->shards, o->batch);
+        return imcap_fail(err, IMCAP_E_ARG, "--grad-shards %d must be between 1 and the batch (%d)", o->shards,
+                          o->batch);
     int fixed = imcap_config_untrainable_layer(&m->cfg), frozen = o->freeze_encoder;
     if (frozen && (!features || features->n != ds->n || features->D != m->cfg.D || features->L != m->cfg.L))
         return imcap_fail(err, IMCAP_E_ARG, "a frozen encoder needs the feature cache of these images and this model");
@@ -277,12 +279,12 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         s = imcap_fail(err, IMCAP_E_ARG, "no training pairs (image, caption): the data set's train split is empty");
         goto done;
     }
-    if (train.n < o->batch) {
+    /* the options keep the batch asked for (a resumed run compares them);
+     * the steps take what there is (shards past the examples are empty) */
+    int B = o->batch < train.n ? o->batch : train.n;
+    if (B < o->batch)
         message(cb, "warning: %d training pairs (image, caption), fewer than one batch of %d: batches of %d", train.n,
-                o->batch, train.n);
-        st->opt.batch = train.n;
-        if (o->shards > o->batch) st->opt.shards = o->batch;
-    }
+                o->batch, B);
     if (o->select == IMCAP_SELECT_F1) {
         int objects = 0;
         for (int i = 0; i < ds->n && !objects; i++) objects = ds->images[i].split == IMCAP_SPLIT_VAL && ds->images[i].objects_json;
@@ -292,7 +294,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             goto done;
         }
     }
-    long per_epoch = train.n / o->batch;
+    long per_epoch = train.n / B;
     long total = o->max_steps > 0 ? o->max_steps : per_epoch * o->epochs;
     imcap_adam_options adam = o->adam;
     adam.total_steps = total;
@@ -301,13 +303,14 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         message(cb, "warning: --warmup %ld >= the run's %ld steps: the learning rate never reaches its peak (--lr)",
                 adam.warmup, total);
 
-    p.batch = calloc((size_t)o->batch, sizeof *p.batch);
+    p.batch_size = B;
+    p.batch = calloc((size_t)B, sizeof *p.batch);
     p.features = features;
     size_t n_train = imcap_trained_floats(m, frozen);
     grad = imcap_aligned_alloc(n_train * sizeof(float));
     perm = malloc((size_t)train.n * sizeof(int));
     if (!p.batch || !grad || !perm ||
-        imcap_pool_init(&p.pool, m, o->threads, o->shards, o->batch, frozen, comm) != IMCAP_OK) {
+        imcap_pool_init(&p.pool, m, o->threads, o->shards, B, frozen, comm) != IMCAP_OK) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for training buffers");
         goto done;
     }
@@ -321,10 +324,10 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         long step = st->step;
         int epoch = (int)(step / per_epoch);
         if (epoch != cur_epoch) epoch_order(perm, train.n, o->seed, epoch), cur_epoch = epoch;
-        fill_batch(&p, &train, perm + (step % per_epoch) * o->batch, o->batch, cache);
+        fill_batch(&p, &train, perm + (step % per_epoch) * B, B, cache);
         imcap_loss_options lo = {o->att_reg, o->dropout, o->seed, step};
         imcap_loss_stats ls = {0};
-        if (run_batch(&p, m, o->batch, &lo, 0, grad, &ls)) {
+        if (run_batch(&p, m, B, &lo, 0, grad, &ls)) {
             s = imcap_fail(err, IMCAP_E_IO, "step %ld: the gradient could not be summed over the processes", step + 1);
             goto done;
         }
@@ -340,8 +343,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         pr.step = st->step, pr.total_steps = total, pr.epoch = epoch;
         pr.loss = ema_loss, pr.ce = ce, pr.reg = o->att_reg * reg, pr.token_accuracy = (double)ls.correct / ls.n_tokens;
         pr.grad_norm = norm, pr.lr = imcap_lr_at(&adam, step);
-        pr.examples_per_s = (double)(st->step - start_step) * o->batch / (now - t0);
-        pr.eta_s = (total - st->step) * o->batch / (pr.examples_per_s > 0 ? pr.examples_per_s : 1);
+        pr.examples_per_s = (double)(st->step - start_step) * B / (now - t0);
+        pr.eta_s = (total - st->step) * B / (pr.examples_per_s > 0 ? pr.examples_per_s : 1);
         if (cb && cb->on_progress && (now - last_t > 0.25 || st->step == total)) {
             cb->on_progress(cb->ctx, &pr);
             last_t = now;
