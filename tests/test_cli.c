@@ -242,6 +242,23 @@ Test(cli, help_version_unknown_command) {
     }
 }
 
+/* A full standard output is a failure (exit 3, said on stderr), never
+ * exit 0 over captions that went nowhere. */
+Test(cli, full_stdout_is_fatal) {
+    const char *img = tu_src("samples/scene_00.png");
+    static const char *forms[] = {"caption '%s'", "caption --json '%s'", "attend '%s' -o '%s/attend_full'"};
+    for (int i = 0; i < 3; i++) {
+        char args[8192], cmd[9000];
+        snprintf(args, sizeof args, forms[i], img, tu_tmpdir("cli_full_stdout"));
+        snprintf(cmd, sizeof cmd, "sh -c \"'%s' %s >/dev/full\"", tu_exe(), args);
+        char *o = NULL, *e = NULL;
+        int rc = tu_run(cmd, &o, &e);
+        cr_expect_eq(rc, 3, "%s: exit %d, stderr %s", forms[i], rc, e);
+        cr_expect(e && strstr(e, "standard output"), "%s: %s", forms[i], e);
+        free(o), free(e);
+    }
+}
+
 /* ------------------------------------------------------------ init */
 
 Test(init, usage_errors_exit_2) {

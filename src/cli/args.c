@@ -15,7 +15,7 @@ static int set_value(const char *cmd, const cli_opt *o, const char *spelled, con
     case CLI_INT:
     case CLI_LONG: {
         long long x = strtoll(v, &end, 10);
-        if (errno || end == v || *end || x < (long long)o->lo || x > (long long)o->hi) {
+        if (errno || end == v || *end || (double)x < o->lo || (double)x > o->hi) { /* lo, hi may be +-1e300 */
             fprintf(stderr, "imcap %s: %s: '%s' is not an integer in [%.0f, %.0f]\n", cmd, spelled, v, o->lo, o->hi);
             return -1;
         }

@@ -44,6 +44,10 @@ extern const char *cli_argv0;
  * executable (../models/, ./models/, ../share/imcap/), then the install
  * prefix. Prints the error and returns NULL on failure. */
 imcap_model *cli_load_model(const char *path);
+/* Writes data to stdout and flushes it; on failure (a full disk, a closed
+ * pipe) prints "imcap CMD: standard output: ..." once per process and
+ * returns -1: the command then exits EXIT_FATAL, never 0 over a cut output. */
+int cli_stdout_write(const char *cmd, const void *data, size_t n);
 /* Resolves the default model's path into buf; returns 0 when found. */
 int cli_default_model_path(char *buf, size_t n);
 

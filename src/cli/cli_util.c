@@ -69,6 +69,14 @@ imcap_model *cli_load_model(const char *path) {
     return m;
 }
 
+int cli_stdout_write(const char *cmd, const void *data, size_t n) {
+    static int reported;
+    if (fwrite(data, 1, n, stdout) == n && fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    if (!reported) fprintf(stderr, "imcap %s: standard output: %s\n", cmd, errno ? strerror(errno) : "write failed");
+    reported = 1;
+    return -1;
+}
+
 void cli_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
     /* the library's products are its own single-threaded kernels

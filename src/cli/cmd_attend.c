@@ -203,7 +203,7 @@ int run_attend(int argc, char **argv) {
         if (stat(images[i], &st) == 0) ids[n_ids].dev = st.st_dev, ids[n_ids++].ino = st.st_ino;
     }
     strset written = {0};
-    int failures = 0;
+    int failures = 0, stdout_failed = 0;
     for (int i = 0; i < n; i++) {
         imcap_error err;
         imcap_image img = {0};
@@ -229,10 +229,21 @@ int run_attend(int argc, char **argv) {
                     s = IMCAP_E_NOMEM;
                     fprintf(stderr, "imcap attend: %s: out of memory\n", images[i]);
                 } else {
-                    printf("%s\t%s\t%s\n", images[i], r->hyps[0].text, viewer);
+                    /* the line format caption's plain output has: paths tsv-escaped */
+                    imcap_buf line = {0};
+                    imcap_buf_tsv_field(&line, images[i]);
+                    imcap_buf_printf(&line, "\t%s\t", r->hyps[0].text);
+                    imcap_buf_tsv_field(&line, viewer);
+                    imcap_buf_append(&line, "\n", 1);
+                    if (line.oom) {
+                        s = IMCAP_E_NOMEM;
+                        fprintf(stderr, "imcap attend: %s: out of memory\n", images[i]);
+                    } else if (cli_stdout_write("attend", line.s, line.len)) {
+                        stdout_failed = 1;
+                    }
+                    imcap_buf_free(&line);
                 }
                 free(viewer);
-                fflush(stdout);
                 cli_warn_domain("attend", images[i], r->in_domain, r->domain_score);
             }
         }
@@ -245,7 +256,7 @@ int run_attend(int argc, char **argv) {
     imcap_workspace_free(ws);
     imcap_model_free(m);
     free(images);
-    return failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+    return stdout_failed ? EXIT_FATAL : failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
 usage_error:
     usage(stderr);
     free(images);

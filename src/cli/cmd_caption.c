@@ -102,6 +102,7 @@ typedef struct {
     caption_slot *slots;
     size_t window;
     int failures;
+    int stdout_failed;
     unsigned char *stdin_bytes; /* the image `-` stands for, read once */
     size_t stdin_size;
 } caption_run;
@@ -149,10 +150,8 @@ static void run_done(void *ctx, size_t i, imcap_result *r, imcap_status st, cons
 static void run_emit(void *ctx, size_t i) {
     caption_run *run = ctx;
     caption_slot *sl = &run->slots[i % run->window];
-    if (sl->ok || (run->json && !sl->out.oom)) {
-        fwrite(sl->out.s, 1, sl->out.len, stdout);
-        fflush(stdout);
-    }
+    if ((sl->ok || (run->json && !sl->out.oom)) && cli_stdout_write("caption", sl->out.s, sl->out.len))
+        run->stdout_failed = 1;
     if (sl->ok) {
         if (!run->json && !run->quiet) cli_warn_domain("caption", run->images[i], sl->in_domain, sl->domain_score);
     } else {
@@ -236,7 +235,7 @@ int run_caption(int argc, char **argv) {
         fprintf(stderr, "imcap caption: %s\n", err.msg);
         run.failures++;
     }
-    rc = trace_failed ? EXIT_FATAL : run.failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+    rc = trace_failed || run.stdout_failed ? EXIT_FATAL : run.failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
 done:
     for (size_t k = 0; run.slots && k < run.window; k++) imcap_buf_free(&run.slots[k].out);
     free(run.slots);

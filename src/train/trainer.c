@@ -123,6 +123,14 @@ static void fill_batch(pool *p, const example_set *set, const int *idx, int n, c
     }
 }
 
+/* The metadata says what OUT holds ("not validated" above all): a model
+ * saved without it would mislead, so a failure fails the run. */
+static imcap_status set_meta(imcap_model *m, const char *key, const char *value, imcap_error *err) {
+    if (imcap_model_set_metadata(m, key, value) != IMCAP_OK)
+        return imcap_fail(err, IMCAP_E_NOMEM, "out of memory setting the model's %s", key);
+    return IMCAP_OK;
+}
+
 static void message(const imcap_train_callbacks *cb, const char *fmt, ...) IMCAP_PRINTF(2, 3);
 static void message(const imcap_train_callbacks *cb, const char *fmt, ...) {
     if (!cb || !cb->on_message) return;
@@ -365,13 +373,13 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
                 char meta[512];
                 snprintf(meta, sizeof meta, "step %ld, val loss %.4f, BLEU-4 %.4f, CIDEr-D %.4f%s", st->step, rep.val_loss,
                          rep.bleu4, rep.cider, rep.have_objects ? " (objects in val_metrics)" : "");
-                imcap_model_set_metadata(m, "imcap.train.val", meta);
+                if ((s = set_meta(m, "imcap.train.val", meta, err))) goto done;
                 if (rep.have_objects) {
                     snprintf(meta, sizeof meta, "object F1 %.4f, pointing %.4f, mass %.4f, relations %.4f", rep.f1,
                              rep.pointing, rep.mass, rep.relations);
-                    imcap_model_set_metadata(m, "imcap.train.val_objects", meta);
+                    if ((s = set_meta(m, "imcap.train.val_objects", meta, err))) goto done;
                 }
-                if (o->command) imcap_model_set_metadata(m, "imcap.train.command", o->command);
+                if (o->command && (s = set_meta(m, "imcap.train.command", o->command, err))) goto done;
                 if ((s = imcap_model_save(m, o->out_path, err))) goto done;
             }
             if (cb && cb->on_validation) cb->on_validation(cb->ctx, &rep);
@@ -398,8 +406,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             if (!st->have_best) {
                 char meta[128];
                 snprintf(meta, sizeof meta, "not validated: interrupted at step %ld", st->step);
-                imcap_model_set_metadata(m, "imcap.train.val", meta);
-                if (o->command) imcap_model_set_metadata(m, "imcap.train.command", o->command);
+                if ((s = set_meta(m, "imcap.train.val", meta, err))) goto done;
+                if (o->command && (s = set_meta(m, "imcap.train.command", o->command, err))) goto done;
                 if ((s = imcap_model_save(m, o->out_path, err))) goto done;
                 what = "the current (not yet validated) weights are in";
             }

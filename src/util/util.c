@@ -458,7 +458,10 @@ char *imcap_path_join(const char *dir, const char *name, const char *suffix) {
 imcap_status imcap_map_cache_file(const char *path, size_t want, void **map, imcap_error *err) {
     *map = NULL;
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return IMCAP_OK; /* absent: build it */
+    if (fd < 0 && errno == ENOENT) return IMCAP_OK; /* absent: build it */
+    /* unreadable (permissions, no descriptors left) is not absent: a
+     * rebuild would overwrite a cache someone else may own */
+    if (fd < 0) return imcap_fail(err, IMCAP_E_IO, "%s: cannot open the cache: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || (size_t)st.st_size != want) {
         close(fd);
