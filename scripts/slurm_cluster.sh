@@ -50,16 +50,23 @@ live_pid() {
   [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
-stop_pidfile() {   # TERM, up to 10 s, then KILL
-  local pid i
-  pid=$(live_pid "$1") || return 0
-  kill -TERM "$pid" 2>/dev/null || true
+stop_pidfiles() {   # TERM to each, up to 10 s, then KILL
+  local f pid pids=() i
+  for f in "$@"; do
+    pid=$(live_pid "$f") || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    pids+=("$pid")
+  done
   for i in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    for pid in ${pids[@]+"${pids[@]}"}; do kill -0 "$pid" 2>/dev/null && break; pid=; done
+    [ -z "${pid:-}" ] && return 0
     sleep 0.1
   done
-  say "pid $pid ($1) did not stop on SIGTERM in 10 s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || continue
+    say "pid $pid did not stop on SIGTERM in 10 s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
 }
 
 down() {
@@ -74,9 +81,8 @@ down() {
       sleep 0.2
     done
   fi
-  stop_pidfile "$dir/slurmd.pid"
-  stop_pidfile "$dir/slurmctld.pid"
-  stop_pidfile "$dir/munge/munged.pid"
+  stop_pidfiles "$dir/slurmd.pid" "$dir/slurmctld.pid"
+  stop_pidfiles "$dir/munge/munged.pid"    # last: the others authenticate through it
   rm -rf -- "$dir"
 }
 
