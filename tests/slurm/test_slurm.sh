@@ -4,7 +4,8 @@
 # submitted as it is with `sbatch --wait` as a 4-task array of 1 CPU each, the
 # shards merged with `imcap merge`, and the result compared byte for byte with
 # one `imcap batch --no-timing` over the same folder (the shards' "ms" fields
-# removed). Also checks that the README shows that script word for word.
+# removed). One file is not an image: its task exits 1 (a record with an error),
+# which the script must not count as a failed job. Also checks that the README shows that script word for word.
 #
 #   tests/slurm/test_slurm.sh IMCAP_EXE SOURCE_ROOT [WORK_DIR]
 #
@@ -72,6 +73,8 @@ say "cluster up in $(( $(date +%s) - t0 )) s"
 # 3. the images, and imcap on PATH for the jobs (sbatch exports the environment)
 "$exe" synth --count 40 --seed 5 -o "$work/synth" -j 2 2>"$work/synth.log" ||
   { cat "$work/synth.log" >&2; die "imcap synth failed"; }
+printf 'not an image' >"$work/synth/images/broken.png"
+n_images=41
 export PATH=$(dirname "$exe"):$PATH
 [ "$(command -v imcap)" = "$exe" ] || die "imcap on PATH is $(command -v imcap), not $exe"
 
@@ -103,19 +106,24 @@ for i in $(seq $tasks); do
   total=$((total + n))
   [ "$n" -gt 0 ] && nonempty=$((nonempty + 1))
 done
-[ "$total" -eq 40 ] || die "the $tasks shards hold $total records, not 40"
+[ "$total" -eq $n_images ] || die "the $tasks shards hold $total records, not $n_images"
+errors=$(cat "$out"/shard-*.jsonl | grep -c '"error": ' || true)
+[ "$errors" -eq 1 ] || die "the shards hold $errors error records, not 1 (broken.png)"
 [ "$nonempty" -ge 2 ] || die "only $nonempty of $tasks shards have records: the array did not shard"
 
 # 5. merge, and compare with one run
 "$exe" merge -q -o "$out/all.jsonl" "$out"/shard-*.jsonl || die "imcap merge failed"
-"$exe" batch -r -q --no-timing -o "$work/single.jsonl" "$photos" || die "imcap batch (the single run) failed"
-[ "$(wc -l <"$work/single.jsonl")" -eq 40 ] || die "the single run wrote $(wc -l <"$work/single.jsonl") records, not 40"
-# the shards were timed: each record ends in , "ms": NUMBER}
-timed=$(grep -Ec ', "ms": [0-9.e+-]+\}$' "$out/all.jsonl" || true)
-[ "$timed" -eq 40 ] || die "$timed of the 40 merged records end in an ms field (expected all)"
-sed -E 's/, "ms": [0-9.e+-]+\}$/}/' "$out/all.jsonl" >"$work/merged-untimed.jsonl"
+single_rc=0
+"$exe" batch -r -q --no-timing -o "$work/single.jsonl" "$photos" 2>"$work/single.log" || single_rc=$?
+[ "$single_rc" -eq 1 ] || { cat "$work/single.log" >&2; die "imcap batch (the single run) exited $single_rc, not 1 (broken.png)"; }
+[ "$(wc -l <"$work/single.jsonl")" -eq $n_images ] ||
+  die "the single run wrote $(wc -l <"$work/single.jsonl") records, not $n_images"
+# the shards were timed: every record has one , "ms": NUMBER field (last, or before "error")
+timed=$(grep -Ec ', "ms": [0-9.e+-]+[,}]' "$out/all.jsonl" || true)
+[ "$timed" -eq $n_images ] || die "$timed of the $n_images merged records have an ms field (expected all)"
+sed -E 's/, "ms": [0-9.e+-]+([,}])/\1/' "$out/all.jsonl" >"$work/merged-untimed.jsonl"
 if ! cmp "$work/merged-untimed.jsonl" "$work/single.jsonl"; then
   diff "$work/merged-untimed.jsonl" "$work/single.jsonl" | head -n 10 >&2 || true
   die "the merged shards differ from one imcap batch run over $photos"
 fi
-say "PASS: $tasks Slurm array tasks merged = one run (40 records), in $(( $(date +%s) - t0 )) s"
+say "PASS: $tasks Slurm array tasks merged = one run ($n_images records), in $(( $(date +%s) - t0 )) s"
