@@ -107,7 +107,7 @@ up() {
 
   # munge: a key made for this cluster if none is given (MUNGE_KEY=FILE)
   if [ -n "${MUNGE_KEY:-}" ]; then
-    cp "$MUNGE_KEY" "$dir/munge/munge.key"
+    cp "$MUNGE_KEY" "$dir/munge/munge.key" || { fail 4 "cannot copy MUNGE_KEY=$MUNGE_KEY"; return; }
   else
     mungekey --create --keyfile="$dir/munge/munge.key" ||
       { fail 4 "mungekey could not create $dir/munge/munge.key"; return; }
