@@ -88,6 +88,7 @@ down() {
 
 up() {
   local dir=${1:-} p ctld_port d_port node_line node i state conf mpi
+  [ "$(id -u)" -eq 0 ] || { say "needs root: slurmd starts jobs as their user, and SlurmUser is root here"; return 3; }
   for p in munged mungekey slurmctld slurmd sinfo sbatch scontrol squeue scancel timeout; do
     command -v "$p" >/dev/null || { say "$p not found (./scripts/setup.sh --deps-only --test-deps installs slurm-wlm and munge)"; return 3; }
   done

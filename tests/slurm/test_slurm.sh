@@ -75,7 +75,7 @@ say "cluster up in $(( $(date +%s) - t0 )) s"
   { cat "$work/synth.log" >&2; die "imcap synth failed"; }
 printf 'not an image' >"$work/synth/images/broken.png"
 n_images=41
-export PATH=$(dirname "$exe"):$PATH
+PATH=$(dirname "$exe"):$PATH; export PATH
 [ "$(command -v imcap)" = "$exe" ] || die "imcap on PATH is $(command -v imcap), not $exe"
 
 # 4. the array: the README's script unchanged, 4 tasks of 1 CPU (the command
