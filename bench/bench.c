@@ -592,7 +592,7 @@ static int train_ctx_init(train_ctx *c, const imcap_model *src, int T, imcap_err
     c->grad = imcap_aligned_alloc(m->tab.total * sizeof(float));
     c->am = imcap_aligned_alloc(m->tab.total * sizeof(float));
     c->av = imcap_aligned_alloc(m->tab.total * sizeof(float));
-    int ok = c->rgb && c->tokens && c->grad && c->am && c->av && imcap_pool_init(&c->pool, m, T, TRAIN_BATCH, 0) == IMCAP_OK;
+    int ok = c->rgb && c->tokens && c->grad && c->am && c->av && imcap_pool_init(&c->pool, m, T, T, TRAIN_BATCH, 0, NULL) == IMCAP_OK;
     if (!ok) {
         train_ctx_free(c);
         imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the training buffers");

@@ -47,9 +47,6 @@ imcap_model *cli_load_model(const char *path);
 /* Resolves the default model's path into buf; returns 0 when found. */
 int cli_default_model_path(char *buf, size_t n);
 
-/* Parses a positive int option value; prints a usage error and returns -1. */
-int cli_parse_int(const char *opt, const char *val, int lo, int hi, int *out);
-int cli_parse_float(const char *opt, const char *val, double lo, double hi, double *out);
 
 /* mkdir -p: 0, or -1 with errno set (ENOTDIR when path exists as a file). */
 int cli_make_dirs(const char *path);

@@ -69,38 +69,6 @@ imcap_model *cli_load_model(const char *path) {
     return m;
 }
 
-int cli_parse_int(const char *opt, const char *val, int lo, int hi, int *out) {
-    if (!val) {
-        fprintf(stderr, "imcap: %s needs a value\n", opt);
-        return -1;
-    }
-    char *end;
-    errno = 0;
-    long v = strtol(val, &end, 10);
-    if (errno || end == val || *end || v < lo || v > hi) {
-        fprintf(stderr, "imcap: %s: '%s' is not an integer in [%d, %d]\n", opt, val, lo, hi);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-int cli_parse_float(const char *opt, const char *val, double lo, double hi, double *out) {
-    if (!val) {
-        fprintf(stderr, "imcap: %s needs a value\n", opt);
-        return -1;
-    }
-    char *end;
-    errno = 0;
-    double v = strtod(val, &end);
-    if (errno || end == val || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "imcap: %s: '%s' is not a number in [%g, %g]\n", opt, val, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 void cli_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
     /* the library's products are its own single-threaded kernels

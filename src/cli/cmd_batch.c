@@ -587,6 +587,16 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
             fprintf(stderr, "imcap batch: %s: another imcap batch is writing it (%s)\n", B->partial, strerror(errno));
             goto out;
         }
+        /* a run killed while it wrote OUT (or a rendered file) left its
+         * temporary file; the lock says no batch for OUT is writing now */
+        int swept = imcap_atomic_sweep_path(B->out_path);
+        if (swept < 0) swept = 0;
+        for (int d = 0; d < 2; d++) {
+            int k = dirs[d] ? imcap_atomic_sweep(dirs[d], NULL) : 0;
+            if (k > 0) swept += k;
+        }
+        if (swept && !B->quiet)
+            fprintf(stderr, "imcap batch: removed %d temporary file%s left by a killed run\n", swept, swept == 1 ? "" : "s");
         long long end = 0;
         if (B->resume) {
             B->rec_off = calloc(n ? n : 1, sizeof *B->rec_off);
@@ -690,6 +700,7 @@ static int batch_main(batch *B, char **inputs, int n_inputs, const char *model_p
                 fprintf(stderr, "imcap batch: cannot rename %s to %s: %s\n", B->partial, B->out_path, strerror(errno));
                 goto out;
             }
+            imcap_sync_parent_dir(B->out_path); /* OUT survives a power cut from here on */
         } else {
             if (rewrite_output(B, &n_failed)) goto out;
             if (unlink(B->partial) != 0)

@@ -29,7 +29,8 @@ static void usage(FILE *f) {
             "  --length-norm A    rank finished beams by score / length^A (default: off)\n"
             "  -q, --quiet        no warnings on stderr (errors still go there)\n\n"
             "Errors go to stderr, one line per failed image; the others are still captioned.\n"
-            "Exit: 0 all captioned, 1 some images failed, 2 usage error, 3 model not loadable.\n");
+            "Exit: 0 all captioned, 1 some images failed, 2 usage error, 3 model not loadable or\n"
+            "the --trace file not written (the captions are still printed).\n");
 }
 
 static void json_record(imcap_buf *b, const char *path, const imcap_result *r) {
@@ -118,7 +119,7 @@ static void run_done(void *ctx, size_t i, imcap_result *r, imcap_status st, cons
     caption_run *run = ctx;
     caption_slot *sl = &run->slots[i % run->window];
     const char *path = run->images[i];
-    sl->out.len = 0;
+    sl->out.len = 0, sl->out.oom = 0; /* the slot's previous image may have run out of memory */
     sl->ok = st == IMCAP_OK;
     if (sl->ok) {
         sl->domain_score = r->domain_score, sl->in_domain = r->in_domain;
@@ -162,6 +163,7 @@ static void run_emit(void *ctx, size_t i) {
 
 int run_caption(int argc, char **argv) {
     const char *model_path = NULL, *trace = NULL, *files_from = NULL;
+    int trace_failed = 0;
     int json = 0, threads = 0, quiet = 0, norm_given = 0;
     double alpha = 0;
     imcap_options opt;
@@ -216,7 +218,10 @@ int run_caption(int argc, char **argv) {
 
     if (trace) {
         if (is_stdin(images[0])) fprintf(stderr, "imcap caption: --trace needs a file, not stdin; no trace written\n");
-        else if (write_trace(m, images[0], &opt, trace) != 0) fprintf(stderr, "imcap caption: no trace written\n");
+        else if (write_trace(m, images[0], &opt, trace) != 0) {
+            fprintf(stderr, "imcap caption: no trace written\n");
+            trace_failed = 1; /* a full disk must not look like success */
+        }
     }
     run.images = images, run.json = json, run.quiet = quiet;
     run.window = imcap_caption_many_window(omp_get_max_threads(), CAPTION_BLOCK);
@@ -231,7 +236,7 @@ int run_caption(int argc, char **argv) {
         fprintf(stderr, "imcap caption: %s\n", err.msg);
         run.failures++;
     }
-    rc = run.failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+    rc = trace_failed ? EXIT_FATAL : run.failures ? EXIT_SOME_FAILED : EXIT_ALL_OK;
 done:
     for (size_t k = 0; run.slots && k < run.window; k++) imcap_buf_free(&run.slots[k].out);
     free(run.slots);

@@ -9,7 +9,9 @@
 #include "cli.h"
 #include "data/cache.h"
 #include "data/dataset.h"
+#include "mpi.h"
 #include "train/train.h"
+#include "util/util.h"
 
 static volatile sig_atomic_t stop_flag;
 static void on_sigint(int sig) {
@@ -38,7 +40,10 @@ static void usage(FILE *f) {
             "  --dropout P        dropout before fc (default 0.5)\n"
             "  --min-count N      vocabulary: words seen at least N times in train (default 1; with --config)\n"
             "  --seed S           shuffles, dropout and --config initialisation (default 1)\n"
-            "  -j, --threads N    worker threads (default: all cores); results depend on N\n"
+            "  -j, --threads N    worker threads per process (default: all cores)\n"
+            "  --grad-shards S    the batch's gradient is summed over S fixed shards, each computed\n"
+            "                     alone: results depend on S (and the seed), not on --threads or\n"
+            "                     the number of MPI processes (default: threads x processes)\n"
             "  --val-every N      steps between validations (default: once per epoch)\n"
             "  --val-images N     val images captioned per validation (default 500, 0 = all)\n"
             "  --ckpt CKPT        checkpoint file (default OUT.ckpt), --ckpt-every N steps (default 500)\n"
@@ -51,12 +56,17 @@ static void usage(FILE *f) {
             "  --resume CKPT      continue a run exactly where its checkpoint left it. Options given\n"
             "                     with it replace the checkpoint's (a note says so), except those\n"
             "                     that would make another run (--batch, --seed, --select,\n"
-            "                     --freeze-encoder, --min-count), which are refused when they differ\n"
+            "                     --grad-shards, --freeze-encoder, --min-count), which are refused\n"
+            "                     when they differ\n"
             "  -q, --quiet        no progress or validation lines\n\n"
             "Ctrl-C writes a checkpoint and exits 130; --resume continues as if never interrupted.\n"
             "OUT always captions after a run that did one step: stopped before its first\n"
             "validation, it holds the current weights (marked \"not validated\" in its metadata).\n"
-            "`imcap export CKPT -o M.safetensors` writes a checkpoint's weights as a model.\n");
+            "`imcap export CKPT -o M.safetensors` writes a checkpoint's weights as a model.\n\n"
+            "Several processes (data-parallel, over MPI): mpirun -np R imcap train ... Each\n"
+            "process computes its share of the shards of every batch; rank 0 alone validates,\n"
+            "reports and writes OUT and the checkpoint. The weights are byte-identical to one\n"
+            "process with the same --grad-shards. --resume works with any number of processes.\n");
 }
 
 typedef struct {
@@ -112,7 +122,7 @@ static void on_message(void *ctx, const char *msg) {
 /* Which options the command line gave: --resume applies or refuses them. */
 typedef struct {
     int epochs, max_steps, batch, seed, min_count, val_every, val_images, ckpt_every, warmup, lr, min_lr_frac;
-    int weight_decay, clip, att_reg, dropout, select, freeze;
+    int weight_decay, clip, att_reg, dropout, select, freeze, shards;
 } given_opts;
 
 /* --resume with options: the ones that only steer the rest of the run
@@ -136,6 +146,7 @@ static int resume_options(const char *path, imcap_train_options *ck, const imcap
     REFUSE(batch, "--batch", o->batch, ck->batch);
     REFUSE(seed, "--seed", seed, ck->seed);
     REFUSE(freeze, "--freeze-encoder", o->freeze_encoder, ck->freeze_encoder);
+    REFUSE(shards, "--grad-shards", o->shards, ck->shards);
     if (g->select && o->select != ck->select) {
         fprintf(stderr, "imcap train: %s: --select %s differs from the checkpoint's %s; the best model so far was chosen "
                         "by it (start a new run, or --init from the model, to change it)\n",
@@ -164,6 +175,12 @@ static int resume_options(const char *path, imcap_train_options *ck, const imcap
 #undef APPLY
 #undef REFUSE
 
+static int run_train_process(imcap_train_options *op, const given_opts *gp, const imcap_train_comm *comm,
+                             const char *data, const char *images, const char *config, const char *init,
+                             const char *resume, const char *out, const char *ckpt, const char *cache_path,
+                             const char *features_path, const char *cmd, int min_count, int quiet, int threads,
+                             int seed);
+
 int run_train(int argc, char **argv) {
     const char *data = NULL, *images = NULL, *config = NULL, *init = NULL, *resume = NULL, *out = NULL;
     const char *ckpt = NULL, *cache_path = NULL, *features_path = NULL;
@@ -181,7 +198,8 @@ int run_train(int argc, char **argv) {
     int first = 0;
     const cli_opt opts[] = {
         CLI_OPT_OUTPUT(&out),
-        CLI_OPT_THREADS(&threads),
+        /* the trainer's limit, not the shared 1024: refused here, before any work */
+        {"threads", 'j', CLI_INT, &threads, 1, 64, NULL, NULL},
         CLI_OPT_QUIET(&quiet),
         {"data", 0, CLI_STR, &data, 0, 0, NULL, NULL},
         {"images", 0, CLI_STR, &images, 0, 0, NULL, NULL},
@@ -196,6 +214,7 @@ int run_train(int argc, char **argv) {
         {"epochs", 0, CLI_INT, &o.epochs, 1, 1000000, &g.epochs, NULL},
         {"max-steps", 0, CLI_LONG, &max_steps, 1, 2000000000, &g.max_steps, NULL},
         {"batch", 0, CLI_INT, &o.batch, 1, 4096, &g.batch, NULL},
+        {"grad-shards", 0, CLI_INT, &o.shards, 1, 1024, &g.shards, NULL},
         {"seed", 0, CLI_INT, &seed, 0, 2147483647, &g.seed, NULL},
         {"min-count", 0, CLI_INT, &min_count, 1, 1000000, &g.min_count, NULL},
         {"val-every", 0, CLI_LONG, &val_every, 1, 2000000000, &g.val_every, NULL},
@@ -227,6 +246,7 @@ int run_train(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (!threads) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    if (threads > 64) threads = 64;
     o.threads = threads;
     o.seed = (uint64_t)seed;
     char ckpt_buf[4096], cache_buf[4096], features_buf[4096], cmd[4096];
@@ -235,25 +255,41 @@ int run_train(int argc, char **argv) {
     if (!features_path) snprintf(features_buf, sizeof features_buf, "%s.features", out), features_path = features_buf;
     cli_command_line(cmd, sizeof cmd, argc, argv);
 
+    imcap_train_comm comm;
+    if (cli_mpi_start(NULL, NULL, &comm)) return EXIT_FATAL;
+    int rc = run_train_process(&o, &g, &comm, data, images, config, init, resume, out, ckpt, cache_path,
+                               features_path, cmd, min_count, quiet || comm.rank != 0, threads, seed);
+    cli_mpi_finish(&comm, rc != EXIT_ALL_OK && rc != 130);
+    return rc;
+}
+
+/* One process's run (of comm->size); only rank 0 prints progress. */
+static int run_train_process(imcap_train_options *op, const given_opts *gp, const imcap_train_comm *comm,
+                             const char *data, const char *images, const char *config, const char *init,
+                             const char *resume, const char *out, const char *ckpt, const char *cache_path,
+                             const char *features_path, const char *cmd, int min_count, int quiet, int threads,
+                             int seed) {
+    imcap_train_options o = *op;
+    const given_opts g = *gp;
+    int lead = comm->rank == 0, many = comm->size > 1;
     imcap_error err;
     imcap_dataset ds;
     if (imcap_dataset_load(data, images, &ds, &err) != IMCAP_OK) {
         fprintf(stderr, "imcap train: %s\n", err.msg);
         return EXIT_FATAL;
     }
-    for (int i = 0; i < ds.n_warnings; i++) fprintf(stderr, "imcap train: %s\n", ds.warnings[i]);
+    for (int i = 0; lead && i < ds.n_warnings; i++) fprintf(stderr, "imcap train: %s\n", ds.warnings[i]);
 
     imcap_model *m = NULL;
     imcap_train_state st = {0};
     int rc = EXIT_FATAL;
+    imcap_image_cache cache = {0};
+    imcap_feature_cache features = {0};
     if (resume) {
         if (imcap_checkpoint_load(resume, &m, &st, &err) != IMCAP_OK) { fprintf(stderr, "imcap train: %s\n", err.msg); goto done; }
         if (resume_options(resume, &st.opt, &o, &g, seed) != 0) { rc = EXIT_USAGE; goto done; }
-        if (st.opt.threads != threads)
-            fprintf(stderr, "imcap train: note: the checkpoint was made with %d threads; resuming with %d gives a different"
-                            " (equally valid) run\n", st.opt.threads, threads);
-        st.opt.threads = threads;
-        fprintf(stderr, "imcap train: resuming %s at step %ld\n", resume, st.step);
+        st.opt.threads = threads; /* the checkpoint's shards keep the run the same */
+        if (lead) fprintf(stderr, "imcap train: resuming %s at step %ld\n", resume, st.step);
     } else {
         if (init) {
             if (!(m = cli_load_model(init))) goto done;
@@ -284,18 +320,29 @@ int run_train(int argc, char **argv) {
         st.opt = o;
     }
     st.opt.out_path = out, st.opt.ckpt_path = ckpt, st.opt.command = cmd;
+    /* a run killed while it wrote one of its files left the temporary one */
+    const char *written[] = {out, ckpt, cache_path, features_path};
+    int swept = 0;
+    /* rank 0 alone writes these (another machine's ranks would take its
+     * live temporary files for a dead process's) */
+    for (int i = 0; lead && i < 4; i++) {
+        int k = imcap_atomic_sweep_path(written[i]);
+        if (k > 0) swept += k;
+    }
+    if (swept && !quiet)
+        fprintf(stderr, "imcap train: removed %d temporary file%s left by a killed run\n", swept, swept == 1 ? "" : "s");
     cli_set_threads(threads);
     progress_ctx pc = {isatty(2), quiet, -1e9};
     cli_count_ctx cache_cc = {"train", "caching images", 8192, pc.tty, quiet};
-    imcap_cache_callbacks ccb = {cli_skipped_image, cli_count_progress, &cache_cc};
-    imcap_image_cache cache;
+    imcap_cache_callbacks ccb = {lead ? cli_skipped_image : NULL, cli_count_progress, &cache_cc};
     int failed = 0;
+    /* rank 0 builds the caches; the others wait, then open what it wrote */
+    if (!lead && cli_mpi_barrier(comm)) goto done;
     if (imcap_cache_open(cache_path, &ds, m->cfg.image_size, &ccb, &cache, &failed, &err) != IMCAP_OK) {
         fprintf(stderr, "imcap train: %s\n", err.msg);
         goto done;
     }
-    if (failed) fprintf(stderr, "imcap train: %d of %d images could not be read and are skipped\n", failed, ds.n);
-    imcap_feature_cache features = {0};
+    if (failed && lead) fprintf(stderr, "imcap train: %d of %d images could not be read and are skipped\n", failed, ds.n);
     if (st.opt.freeze_encoder) {
         cli_count_ctx feat_cc = {"train", "encoding images", 4096, pc.tty, quiet};
         imcap_cache_callbacks fcb = {NULL, cli_count_progress, &feat_cc};
@@ -303,7 +350,6 @@ int run_train(int argc, char **argv) {
         double t0 = imcap_now();
         if (imcap_features_open(features_path, m, &cache, &fcb, &features, &rebuilt, &err) != IMCAP_OK) {
             fprintf(stderr, "imcap train: %s\n", err.msg);
-            imcap_cache_close(&cache);
             goto done;
         }
         if (!quiet)
@@ -311,25 +357,34 @@ int run_train(int argc, char **argv) {
                     rebuilt ? "built" : "reusing", features_path, features.n, m->cfg.D, m->cfg.L);
         if (rebuilt && !quiet) fprintf(stderr, "imcap train: feature cache built in %.1f s\n", imcap_now() - t0);
     }
-    fprintf(stderr, "imcap train: vocabulary %d, %lld parameters%s, %d threads\n", m->vocab.n, (long long)m->tab.total,
-            st.opt.freeze_encoder ? " (encoder frozen)" : "", threads);
+    if (lead && cli_mpi_barrier(comm)) goto done;
+    if (lead)
+        fprintf(stderr, "imcap train: vocabulary %d, %lld parameters%s, %d threads%s\n", m->vocab.n,
+                (long long)m->tab.total, st.opt.freeze_encoder ? " (encoder frozen)" : "", threads,
+                many ? " per process" : "");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    imcap_train_callbacks cb = {on_progress, on_validation, on_message, &pc, &stop_flag};
+    imcap_train_callbacks cb = {on_progress, on_validation, on_message, &pc, &stop_flag, many ? comm : NULL};
     imcap_status s = imcap_train_run(m, &st, &ds, &cache, st.opt.freeze_encoder ? &features : NULL, &cb, &err);
     if (pc.tty && !quiet) fprintf(stderr, "\n");
-    imcap_features_close(&features);
-    imcap_cache_close(&cache);
+    if (many)
+        fprintf(stderr, "imcap train: rank %d of %d: %.0f examples (%d of %d shards per batch) in %.2f s, %.1f ex/s\n",
+                comm->rank, comm->size, st.work_examples, st.opt.shards * (comm->rank + 1) / comm->size -
+                st.opt.shards * comm->rank / comm->size, st.opt.shards, st.work_seconds,
+                st.work_seconds > 0 ? st.work_examples / st.work_seconds : 0.0);
     if (s == IMCAP_E_INTERRUPTED) {
+        if (!lead) { rc = 130; goto done; }
         fprintf(stderr, "imcap train: %s\n", err.msg);
         rc = 130;
     } else if (s) {
         fprintf(stderr, "imcap train: %s\n", err.msg);
+    } else if (!lead) {
+        rc = EXIT_ALL_OK;
     } else {
-        if (access(out, F_OK) == 0)
+        if (st.have_best)
             fprintf(stderr, "imcap train: done at step %ld; best model (by %s) in %s, checkpoint in %s\n", st.step,
                     imcap_select_name(st.opt.select), out, ckpt);
         else
@@ -338,6 +393,8 @@ int run_train(int argc, char **argv) {
         rc = EXIT_ALL_OK;
     }
 done:
+    imcap_features_close(&features);
+    imcap_cache_close(&cache);
     imcap_train_state_free(&st);
     imcap_model_free(m);
     imcap_dataset_free(&ds);

@@ -112,6 +112,10 @@ float *imcap_worker_grads(imcap_trainer_worker *w, imcap_params *views) {
     return w->grads;
 }
 
+void imcap_worker_target(imcap_trainer_worker *w, const imcap_model *m, float *block) {
+    imcap_params_point(&w->g, &m->cfg, &m->tab, block ? block : w->grads);
+}
+
 /* splitmix-style hash: a mask depends only on (seed, step, example, t). */
 
 void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap_example *ex, int n,

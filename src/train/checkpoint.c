@@ -2,6 +2,7 @@
  *   "IMCAPCK1", u64 JSON length, JSON (step, best score, options), padding to
  *   8, u64 model bytes, the model file (safetensors), Adam m, Adam v. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ static cJSON *options_json(const imcap_train_options *o) {
     cJSON_AddNumberToObject(j, "max_steps", (double)o->max_steps);
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "threads", o->threads);
+    cJSON_AddNumberToObject(j, "shards", o->shards);
     cJSON_AddNumberToObject(j, "lr", o->adam.lr);
     cJSON_AddNumberToObject(j, "beta1", o->adam.beta1);
     cJSON_AddNumberToObject(j, "beta2", o->adam.beta2);
@@ -63,6 +65,8 @@ static void options_from_json(const cJSON *j, imcap_train_options *o) {
     o->max_steps = (long)num(j, "max_steps", (double)o->max_steps);
     o->batch = (int)num(j, "batch", o->batch);
     o->threads = (int)num(j, "threads", o->threads);
+    /* before shards existed, each thread summed one shard */
+    o->shards = (int)num(j, "shards", o->threads);
     o->adam.lr = (float)num(j, "lr", o->adam.lr);
     o->adam.beta1 = (float)num(j, "beta1", o->adam.beta1);
     o->adam.beta2 = (float)num(j, "beta2", o->adam.beta2);
@@ -106,10 +110,11 @@ imcap_status imcap_checkpoint_save(const char *path, const imcap_model *m, const
     ok = ok && fwrite(&ms64, 8, 1, af.f) == 1 && fwrite(model, 1, msize, af.f) == msize &&
          fwrite(st->m, sizeof(float), m->tab.total, af.f) == m->tab.total &&
          fwrite(st->v, sizeof(float), m->tab.total, af.f) == m->tab.total;
+    int e = errno; /* of the write that failed; abort's remove() may change it */
     free(text), free(model);
     if (!ok) {
         imcap_atomic_abort(&af);
-        return imcap_fail(err, IMCAP_E_IO, "%s: cannot write the checkpoint", path);
+        return imcap_fail(err, IMCAP_E_IO, "%s: cannot write the checkpoint: %s", path, strerror(e));
     }
     return imcap_atomic_commit(&af, err);
 }

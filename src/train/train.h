@@ -51,6 +51,9 @@ size_t imcap_trained_floats(const imcap_model *m, int frozen);
 /* The gradient block of this worker (imcap_trained_floats), views in *views
  * (with a frozen encoder its views point past the block: never use them). */
 float *imcap_worker_grads(imcap_trainer_worker *w, imcap_params *views);
+/* Where imcap_worker_run accumulates: block (imcap_trained_floats), or
+ * the worker's own block when NULL. */
+void imcap_worker_target(imcap_trainer_worker *w, const imcap_model *m, float *block);
 
 /* Forward and backward for n examples (n <= cap): accumulates into the
  * worker's gradient block the gradient of
@@ -60,21 +63,54 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
                       const imcap_loss_options *opt, double token_norm, double example_norm, int no_grad,
                       imcap_loss_stats *stats);
 
-/* ---- a batch spread over threads: examples split evenly, one worker per
- * thread, gradient blocks summed in a fixed order (so a run is reproducible
- * for a given thread count) */
+/* ---- data-parallel training over several processes
+ *
+ * The library knows no transport: the CLI gives it these three operations
+ * (over MPI). Each returns 0, or non-zero when the transport failed (the
+ * run then ends with an error). NULL: one process. */
 typedef struct {
-    int nthreads;
+    int rank, size;
+    void *ctx;
+    int (*send)(void *ctx, int to, const void *buf, size_t bytes);
+    int (*recv)(void *ctx, int from, void *buf, size_t bytes);
+    int (*bcast)(void *ctx, int root, void *buf, size_t bytes);
+} imcap_train_comm;
+
+/* ---- a batch spread over shards, threads and processes
+ *
+ * A batch of n examples is cut into `shards` contiguous shards (shard s:
+ * examples [n s / S, n (s + 1) / S)). Each shard's gradient is computed
+ * alone, with its examples as one batch, and the batch's gradient is
+ *   ((0 + g_0) + g_1) + ... + g_{S-1}   (float, element by element)
+ * So the result depends on S and on nothing else: not on how many threads
+ * share the shards, nor on how many processes. Process r of R computes
+ * shards [S r / R, S (r + 1) / R); the running sum passes from process to
+ * process in rank order (each adds its shards), and the last broadcasts it.
+ * One process with T threads and S = T computes exactly what imcap did
+ * before shards existed (one shard per thread). */
+typedef struct {
+    int nthreads, shards;
+    int shard0, shard1;  /* this process's shards */
     size_t n_grad;       /* floats per gradient block */
     imcap_trainer_worker **w;
+    float **g;           /* [shard1 - shard0] gradient blocks: a thread's first is its worker's own */
+    float *acc;          /* n_grad + stats: the running sum passed between processes */
+    const imcap_train_comm *comm;
+    double examples, seconds; /* this process's share of the work so far */
 } imcap_worker_pool;
 
-imcap_status imcap_pool_init(imcap_worker_pool *p, const imcap_model *m, int threads, int batch, int frozen);
+/* Shards over processes: the first and one past the last of rank r. */
+void imcap_shard_range(int shards, int rank, int size, int *first, int *end);
+imcap_status imcap_pool_init(imcap_worker_pool *p, const imcap_model *m, int threads, int shards, int batch,
+                             int frozen, const imcap_train_comm *comm);
 void imcap_pool_free(imcap_worker_pool *p);
 /* Loss normalised by the batch's tokens and examples; grad_out (n_grad
- * floats) receives the summed gradient unless no_grad. */
-void imcap_pool_run(imcap_worker_pool *p, const imcap_model *m, const imcap_example *ex, int n,
-                    const imcap_loss_options *lo, int no_grad, float *grad_out, imcap_loss_stats *stats);
+ * floats) receives the summed gradient unless no_grad, and the stats are
+ * added (summed shard by shard, in order). With no_grad the process
+ * computes every shard itself and talks to no other (validation runs on
+ * rank 0 alone). Returns non-zero when the transport failed. */
+int imcap_pool_run(imcap_worker_pool *p, const imcap_model *m, const imcap_example *ex, int n,
+                   const imcap_loss_options *lo, int no_grad, float *grad_out, imcap_loss_stats *stats);
 
 /* ---- Adam with decoupled weight decay, warm-up, decay, clipping */
 
@@ -96,7 +132,9 @@ typedef struct {
     int epochs;            /* passes over the (image, caption) pairs */
     long max_steps;        /* 0: epochs decide */
     int batch;
-    int threads;           /* OpenMP workers; the result depends on it (sums are split per thread) */
+    int threads;           /* OpenMP workers per process */
+    int shards;            /* the batch's gradient is summed shard by shard (see imcap_worker_pool): the
+                            * result depends on it, not on threads or processes; 0: threads x processes */
     imcap_adam_options adam;
     float att_reg, dropout;
     uint64_t seed;
@@ -146,6 +184,8 @@ typedef struct {
     void (*on_message)(void *ctx, const char *msg);
     void *ctx;
     volatile sig_atomic_t *stop; /* set from a signal handler: checkpoint and return */
+    const imcap_train_comm *comm; /* several processes (NULL: one); only rank 0 calls the callbacks above,
+                                   * validates and writes files, and its stop flag stops them all */
 } imcap_train_callbacks;
 
 /* Optimiser state, saved in checkpoints with the weights. */
@@ -154,6 +194,7 @@ typedef struct {
     long step;             /* steps done */
     double best_score;     /* best validation score so far (when have_best) */
     int have_best;         /* a validated best model has been written to out_path */
+    double work_examples, work_seconds; /* after a run: this process's examples and compute time (not saved) */
     imcap_train_options opt; /* the options the run started with */
 } imcap_train_state;
 

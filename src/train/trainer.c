@@ -95,13 +95,21 @@ static void epoch_order(int *perm, int n, uint64_t seed, int epoch) {
 
 typedef struct {
     imcap_worker_pool pool;
+    int batch_size;    /* examples per step: --batch, or fewer when the data set has fewer */
     imcap_example *batch;
     const imcap_feature_cache *features; /* frozen encoder: the examples' features */
 } pool;
 
-static void run_batch(pool *p, const imcap_model *m, int n, const imcap_loss_options *lo, int no_grad, float *grad_out,
-                      imcap_loss_stats *stats) {
-    imcap_pool_run(&p->pool, m, p->batch, n, lo, no_grad, grad_out, stats);
+static int run_batch(pool *p, const imcap_model *m, int n, const imcap_loss_options *lo, int no_grad, float *grad_out,
+                     imcap_loss_stats *stats) {
+    return imcap_pool_run(&p->pool, m, p->batch, n, lo, no_grad, grad_out, stats);
+}
+
+/* Rank 0 tells the others, after every step, whether to stop (a failure
+ * anywhere ends the whole job instead: the CLI aborts it). */
+enum { CTL_GO, CTL_STOP };
+static int share_control(const imcap_train_comm *c, int *ctl) {
+    return c && c->size > 1 && c->bcast(c->ctx, 0, ctl, sizeof *ctl);
 }
 
 static void fill_batch(pool *p, const example_set *set, const int *idx, int n, const imcap_image_cache *cache) {
@@ -157,7 +165,7 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
                              imcap_error *err) {
     imcap_loss_options lo = {0};
     imcap_loss_stats st = {0};
-    int B = o->batch, ni = 0;
+    int B = p->batch_size, ni = 0;
     int *idx = malloc((size_t)B * sizeof(int)), *imgs = malloc((size_t)(ds->n ? ds->n : 1) * sizeof(int));
     if (!idx || !imgs) {
         free(idx), free(imgs);
@@ -167,7 +175,10 @@ static imcap_status validate(pool *p, const imcap_model *m, const imcap_dataset 
         int n = val->n - start < B ? val->n - start : B;
         for (int i = 0; i < n; i++) idx[i] = start + i;
         fill_batch(p, val, idx, n, cache);
-        run_batch(p, m, n, &lo, 1, NULL, &st);
+        if (run_batch(p, m, n, &lo, 1, NULL, &st)) {
+            free(idx), free(imgs);
+            return imcap_fail(err, IMCAP_E_NOMEM, "validation: out of memory");
+        }
     }
     free(idx);
     rep->val_loss = st.n_tokens ? st.ce_sum / st.n_tokens : 0;
@@ -233,9 +244,16 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
                              const imcap_train_callbacks *cb, imcap_error *err) {
     const imcap_train_options *o = &st->opt;
     imcap_status s = IMCAP_OK;
+    const imcap_train_comm *comm = cb ? cb->comm : NULL;
+    int rank = comm ? comm->rank : 0, nproc = comm ? comm->size : 1;
+    if (rank != 0) cb = NULL; /* rank 0 alone reports, validates and writes */
     if (o->batch < 1 || o->threads < 1 || o->threads > 64)
         return imcap_fail(err, IMCAP_E_ARG, "batch (%d) and threads (%d) must be positive, threads at most 64", o->batch,
                           o->threads);
+    if (o->shards == 0) st->opt.shards = o->threads * nproc;
+    if (o->shards < 1 || o->shards > o->batch)
+        return imcap_fail(err, IMCAP_E_ARG, "--grad-shards %d must be between 1 and the batch (%d)", o->shards,
+                          o->batch);
     int fixed = imcap_config_untrainable_layer(&m->cfg), frozen = o->freeze_encoder;
     if (frozen && (!features || features->n != ds->n || features->D != m->cfg.D || features->L != m->cfg.L))
         return imcap_fail(err, IMCAP_E_ARG, "a frozen encoder needs the feature cache of these images and this model");
@@ -261,11 +279,12 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         s = imcap_fail(err, IMCAP_E_ARG, "no training pairs (image, caption): the data set's train split is empty");
         goto done;
     }
-    if (train.n < o->batch) {
+    /* the options keep the batch asked for (a resumed run compares them);
+     * the steps take what there is (shards past the examples are empty) */
+    int B = o->batch < train.n ? o->batch : train.n;
+    if (B < o->batch)
         message(cb, "warning: %d training pairs (image, caption), fewer than one batch of %d: batches of %d", train.n,
-                o->batch, train.n);
-        st->opt.batch = train.n;
-    }
+                o->batch, B);
     if (o->select == IMCAP_SELECT_F1) {
         int objects = 0;
         for (int i = 0; i < ds->n && !objects; i++) objects = ds->images[i].split == IMCAP_SPLIT_VAL && ds->images[i].objects_json;
@@ -275,7 +294,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             goto done;
         }
     }
-    long per_epoch = train.n / o->batch;
+    long per_epoch = train.n / B;
     long total = o->max_steps > 0 ? o->max_steps : per_epoch * o->epochs;
     imcap_adam_options adam = o->adam;
     adam.total_steps = total;
@@ -284,12 +303,14 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         message(cb, "warning: --warmup %ld >= the run's %ld steps: the learning rate never reaches its peak (--lr)",
                 adam.warmup, total);
 
-    p.batch = calloc((size_t)o->batch, sizeof *p.batch);
+    p.batch_size = B;
+    p.batch = calloc((size_t)B, sizeof *p.batch);
     p.features = features;
     size_t n_train = imcap_trained_floats(m, frozen);
     grad = imcap_aligned_alloc(n_train * sizeof(float));
     perm = malloc((size_t)train.n * sizeof(int));
-    if (!p.batch || !grad || !perm || imcap_pool_init(&p.pool, m, o->threads, o->batch, frozen) != IMCAP_OK) {
+    if (!p.batch || !grad || !perm ||
+        imcap_pool_init(&p.pool, m, o->threads, o->shards, B, frozen, comm) != IMCAP_OK) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory for training buffers");
         goto done;
     }
@@ -303,10 +324,13 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         long step = st->step;
         int epoch = (int)(step / per_epoch);
         if (epoch != cur_epoch) epoch_order(perm, train.n, o->seed, epoch), cur_epoch = epoch;
-        fill_batch(&p, &train, perm + (step % per_epoch) * o->batch, o->batch, cache);
+        fill_batch(&p, &train, perm + (step % per_epoch) * B, B, cache);
         imcap_loss_options lo = {o->att_reg, o->dropout, o->seed, step};
         imcap_loss_stats ls = {0};
-        run_batch(&p, m, o->batch, &lo, 0, grad, &ls);
+        if (run_batch(&p, m, B, &lo, 0, grad, &ls)) {
+            s = imcap_fail(err, IMCAP_E_IO, "step %ld: the gradient could not be summed over the processes", step + 1);
+            goto done;
+        }
         /* a frozen encoder's tensors are after the decoder's: Adam (and its
          * weight decay) never touches them */
         double norm = imcap_adam_step(&adam, step + 1, m->block, grad, st->m, st->v, n_train);
@@ -319,8 +343,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         pr.step = st->step, pr.total_steps = total, pr.epoch = epoch;
         pr.loss = ema_loss, pr.ce = ce, pr.reg = o->att_reg * reg, pr.token_accuracy = (double)ls.correct / ls.n_tokens;
         pr.grad_norm = norm, pr.lr = imcap_lr_at(&adam, step);
-        pr.examples_per_s = (double)(st->step - start_step) * o->batch / (now - t0);
-        pr.eta_s = (total - st->step) * o->batch / (pr.examples_per_s > 0 ? pr.examples_per_s : 1);
+        pr.examples_per_s = (double)(st->step - start_step) * B / (now - t0);
+        pr.eta_s = (total - st->step) * B / (pr.examples_per_s > 0 ? pr.examples_per_s : 1);
         if (cb && cb->on_progress && (now - last_t > 0.25 || st->step == total)) {
             cb->on_progress(cb->ctx, &pr);
             last_t = now;
@@ -330,7 +354,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             goto done;
         }
         long ve = o->val_every > 0 ? o->val_every : per_epoch;
-        if (st->step % ve == 0 || st->step == total) {
+        if (rank == 0 && (st->step % ve == 0 || st->step == total)) {
             imcap_val_report rep = {0};
             rep.step = st->step, rep.epoch = epoch;
             imcap_model_sync(m); /* the captions below decode with the weights just updated */
@@ -353,13 +377,24 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
             if (cb && cb->on_validation) cb->on_validation(cb->ctx, &rep);
         }
         int stop = (cb && cb->stop && *cb->stop) || (o->stop_after > 0 && st->step == o->stop_after);
-        if ((o->ckpt_every > 0 && st->step % o->ckpt_every == 0) || stop || st->step == total) {
+        int ctl = stop ? CTL_STOP : CTL_GO;
+        if (share_control(comm, &ctl)) {
+            s = imcap_fail(err, IMCAP_E_IO, "step %ld: lost contact with rank 0", st->step);
+            goto done;
+        }
+        stop = ctl == CTL_STOP;
+        if (rank == 0 && ((o->ckpt_every > 0 && st->step % o->ckpt_every == 0) || stop || st->step == total)) {
             if ((s = imcap_checkpoint_save(o->ckpt_path, m, st, err))) goto done;
         }
         if (stop && st->step < total) {
             /* a run stopped before its first validation still leaves a
              * model that captions: the current weights, marked as such */
             const char *what = "the best model so far is in";
+            if (rank != 0) {
+                s = imcap_fail(err, IMCAP_E_INTERRUPTED, "interrupted at step %ld (rank 0 wrote the checkpoint)",
+                               st->step);
+                goto done;
+            }
             if (!st->have_best) {
                 char meta[128];
                 snprintf(meta, sizeof meta, "not validated: interrupted at step %ld", st->step);
@@ -375,7 +410,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     }
     /* the best model learns what its training images look like: the in-domain
      * check's statistics (a data set without val images gets none) */
-    if (s == IMCAP_OK && st->step >= total) {
+    if (s == IMCAP_OK && st->step >= total && rank == 0) {
         imcap_model *best = NULL;
         imcap_error e2;
         if (imcap_model_load(o->out_path, &best, &e2) == IMCAP_OK) {
@@ -390,6 +425,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         }
     }
 done:
+    st->work_examples = p.pool.examples, st->work_seconds = p.pool.seconds;
     imcap_model_sync(m); /* whoever captions with m next sees its last weights */
     imcap_pool_free(&p.pool);
     free(p.batch), free(grad), free(perm);

@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <stdatomic.h>
+#include <dirent.h>
+#include <signal.h>
 
 const char *imcap_status_name(imcap_status s) {
     switch (s) {
@@ -92,14 +94,34 @@ imcap_status imcap_atomic_open(imcap_atomic_file *af, const char *path, imcap_er
     return IMCAP_OK;
 }
 
+/* The rename that makes a file appear is only durable once its folder is
+ * synced: without it a power cut can bring back the old file (or none)
+ * after later writes that depended on the new one reached the disk. Some
+ * file systems refuse fsync on a folder (EINVAL); that is not an error. */
+int imcap_sync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir) return -1;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+    free(dir);
+    if (fd < 0) return -1;
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) rc = -1;
+    close(fd);
+    return rc;
+}
+
 imcap_status imcap_atomic_commit(imcap_atomic_file *af, imcap_error *err) {
-    int bad = ferror(af->f);
-    if (fflush(af->f) != 0) bad = 1;
-    if (fsync(fileno(af->f)) != 0 && errno != EINVAL) bad = 1;
-    if (fclose(af->f) != 0) bad = 1;
+    /* errno of the write that set the stream's error flag is gone by now;
+     * a failure below gives a fresh one, and fflush retries what is left in
+     * the buffer, so a full disk usually says so */
+    int bad = ferror(af->f), e = 0;
+    if (fflush(af->f) != 0) bad = 1, e = errno;
+    if (fsync(fileno(af->f)) != 0 && errno != EINVAL) bad = 1, e = e ? e : errno;
+    if (fclose(af->f) != 0) bad = 1, e = e ? e : errno;
     af->f = NULL;
     if (bad) {
-        imcap_status s = imcap_fail(err, IMCAP_E_IO, "%s: write failed: %s", af->path, strerror(errno));
+        imcap_status s = e ? imcap_fail(err, IMCAP_E_IO, "%s: write failed: %s", af->path, strerror(e))
+                           : imcap_fail(err, IMCAP_E_IO, "%s: write failed (disk full or I/O error)", af->path);
         imcap_atomic_abort(af);
         return s;
     }
@@ -108,6 +130,7 @@ imcap_status imcap_atomic_commit(imcap_atomic_file *af, imcap_error *err) {
         imcap_atomic_abort(af);
         return s;
     }
+    imcap_sync_parent_dir(af->path);
     free(af->tmp);
     free(af->path);
     memset(af, 0, sizeof *af);
@@ -120,6 +143,51 @@ void imcap_atomic_abort(imcap_atomic_file *af) {
     free(af->tmp);
     free(af->path);
     memset(af, 0, sizeof *af);
+}
+
+/* "<base>.tmp.<pid>.<n>" with base non-empty (or equal to want when given):
+ * the pid, else 0. */
+static long tmp_owner(const char *name, const char *want) {
+    const char *t = NULL;
+    for (const char *p = strstr(name, ".tmp."); p; p = strstr(p + 1, ".tmp.")) t = p;
+    if (!t || t == name) return 0;
+    if (want && (strlen(want) != (size_t)(t - name) || strncmp(name, want, (size_t)(t - name)) != 0)) return 0;
+    char *end;
+    errno = 0;
+    long pid = strtol(t + 5, &end, 10);
+    if (errno || pid <= 0 || *end != '.' || !end[1]) return 0;
+    for (const char *d = end + 1; *d; d++)
+        if (*d < '0' || *d > '9') return 0;
+    return pid;
+}
+
+int imcap_atomic_sweep(const char *dir, const char *base) {
+    DIR *d = opendir(dir && *dir ? dir : ".");
+    if (!d) return -1;
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long pid = tmp_owner(de->d_name, base);
+        /* a live writer's file is left alone; EPERM means alive too. Our own
+         * pid counts as dead: the caller has not started writing yet, so
+         * such a file is from an earlier process that had the same pid. */
+        if (!pid || (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))) continue;
+        char *p = imcap_path_join(dir && *dir ? dir : ".", de->d_name, NULL);
+        if (p && unlink(p) == 0) removed++;
+        free(p);
+    }
+    closedir(d);
+    return removed;
+}
+
+int imcap_atomic_sweep_path(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return imcap_atomic_sweep(".", path);
+    char *dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
+    if (!dir) return -1;
+    int n = slash[1] ? imcap_atomic_sweep(dir, slash + 1) : 0;
+    free(dir);
+    return n;
 }
 
 imcap_status imcap_write_file_atomic(const char *path, const void *data, size_t size, imcap_error *err) {

@@ -39,6 +39,17 @@ typedef struct {
 imcap_status imcap_atomic_open(imcap_atomic_file *af, const char *path, imcap_error *err);
 imcap_status imcap_atomic_commit(imcap_atomic_file *af, imcap_error *err);
 void imcap_atomic_abort(imcap_atomic_file *af);
+/* A process killed between open and commit leaves its temporary file
+ * behind. These remove, in dir, the "<base>.tmp.<pid>.<n>" files (any base
+ * when base is NULL) whose process is gone; _path sweeps the temporary files
+ * of one final path. Call before this process writes them: files with its
+ * own pid are taken for an earlier process's. Returns the count removed, -1
+ * when dir cannot be read. */
+int imcap_atomic_sweep(const char *dir, const char *base);
+int imcap_atomic_sweep_path(const char *path);
+/* fsync of the folder holding path, so that a rename into it survives a
+ * power cut; 0, or -1 (errno set) when the folder cannot be synced. */
+int imcap_sync_parent_dir(const char *path);
 /* dir + '/' + name + suffix (malloc'd; NULL when out of memory): no slash
  * is added after an empty dir or one ending in '/'; suffix may be NULL. */
 char *imcap_path_join(const char *dir, const char *name, const char *suffix);
