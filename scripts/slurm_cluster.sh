@@ -13,9 +13,11 @@
 # srun...). Logs: DIR/log/{munged,slurmctld,slurmd}.log. The node is the
 # machine as `slurmd -C` reports it (CPUs, sockets, cores, RealMemory), with
 # select/cons_tres and CR_CPU, so 1-CPU jobs run side by side, one per CPU.
-# MPI: MpiDefault=none; `srun --mpi=pmix` works when Slurm's mpi_pmix plugin is
-# installed (Debian's slurm-wlm-basic-plugins has it), and mpirun runs inside
-# an sbatch allocation.
+# MPI: MpiDefault=none; `srun --mpi=pmix` uses Slurm's mpi_pmix plugin (in
+# Debian's slurm-wlm-basic-plugins). With Debian 12's OpenMPI 4.1.4 both
+#   sbatch --wait -n 2 --wrap 'srun --mpi=pmix imcap train ...'
+#   sbatch --wait -n 2 --wrap 'mpirun --allow-run-as-root --oversubscribe -np 2 imcap train ...'
+# run two ranks (weights byte-identical to one process, as tests/mpi checks).
 #
 # Exit codes of `up` (the caller may skip a test on 3..7 and show the message):
 #   0 up, 2 usage, 3 a program is missing (slurm-wlm / munge not installed),
