@@ -26,14 +26,18 @@ t0=$(date +%s)
 [ -x "$exe" ] || die "$exe is not an executable"
 [ -f "$script" ] || die "$script is missing"
 
-# 1. the README shows exactly this script: the bash block after its name
-readme_block=$(awk '/examples\/slurm\/caption_array\.sbatch/ { seen = 1 }
-                    seen && /^```/ { if (inside) exit; inside = 1; next }
-                    inside { print }' "$src/README.md")
-if [ "$readme_block" != "$(cat "$script")" ]; then
-  diff <(printf '%s\n' "$readme_block") "$script" >&2 || true
-  die "README.md's Slurm block is not examples/slurm/caption_array.sbatch word for word (diff above: < README, > file)"
-fi
+# 1. the README shows exactly these scripts: the bash block after each name
+train_script=$src/examples/slurm/train_mpi.sbatch
+for f in "$script" "$train_script"; do
+  name=examples/slurm/$(basename "$f")
+  readme_block=$(awk -v name="$name" 'index($0, name) { seen = 1 }
+                      seen && /^```/ { if (inside) exit; inside = 1; next }
+                      inside { print }' "$src/README.md")
+  if [ "$readme_block" != "$(cat "$f")" ]; then
+    diff <(printf '%s\n' "$readme_block") "$f" >&2 || true
+    die "README.md's block is not $name word for word (diff above: < README, > file)"
+  fi
+done
 
 # 2. the cluster
 cluster=
@@ -126,4 +130,40 @@ if ! cmp "$work/merged-untimed.jsonl" "$work/single.jsonl"; then
   diff "$work/merged-untimed.jsonl" "$work/single.jsonl" | head -n 10 >&2 || true
   die "the merged shards differ from one imcap batch run over $photos"
 fi
-say "PASS: $tasks Slurm array tasks merged = one run ($n_images records), in $(( $(date +%s) - t0 )) s"
+say "array: $tasks Slurm array tasks merged = one run ($n_images records), at $(( $(date +%s) - t0 )) s"
+
+# 6. data-parallel training inside an allocation: the README's script, two
+# ranks of one thread, against one process with the same argv (the command
+# is in the model's metadata) and the same --grad-shards
+if ! command -v mpirun >/dev/null || ! grep -q "grad-shards" <("$exe" train --help 2>&1); then
+  say "SKIP (training part): no mpirun or an imcap without MPI"
+else
+  cat >"$work/cfg.json" <<'CFG'
+{"image_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "encoder": [
+ {"type": "conv", "out": 8, "kernel": 3, "stride": 1, "pad": 1}, {"type": "relu"},
+ {"type": "maxpool", "kernel": 2, "stride": 2}, {"type": "coords"}],
+ "embed_dim": 16, "hidden_dim": 32, "attention_dim": 16, "max_length": 16}
+CFG
+  args="--batch 8 --max-steps 10 --val-every 5 --val-images 4 --seed 3 -q"
+  mkdir -p "$work/train-slurm" "$work/train-one"
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  train_rc=0
+  timeout 180 sbatch --wait --quiet --ntasks=2 --cpus-per-task=1 --time=5 --chdir="$work/train-slurm" \
+      --output="$work/train-slurm/slurm-%j.out" \
+      --export=ALL,DATA="$work/synth/dataset.json",IMAGES="$work/synth",CONFIG="$work/cfg.json",OUT=m.safetensors,SHARDS=2,TRAIN_ARGS="$args" \
+      "$train_script" >"$work/train-sbatch.out" 2>&1 || train_rc=$?
+  if [ "$train_rc" -ne 0 ]; then
+    cat "$work/train-sbatch.out" "$work"/train-slurm/slurm-*.out >&2 || true
+    die "the training job exited $train_rc"
+  fi
+  # shellcheck disable=SC2086
+  (cd "$work/train-one" && "$exe" train --threads 1 --grad-shards 2 --data "$work/synth/dataset.json" \
+      --images "$work/synth" --config "$work/cfg.json" -o m.safetensors $args 2>log) ||
+    die "the single-process run failed: $(tail -3 "$work/train-one/log")"
+  for f in m.safetensors m.safetensors.ckpt; do
+    cmp "$work/train-slurm/$f" "$work/train-one/$f" || die "$f from the Slurm MPI job differs from one process's"
+  done
+  grep -h "rank . of 2" "$work"/train-slurm/slurm-*.out >&2 || die "the job's log does not show two ranks"
+  say "training: 2 MPI ranks in a Slurm allocation = one process, byte for byte"
+fi
+say "PASS in $(( $(date +%s) - t0 )) s"
