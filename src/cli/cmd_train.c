@@ -356,6 +356,11 @@ static int run_train_process(imcap_train_options *op, const given_opts *gp, cons
             fprintf(stderr, "imcap train: %s feature cache %s (%d images, %dx%d features each)\n",
                     rebuilt ? "built" : "reusing", features_path, features.n, m->cfg.D, m->cfg.L);
         if (rebuilt && !quiet) fprintf(stderr, "imcap train: feature cache built in %.1f s\n", imcap_now() - t0);
+        /* the ranks after 0 open what rank 0 has just written: building it
+         * again means they disagree about the encoder or the images */
+        if (rebuilt && !lead)
+            fprintf(stderr, "imcap train: rank %d: rebuilt the feature cache %s that rank 0 wrote\n", comm->rank,
+                    features_path);
     }
     if (lead && cli_mpi_barrier(comm)) goto done;
     if (lead)

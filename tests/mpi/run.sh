@@ -50,6 +50,18 @@ grep "rank . of 2" two/log
 n_done=$(grep -c "done at step 12" two/log || true)
 [ "$n_done" = 1 ] || fail "expected one 'done' line (rank 0's), got $n_done"
 
+echo "== a frozen encoder: rank 0 builds the feature cache, the others read it"
+F=(train --data ../syn/dataset.json --images ../syn --init ../one/m.safetensors --freeze-encoder --batch 8
+   --max-steps 6 --val-every 6 --val-images 8 --threads 1 --grad-shards 2 --seed 5 -o f.safetensors)
+mkdir frozen-one frozen-two
+(cd frozen-one && "$IMCAP" "${F[@]}" 2>log) || fail "frozen, one process: $(tail -3 frozen-one/log)"
+(cd frozen-two && "${MPIRUN[@]}" -np 2 "$IMCAP" "${F[@]}" 2>log) || fail "frozen, two ranks: $(tail -5 frozen-two/log)"
+cmp frozen-one/f.safetensors frozen-two/f.safetensors || fail "frozen encoder: two ranks differ from one process"
+cmp frozen-one/f.safetensors.features frozen-two/f.safetensors.features || fail "the feature caches differ"
+[ "$(grep -c "built feature cache" frozen-two/log)" = 1 ] && ! grep -q "rebuilt the feature cache" frozen-two/log ||
+  fail "the feature cache was not built exactly once: $(cat frozen-two/log)"
+echo "frozen encoder: two ranks = one process; one feature cache, built by rank 0"
+
 echo "== resume under MPI, and with another number of processes"
 # --resume takes the checkpoint instead of --config: the command line in the
 # metadata differs, so the tensors are compared
