@@ -3,7 +3,8 @@
 # prompts), builds it in build/, and captions the images in samples/ with the
 # shipped model. Options: --deps-only (install packages, nothing else),
 # --test-deps (also what the test suite uses: browser, GNU parallel, numpy,
-# and PyTorch / torchvision for the backbone parity tests),
+# PyTorch / torchvision for the backbone parity tests, and LLVM's OpenMP
+# runtime with Archer for the ThreadSanitizer build),
 # --bench-deps (also what bench/run.sh's PyTorch comparison uses: Debian's
 # python3-torch, python3-torchvision and python3-numpy, for /usr/bin/python3).
 set -euo pipefail
@@ -11,7 +12,8 @@ cd "$(dirname "$0")/.."
 
 BUILD_DEPS=(build-essential meson ninja-build pkg-config libopenblas-dev libcriterion-dev
             libcjson-dev libstb-dev libdeflate-dev libutf8proc-dev fonts-dejavu-core help2man)
-TEST_DEPS=(chromium parallel python3-numpy python3-torch python3-torchvision)
+# libomp-14-dev: LLVM's OpenMP runtime and its Archer tool for the TSan build
+TEST_DEPS=(chromium parallel python3-numpy python3-torch python3-torchvision libomp-14-dev)
 BENCH_DEPS=(python3-torch python3-torchvision python3-numpy)
 
 deps_only=0 test_deps=0 bench_deps=0
