@@ -3,8 +3,9 @@
 # prompts), builds it in build/, and captions the images in samples/ with the
 # shipped model. Options: --deps-only (install packages, nothing else),
 # --test-deps (also what the test suite uses: browser, GNU parallel, numpy,
-# PyTorch / torchvision for the backbone parity tests, and slurm-wlm and munge
-# for the one-node Slurm cluster of tests/slurm),
+# PyTorch / torchvision for the backbone parity tests, slurm-wlm and munge
+# for the one-node Slurm cluster of tests/slurm, and LLVM's OpenMP runtime
+# with Archer for the ThreadSanitizer build),
 # --bench-deps (also what bench/run.sh's PyTorch comparison uses: Debian's
 # python3-torch, python3-torchvision and python3-numpy, for /usr/bin/python3).
 set -euo pipefail
@@ -13,8 +14,9 @@ cd "$(dirname "$0")/.."
 BUILD_DEPS=(build-essential meson ninja-build pkg-config libopenblas-dev libcriterion-dev
             libcjson-dev libstb-dev libdeflate-dev libutf8proc-dev fonts-dejavu-core help2man
             libopenmpi-dev openmpi-bin)
+# libomp-14-dev: LLVM's OpenMP runtime and its Archer tool for the TSan build
 TEST_DEPS=(chromium parallel python3-numpy python3-torch python3-torchvision
-           slurm-wlm munge)
+           slurm-wlm munge libomp-14-dev)
 BENCH_DEPS=(python3-torch python3-torchvision python3-numpy)
 
 deps_only=0 test_deps=0 bench_deps=0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite twice: in an optimised build (build/) and in an
-# AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/).
+# AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then the
+# multi-threaded tests in a ThreadSanitizer build (build-tsan/).
 # Installs the packages the suite needs first (Debian 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +25,21 @@ ninja -C build-asan >/dev/null
 # and the cluster, not imcap's memory, so it runs once.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs --num-processes 1 --timeout-multiplier 4 --no-suite slurm
+
+# ThreadSanitizer (docs/reliability-tsan.md): batch, eval and train with
+# --threads 2, 8 threads captioning through the public API (test_threads), and
+# a canary that proves TSan sees OpenMP's ordering and a planted race. The
+# build links LLVM's libomp and its Archer tool (meson.build); tests/meson.build
+# sets TSAN_OPTIONS (halt_on_error, report files). Zero reports is the bar.
+[ -f build-tsan/build.ninja ] || meson setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
+  -Db_lundef=false >/dev/null
+ninja -C build-tsan >/dev/null
+rm -f build-tsan/tsan-report.*
+tsan_rc=0
+meson test -C build-tsan --print-errorlogs --num-processes 1 --timeout-multiplier 4 || tsan_rc=$?
+if ls build-tsan/tsan-report.* >/dev/null 2>&1; then
+  cat build-tsan/tsan-report.* >&2
+  echo "test.sh: ThreadSanitizer reports above ($(ls build-tsan/tsan-report.* | wc -l) processes)" >&2
+  exit 1
+fi
+exit "$tsan_rc"
