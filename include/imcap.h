@@ -330,6 +330,90 @@ IMCAP_API imcap_status imcap_render_write(const imcap_image *img, const imcap_re
  * extension ("dir/My photo (1).JPG" -> "My_photo_1"); fallback "image". */
 IMCAP_API size_t imcap_render_stem(const char *path, char *out, size_t cap);
 
+/* ---------------------------------------------------------------- folders into records
+ *
+ * What `imcap batch` and `imcap merge` do, as library calls (docs/batch.md
+ * has the record fields, the formats and the resume and shard rules).
+ *
+ * imcap_batch_run captions every image under the inputs (folders walked,
+ * images recognised by their bytes; files named are always taken and a bad
+ * one is a record with an error) in sorted path order, one record per
+ * image. With out: records go to OUT.partial as they finish, flushed one by
+ * one, and OUT.partial becomes OUT when every input has its record, so OUT
+ * only ever appears complete. resume keeps the records of an earlier run
+ * (OUT and OUT.partial) and captions only the images without one (and the
+ * failed ones). *stop set (a signal): no more images are taken, every
+ * finished record is written, IMCAP_E_INTERRUPTED; resume continues. The
+ * records are the same for any block and threads. Refusals of the
+ * arguments (OUT a folder or one of the inputs, rendered files into an
+ * input folder, resume without out) are IMCAP_E_ARG. */
+typedef enum { IMCAP_RECORDS_JSONL = 0, IMCAP_RECORDS_CSV, IMCAP_RECORDS_TSV } imcap_record_format;
+
+typedef struct {
+    const char *const *inputs;    /* folders and image files */
+    int n_inputs;
+    int recursive;                /* walk subfolders too (each folder once) */
+    const char *out;              /* the output file; NULL: records go to the sink callback */
+    imcap_record_format format;   /* default jsonl */
+    int timing;                   /* the ms field (default 1; 0: two runs give identical bytes) */
+    int resume;
+    int shard_index, shard_count; /* shard_count > 0: only the inputs with fnv1a64(path) % count == index - 1 */
+    const char *overlays_dir;     /* per image: an overlay per word and a contact sheet (NULL: none) */
+    const char *html_dir;         /* an offline gallery and a viewer per image (NULL: none) */
+    imcap_options caption;        /* beam, max_length */
+    imcap_render_options render;
+    int block;                    /* images decoded together by each thread (default 32) */
+    int threads;                  /* 0: the OpenMP default */
+    volatile sig_atomic_t *stop;  /* may be NULL */
+} imcap_batch_options;
+
+typedef struct {
+    void *ctx;
+    /* out == NULL: where the records go (0, or non-zero to fail the run) */
+    int (*sink)(void *ctx, const void *data, size_t n);
+    /* what the walk saw, temporary files of a killed run removed, earlier
+     * records left out: one line, no newline */
+    void (*on_note)(void *ctx, const char *msg);
+    /* an image that failed: its record holds the same message */
+    void (*on_failed)(void *ctx, const char *msg);
+    /* after each record: written of total in this run, seconds since it started */
+    void (*on_record)(void *ctx, size_t written, size_t total, double seconds);
+} imcap_batch_callbacks;
+
+typedef struct {
+    size_t inputs;      /* images (and failed inputs) after the walk and the shard */
+    size_t prior;       /* with a good record from an earlier run */
+    size_t todo;        /* captioned (or tried) in this run */
+    size_t written;     /* records written in this run */
+    size_t failed;      /* records with an error in the output */
+    double seconds;
+} imcap_batch_summary;
+
+IMCAP_API void imcap_batch_options_default(imcap_batch_options *o);
+IMCAP_API imcap_status imcap_batch_run(const imcap_model *m, const imcap_batch_options *o,
+                                       const imcap_batch_callbacks *cb, imcap_batch_summary *sum, imcap_error *err);
+
+/* Joins the outputs of batch runs over shards of one corpus (shard_count
+ * N, each sorted by path) into exactly what one run over all of it would
+ * have written: one header, records in path order, copied byte for byte.
+ * IMCAP_E_ARG: an unfinished run's OUT.partial among the inputs, or out one
+ * of them; IMCAP_E_FORMAT: outputs of two formats, a path in two inputs,
+ * unsorted records, an incomplete last record. out is written atomically;
+ * with out NULL the bytes go to o->sink. */
+typedef struct {
+    const char *html_dir; /* also DIR/index.html, the gallery of every record (NULL: none) */
+    int (*sink)(void *ctx, const void *data, size_t n);
+    void *ctx;
+} imcap_merge_options;
+
+typedef struct {
+    size_t records, errors; /* records written; those with an error */
+    int empty;              /* every input was empty */
+} imcap_merge_summary;
+
+IMCAP_API imcap_status imcap_merge(const char *const *inputs, int n, const char *out, const imcap_merge_options *o,
+                                   imcap_merge_summary *sum, imcap_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "imcap.h"
 #include "testutil.h"
 
 #define CFG "tests/data/models/tiny_config.json"
@@ -789,4 +790,70 @@ Test(batch, domain_columns_and_the_older_layout) {
     cr_expect_neq(tu_run(cmd, NULL, &err), 0);
     cr_expect(err && strstr(err, "without domain columns"), "%s", err);
     free(err);
+}
+
+/* ------------------------------------------------------------ the library */
+
+typedef struct {
+    char *s;
+    size_t n;
+} sink_buf;
+
+static int to_buf(void *ctx, const void *data, size_t n) {
+    sink_buf *b = ctx;
+    char *s = realloc(b->s, b->n + n + 1);
+    if (!s) return -1;
+    memcpy(s + b->n, data, n);
+    b->s = s, b->n += n, b->s[b->n] = 0;
+    return 0;
+}
+
+/* What a library user does with imcap.h alone: batch runs over two shards
+ * into files, then imcap_merge, and one run into a sink: both equal the
+ * CLI's one run, byte for byte. */
+Test(batch, library_batch_shards_and_merge) {
+    const char *d = setup_dir("batch_library", 12);
+    char *o, *e;
+    char *mp = path2(d, "m.safetensors"), *images = path2(d, "synth/images");
+    cr_assert_eq(imcap_in(d, &o, &e, "batch -q --no-timing --model m.safetensors '%s' -o cli.jsonl", images), 0, "%s", e);
+    free(o), free(e);
+    imcap_model *m = NULL;
+    imcap_error err;
+    cr_assert_eq(imcap_model_load(mp, &m, &err), IMCAP_OK, "%s", err.msg);
+    const char *inputs[] = {images};
+    char *shard_out[2];
+    for (int i = 0; i < 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "shard%d.jsonl", i + 1);
+        shard_out[i] = path2(d, name);
+        imcap_batch_options bo;
+        imcap_batch_options_default(&bo);
+        bo.inputs = inputs, bo.n_inputs = 1, bo.out = shard_out[i], bo.timing = 0;
+        bo.shard_index = i + 1, bo.shard_count = 2, bo.threads = 1;
+        imcap_batch_summary sum;
+        cr_assert_eq(imcap_batch_run(m, &bo, NULL, &sum, &err), IMCAP_OK, "%s", err.msg);
+        cr_expect_eq(sum.written, sum.inputs);
+    }
+    char *merged = path2(d, "merged.jsonl");
+    imcap_merge_summary ms;
+    cr_assert_eq(imcap_merge((const char *const *)shard_out, 2, merged, NULL, &ms, &err), IMCAP_OK, "%s", err.msg);
+    cr_expect_eq(ms.records, 12);
+    char *cli = tu_read(path2(d, "cli.jsonl"), NULL), *lib = tu_read(merged, NULL);
+    cr_expect_str_eq(lib, cli, "imcap_batch_run shards + imcap_merge differ from imcap batch");
+
+    /* one run into a sink, with a csv layout; and a refusal by name */
+    sink_buf sb = {0};
+    imcap_batch_callbacks cb = {&sb, to_buf, NULL, NULL, NULL};
+    imcap_batch_options bo;
+    imcap_batch_options_default(&bo);
+    bo.inputs = inputs, bo.n_inputs = 1, bo.timing = 0;
+    cr_assert_eq(imcap_batch_run(m, &bo, &cb, NULL, &err), IMCAP_OK, "%s", err.msg);
+    cr_expect_str_eq(sb.s, cli, "the sink got other bytes than imcap batch's stdout");
+    bo.resume = 1;
+    cr_expect_eq(imcap_batch_run(m, &bo, &cb, NULL, &err), IMCAP_E_ARG);
+    cr_expect(strstr(err.msg, "--resume"), "%s", err.msg);
+    cr_expect_eq(imcap_merge((const char *const *)shard_out, 2, shard_out[0], NULL, NULL, &err), IMCAP_E_ARG);
+    cr_expect(strstr(err.msg, shard_out[0]), "%s", err.msg);
+    free(sb.s);
+    imcap_model_free(m);
 }

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "batch_walk.h"
+#include "batch/batch_walk.h"
 #include "cli.h"
 #include "util/util.h"
 

@@ -63,6 +63,11 @@ imcap_status imcap_beam_result(imcap_beam *b, const imcap_model *m, const imcap_
 
 /* The checks every captioning entry point makes on its options. */
 imcap_status imcap_check_options(const imcap_model *m, const imcap_options *opt, imcap_error *err);
+/* imcap_caption_many with a second stop flag, the caller's own (imcap batch
+ * stops taking images on a fatal write error as on the user's signal). */
+imcap_status imcap_caption_many_halt(const imcap_model *m, size_t n, const imcap_options *opt, int block,
+                                     int threads, const imcap_many_io *io, const volatile sig_atomic_t *halt,
+                                     size_t *n_done, imcap_error *err);
 
 /* Makes room for k live hypotheses. */
 imcap_status imcap_workspace_reserve(imcap_workspace *ws, int k);

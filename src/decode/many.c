@@ -24,6 +24,7 @@ typedef struct {
     size_t n, window, claim, next;
     unsigned char *done; /* [window] ring: image finished, not yet emitted */
     int fatal;
+    const volatile sig_atomic_t *halt; /* the caller's own reason to stop (imcap_caption_many_halt) */
     imcap_status fatal_status;
     char fatal_msg[sizeof(((imcap_error *)0)->msg)];
 } many;
@@ -39,7 +40,9 @@ static void finish_locked(many *mn, size_t k) {
     }
 }
 
-static int stopped(const many *mn) { return mn->fatal || (mn->io->stop && *mn->io->stop); }
+static int stopped(const many *mn) {
+    return mn->fatal || (mn->io->stop && *mn->io->stop) || (mn->halt && *mn->halt);
+}
 
 static void worker(many *mn, const imcap_model *m, const imcap_options *opt, int block) {
     const imcap_many_io *io = mn->io;
@@ -96,6 +99,12 @@ static void worker(many *mn, const imcap_model *m, const imcap_options *opt, int
 
 imcap_status imcap_caption_many(const imcap_model *m, size_t n, const imcap_options *opt, int block, int threads,
                                 const imcap_many_io *io, size_t *n_done, imcap_error *err) {
+    return imcap_caption_many_halt(m, n, opt, block, threads, io, NULL, n_done, err);
+}
+
+imcap_status imcap_caption_many_halt(const imcap_model *m, size_t n, const imcap_options *opt, int block,
+                                     int threads, const imcap_many_io *io, const volatile sig_atomic_t *halt,
+                                     size_t *n_done, imcap_error *err) {
     if (n_done) *n_done = 0;
     if (!io || !io->load || !io->done) return imcap_fail(err, IMCAP_E_ARG, "imcap_caption_many: no callbacks");
     imcap_status s = imcap_check_options(m, opt, err);
@@ -103,7 +112,7 @@ imcap_status imcap_caption_many(const imcap_model *m, size_t n, const imcap_opti
     if (block < 1 || block > 4096) return imcap_fail(err, IMCAP_E_ARG, "block of %d images outside [1, 4096]", block);
     if (threads < 0 || threads > 4096) return imcap_fail(err, IMCAP_E_ARG, "%d threads", threads);
     int T = threads > 0 ? threads : omp_get_max_threads();
-    many mn = {.io = io, .n = n, .window = imcap_caption_many_window(T, block)};
+    many mn = {.io = io, .n = n, .window = imcap_caption_many_window(T, block), .halt = halt};
     if (!(mn.done = calloc(mn.window, 1))) return imcap_fail(err, IMCAP_E_NOMEM, "out of memory");
     if (n > 0) {
 #pragma omp parallel num_threads(T)

@@ -1,6 +1,6 @@
 /* batch_walk.c — input discovery, order, shards and record formats for
  * `imcap batch` and `imcap merge` (see batch_walk.h for the rules). */
-#include "cli/batch_walk.h"
+#include "batch/batch_walk.h"
 
 #include <ctype.h>
 #include <math.h>
