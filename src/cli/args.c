@@ -156,3 +156,30 @@ int cli_read_list(const char *cmd, const char *path, char ***list, int *n) {
     if (f != stdin) fclose(f);
     return rc;
 }
+
+int cli_inputs(const char *cmd, char **args, int nargs, const char *files_from, char ***inputs, int *n) {
+    char **listed = NULL;
+    int nlisted = 0;
+    *inputs = NULL, *n = 0;
+    if (files_from && cli_read_list(cmd, files_from, &listed, &nlisted) != 0) {
+        cli_inputs_free(listed, nlisted, 0);
+        return 2;
+    }
+    char **all = malloc(((size_t)nargs + (size_t)nlisted + 1) * sizeof *all);
+    if (!all) {
+        cli_inputs_free(listed, nlisted, 0);
+        fprintf(stderr, "imcap %s: out of memory\n", cmd);
+        return 3;
+    }
+    for (int i = 0; i < nargs; i++) all[i] = args[i];
+    for (int i = 0; i < nlisted; i++) all[nargs + i] = listed[i];
+    all[nargs + nlisted] = NULL;
+    free(listed);
+    *inputs = all, *n = nargs + nlisted;
+    return 0;
+}
+
+void cli_inputs_free(char **inputs, int n, int nargs) {
+    for (int i = nargs; inputs && i < n; i++) free(inputs[i]);
+    free(inputs);
+}

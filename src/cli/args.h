@@ -63,4 +63,11 @@ static inline int cli_parse_exit(int pr) { return pr > 0 ? 0 : pr == -2 ? 3 : 2;
  * *list (grown with realloc; each entry malloc'd). Returns 0, or -1 after
  * printing an error naming cmd and the file. */
 int cli_read_list(const char *cmd, const char *path, char ***list, int *n);
+/* The inputs of a command: its positional arguments, then the lines of
+ * files_from (when not NULL). *inputs is malloc'd (NULL-terminated); the
+ * arguments are borrowed, the listed paths owned: cli_inputs_free. Returns
+ * 0, or the exit code after printing why (2 the list cannot be read, 3 out
+ * of memory). */
+int cli_inputs(const char *cmd, char **args, int nargs, const char *files_from, char ***inputs, int *n);
+void cli_inputs_free(char **inputs, int n, int nargs);
 #endif

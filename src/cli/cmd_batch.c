@@ -134,10 +134,7 @@ static int ends_with(const char *s, const char *suf) {
 static int batch_run(imcap_batch_options *B, const char *model_path, int quiet) {
     cli_set_threads(B->threads);
     imcap_model *m = cli_load_model(model_path);
-    if (!m) {
-        free((void *)B->inputs);
-        return EXIT_FATAL;
-    }
+    if (!m) return EXIT_FATAL;
     const char *sa = getenv("IMCAP_BATCH_STOP_AFTER");
     report r = {quiet, isatty(STDERR_FILENO), 0, sa ? atol(sa) : 0};
     imcap_batch_callbacks cb = {&r, to_stdout, on_note, on_failed, on_record};
@@ -148,7 +145,6 @@ static int batch_run(imcap_batch_options *B, const char *model_path, int quiet) 
     imcap_status s = imcap_batch_run(m, B, &cb, &sum, &err);
     end_progress(&r);
     imcap_model_free(m);
-    free((void *)B->inputs);
     if (s == IMCAP_E_INTERRUPTED) {
         int sig = g_stop ? g_stop : SIGINT;
         fprintf(stderr, "imcap batch: %s (%s)\n", err.msg, sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal");
@@ -212,15 +208,9 @@ int run_batch(int argc, char **argv) {
         usage(stderr);
         return EXIT_USAGE;
     }
-    char **listed = NULL;
-    int n_listed = 0;
-    if (files_from && cli_read_list("batch", files_from, &listed, &n_listed) != 0) return EXIT_USAGE;
-    int n_inputs = argc - first + n_listed;
-    char **inputs = calloc((size_t)n_inputs + 1, sizeof *inputs);
-    if (!inputs) { fprintf(stderr, "imcap batch: out of memory\n"); return EXIT_FATAL; }
-    for (int i = first; i < argc; i++) inputs[i - first] = argv[i];
-    for (int i = 0; i < n_listed; i++) inputs[argc - first + i] = listed[i];
-    free(listed); /* the strings live on in inputs, for the rest of the process */
+    char **inputs;
+    int n_inputs, rc = cli_inputs("batch", argv + first, argc - first, files_from, &inputs, &n_inputs);
+    if (rc) return rc;
     if (n_inputs == 0) {
         fprintf(stderr, "imcap batch: no folders or images given\n");
         goto usage_error;
@@ -240,9 +230,11 @@ int run_batch(int argc, char **argv) {
     }
     B.inputs = (const char *const *)inputs, B.n_inputs = n_inputs, B.recursive = recursive;
     B.shard_index = shard_i, B.shard_count = shard_n, B.threads = threads;
-    return batch_run(&B, model_path, quiet);
+    rc = batch_run(&B, model_path, quiet);
+    cli_inputs_free(inputs, n_inputs, argc - first);
+    return rc;
 usage_error:
     usage(stderr);
-    free(inputs);
+    cli_inputs_free(inputs, n_inputs, argc - first);
     return EXIT_USAGE;
 }

@@ -183,16 +183,12 @@ int run_caption(int argc, char **argv) {
     if (pr) return cli_parse_exit(pr);
     if (norm_given) opt.length_norm = 1, opt.length_alpha = (float)alpha;
     /* the images: the arguments, then --files-from's lines */
-    char **listed = NULL;
-    int nlisted = 0, rc = EXIT_FATAL;
-    if (files_from && cli_read_list("caption", files_from, &listed, &nlisted) != 0) return EXIT_USAGE;
-    int n = argc - first + nlisted, from_stdin = 0;
-    char **images = malloc(((size_t)n + 1) * sizeof *images);
+    char **images;
+    int n, rc = cli_inputs("caption", argv + first, argc - first, files_from, &images, &n), from_stdin = 0;
+    if (rc) return rc;
+    rc = EXIT_FATAL;
     caption_run run = {0};
     imcap_model *m = NULL;
-    if (!images) { fprintf(stderr, "imcap caption: out of memory\n"); goto done; }
-    for (int i = first; i < argc; i++) images[i - first] = argv[i];
-    for (int i = 0; i < nlisted; i++) images[argc - first + i] = listed[i];
     for (int i = 0; i < n; i++) from_stdin += is_stdin(images[i]);
     if (n <= 0) {
         fprintf(stderr, "imcap caption: no images given\n");
@@ -240,8 +236,7 @@ done:
     for (size_t k = 0; run.slots && k < run.window; k++) imcap_buf_free(&run.slots[k].out);
     free(run.slots);
     free(run.stdin_bytes);
-    for (int i = 0; i < nlisted; i++) free(listed[i]);
-    free(listed), free(images);
+    cli_inputs_free(images, n, argc - first);
     imcap_model_free(m);
     return rc;
 }
