@@ -857,3 +857,28 @@ Test(batch, library_batch_shards_and_merge) {
     free(sb.s);
     imcap_model_free(m);
 }
+
+/* --json: the summaries of batch and merge as one JSON object on stdout */
+Test(batch, json_summaries) {
+    const char *d = setup_dir("batch_json", 5);
+    char *o, *e;
+    cr_assert_eq(imcap_in(d, &o, &e, "batch -q --json --model m.safetensors synth/images -o a.jsonl"), 0, "%s", e);
+    cJSON *j = cJSON_Parse(o);
+    cr_assert(j, "not JSON: %s", o);
+    cr_expect_eq(cJSON_GetObjectItem(j, "inputs")->valueint, 5);
+    cr_expect_eq(cJSON_GetObjectItem(j, "captioned")->valueint, 5);
+    cr_expect_eq(cJSON_GetObjectItem(j, "failed")->valueint, 0);
+    cr_expect_str_eq(cJSON_GetObjectItem(j, "output")->valuestring, "a.jsonl");
+    cJSON_Delete(j);
+    free(o), free(e);
+    cr_assert_eq(imcap_in(d, &o, &e, "merge -q --json -o m.jsonl a.jsonl"), 0, "%s", e);
+    j = cJSON_Parse(o);
+    cr_assert(j, "not JSON: %s", o);
+    cr_expect_eq(cJSON_GetObjectItem(j, "records")->valueint, 5);
+    cJSON_Delete(j);
+    free(o), free(e);
+    /* without -o the records own stdout */
+    cr_expect_eq(imcap_in(d, &o, &e, "batch --json --model m.safetensors synth/images"), 2);
+    cr_expect(strstr(e, "--json"), "%s", e);
+    free(o), free(e);
+}

@@ -44,7 +44,9 @@ static void usage(FILE *f) {
             "  --beam K           beam width, 1 = greedy (default 3)\n"
             "  --max-length T     stop after T tokens (default: the model's max_length)\n"
             "  --no-timing        leave out the ms field, so two runs give identical bytes\n"
-            "  -q, --quiet        no progress or summary on stderr (errors still appear)\n\n"
+            "  -q, --quiet        no progress or summary on stderr (errors still appear)\n"
+            "  --json             the summary as one JSON object on stdout (needs -o OUT): inputs,\n"
+            "                     prior, captioned, failed, seconds, images_per_s, output\n\n"
             "Records: path, caption, score (sum of log-probs), width, height (of the image),\n"
             "ms (from taking the image to its record: decoding, captioning in a block with\n"
             "others, rendering) and error (for a failed image);\n"
@@ -131,7 +133,22 @@ static int ends_with(const char *s, const char *suf) {
 
 /* ------------------------------------------------------------ the run */
 
-static int batch_run(imcap_batch_options *B, const char *model_path, int quiet) {
+static void summary_json(const imcap_batch_options *B, const imcap_batch_summary *sum) {
+    imcap_buf b = {0};
+    imcap_buf_printf(&b, "{\"inputs\": %zu, \"prior\": %zu, \"captioned\": %zu, \"failed\": %zu, \"seconds\": ",
+                     sum->inputs, sum->prior, sum->written, sum->failed);
+    imcap_buf_number(&b, sum->seconds, 6);
+    imcap_buf_append(&b, ", \"images_per_s\": ", 18);
+    imcap_buf_number(&b, sum->seconds > 0 ? sum->written / sum->seconds : 0.0, 6);
+    imcap_buf_append(&b, ", \"output\": ", 12);
+    imcap_buf_json_string(&b, B->out);
+    imcap_buf_append(&b, "}\n", 2);
+    if (b.oom) fprintf(stderr, "imcap batch: out of memory\n");
+    else cli_stdout_write("batch", b.s, b.len);
+    imcap_buf_free(&b);
+}
+
+static int batch_run(imcap_batch_options *B, const char *model_path, int quiet, int json) {
     cli_set_threads(B->threads);
     imcap_model *m = cli_load_model(model_path);
     if (!m) return EXIT_FATAL;
@@ -154,6 +171,7 @@ static int batch_run(imcap_batch_options *B, const char *model_path, int quiet) 
         fprintf(stderr, "imcap batch: %s\n", err.msg);
         return s == IMCAP_E_ARG ? EXIT_USAGE : EXIT_FATAL;
     }
+    if (json) summary_json(B, &sum);
     if (!quiet) {
         fprintf(stderr, "imcap batch: %zu image%s, %zu failed, %.1f images/s (%zu captioned in this run in %.1f s",
                 sum.inputs, sum.inputs == 1 ? "" : "s", sum.failed, sum.seconds > 0 ? sum.written / sum.seconds : 0.0,
@@ -172,12 +190,13 @@ int run_batch(int argc, char **argv) {
     const char *model_path = NULL, *fmt_name = NULL;
     int threads = 0, recursive = 0, shard_i = 0, shard_n = 0;
     const char *out = NULL, *shard = NULL, *files_from = NULL;
-    int no_timing = 0, first = 0;
+    int no_timing = 0, first = 0, json = 0;
     const cli_opt opts[] = {
         CLI_OPT_MODEL(&model_path),
         CLI_OPT_OUTPUT(&out),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_QUIET(&quiet),
+        CLI_OPT_JSON(&json),
         {"format", 0, CLI_STR, &fmt_name, 0, 0, NULL, NULL},
         {"overlays", 0, CLI_STR, &overlays, 0, 0, NULL, NULL},
         {"html", 0, CLI_STR, &html, 0, 0, NULL, NULL},
@@ -230,7 +249,11 @@ int run_batch(int argc, char **argv) {
     }
     B.inputs = (const char *const *)inputs, B.n_inputs = n_inputs, B.recursive = recursive;
     B.shard_index = shard_i, B.shard_count = shard_n, B.threads = threads;
-    rc = batch_run(&B, model_path, quiet);
+    if (json && !B.out) {
+        fprintf(stderr, "imcap batch: --json prints the summary on stdout, where the records go without -o OUT\n");
+        goto usage_error;
+    }
+    rc = batch_run(&B, model_path, quiet, json);
     cli_inputs_free(inputs, n_inputs, argc - first);
     return rc;
 usage_error:

@@ -21,7 +21,9 @@ static void usage(FILE *f) {
             "  -o, --output OUT  the merged file ('-': stdout)\n"
             "  --html DIR   also write DIR/index.html, the gallery of all the records, linking\n"
             "               the thumbnails and viewers the shards wrote with --html DIR\n"
-            "  -q, --quiet  no summary on stderr\n\n"
+            "  -q, --quiet  no summary on stderr\n"
+            "  --json       the summary as one JSON object on stdout (needs -o OUT): records,\n"
+            "               errors, inputs, output\n\n"
             "Exit: 0 merged, 2 usage error, 3 an input is missing, malformed or inconsistent,\n"
             "or OUT cannot be written.\n");
 }
@@ -33,10 +35,11 @@ static int to_stdout(void *ctx, const void *data, size_t n) {
 
 int run_merge(int argc, char **argv) {
     const char *html = NULL, *output = NULL;
-    int quiet = 0, first = 0;
+    int quiet = 0, first = 0, json = 0;
     const cli_opt opts[] = {
         CLI_OPT_OUTPUT(&output),
         CLI_OPT_QUIET(&quiet),
+        CLI_OPT_JSON(&json),
         {"html", 0, CLI_STR, &html, 0, 0, NULL, NULL},
         CLI_END,
     };
@@ -57,6 +60,10 @@ int run_merge(int argc, char **argv) {
         return EXIT_USAGE;
     }
     const char *out = strcmp(output, "-") ? output : NULL;
+    if (json && !out) {
+        fprintf(stderr, "imcap merge: --json prints the summary on stdout, where the records go with -o -\n");
+        return EXIT_USAGE;
+    }
     imcap_merge_options mo = {html, to_stdout, NULL};
     imcap_merge_summary sum;
     imcap_error err;
@@ -66,6 +73,16 @@ int run_merge(int argc, char **argv) {
         return s == IMCAP_E_ARG ? EXIT_USAGE : EXIT_FATAL;
     }
     if (sum.empty) fprintf(stderr, "imcap merge: warning: every input is empty\n");
+    if (json) {
+        imcap_buf b = {0};
+        imcap_buf_printf(&b, "{\"records\": %zu, \"errors\": %zu, \"inputs\": %d, \"output\": ", sum.records,
+                         sum.errors, argc - first);
+        imcap_buf_json_string(&b, out);
+        imcap_buf_append(&b, "}\n", 2);
+        int bad = b.oom || cli_stdout_write("merge", b.s, b.len);
+        imcap_buf_free(&b);
+        if (bad) return EXIT_FATAL;
+    }
     if (!quiet)
         fprintf(stderr, "imcap merge: %zu record%s from %d file%s, %zu with an error%s%s\n", sum.records,
                 sum.records == 1 ? "" : "s", argc - first, argc - first == 1 ? "" : "s", sum.errors, out ? " -> " : "",
