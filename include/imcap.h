@@ -330,6 +330,25 @@ IMCAP_API imcap_status imcap_render_write(const imcap_image *img, const imcap_re
  * extension ("dir/My photo (1).JPG" -> "My_photo_1"); fallback "image". */
 IMCAP_API size_t imcap_render_stem(const char *path, char *out, size_t cap);
 
+/* ---------------------------------------------------------------- caption metrics
+ *
+ * What `imcap eval` reports, for captions and references given as text:
+ * BLEU-1..4 (corpus level, as coco-caption computes it), CIDEr-D (document
+ * frequencies over these images) and ROUGE-L, checked against the
+ * pycocoevalcap port to 1e-6. captions[i] is scored against refs[i][0..
+ * n_refs[i]), both tokenised as eval does (docs/model-format.md: runs of
+ * letters, digits and apostrophes, lower-cased). An empty caption scores
+ * zero; an image without references is IMCAP_E_ARG. */
+typedef struct {
+    double bleu[4];   /* BLEU-1..4 */
+    double cider_d;
+    double rouge_l;
+    int n_images;
+} imcap_metrics;
+
+IMCAP_API imcap_status imcap_caption_metrics(const char *const *captions, const char *const *const *refs,
+                                             const int *n_refs, int n, imcap_metrics *out, imcap_error *err);
+
 /* ---------------------------------------------------------------- folders into records
  *
  * What `imcap batch` and `imcap merge` do, as library calls (docs/batch.md

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "eval/metrics.h"
+#include "imcap.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -580,4 +581,47 @@ Test(cli, eval_missing_images_are_counted_not_fatal) {
     cJSON *r = read_json(path);
     cr_expect_eq(cJSON_GetArraySize(r), 2);
     cJSON_Delete(r);
+}
+
+/* The public entry point over text gives the port's numbers too. */
+Test(metrics, public_text_api_matches_pycocoevalcap_port) {
+    cJSON *in = read_json(tu_src("tests/data/eval/coco_small.json"));
+    cJSON *ex = read_json(tu_src("tests/data/eval/coco_small.expected.json"));
+    const cJSON *cands = cJSON_GetObjectItemCaseSensitive(in, "candidates");
+    const cJSON *refs = cJSON_GetObjectItemCaseSensitive(in, "references");
+    int n = cJSON_GetArraySize(refs), i = 0;
+    const char **cand = calloc((size_t)n, sizeof *cand);
+    const char ***ref = calloc((size_t)n, sizeof *ref);
+    int *n_refs = calloc((size_t)n, sizeof *n_refs);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, refs) {
+        cand[i] = cJSON_GetObjectItemCaseSensitive(cands, r->string)->valuestring;
+        n_refs[i] = cJSON_GetArraySize(r);
+        ref[i] = calloc((size_t)n_refs[i], sizeof **ref);
+        for (int j = 0; j < n_refs[i]; j++) ref[i][j] = cJSON_GetArrayItem(r, j)->valuestring;
+        i++;
+    }
+    imcap_metrics m;
+    imcap_error err;
+    cr_assert_eq(imcap_caption_metrics(cand, (const char *const *const *)ref, n_refs, n, &m, &err), IMCAP_OK, "%s",
+                 err.msg);
+    const char *bk[4] = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"};
+    for (int k = 0; k < 4; k++) cr_expect_float_eq(m.bleu[k], num(ex, bk[k]), 1e-6, "%s: %.12f", bk[k], m.bleu[k]);
+    cr_expect_float_eq(m.cider_d, num(ex, "CIDEr"), 1e-6, "CIDEr: %.12f", m.cider_d);
+    cr_expect_float_eq(m.rouge_l, num(ex, "ROUGE_L"), 1e-6, "ROUGE_L: %.12f", m.rouge_l);
+    cr_expect_eq(m.n_images, n);
+    /* capitals and punctuation are tokenised away, as eval does */
+    const char *c2[] = {"A Man, riding a HORSE."};
+    const char *r2a[] = {"a man riding a horse"};
+    const char *const *r2[] = {r2a};
+    int one = 1;
+    cr_assert_eq(imcap_caption_metrics(c2, r2, &one, 1, &m, &err), IMCAP_OK, "%s", err.msg);
+    cr_expect_float_eq(m.bleu[0], 1.0, 1e-9);
+    int zero = 0;
+    cr_expect_eq(imcap_caption_metrics(c2, r2, &zero, 1, &m, &err), IMCAP_E_ARG);
+    cr_expect(strstr(err.msg, "no reference"), "%s", err.msg);
+    for (int k = 0; k < n; k++) free(ref[k]);
+    free(ref), free(cand), free(n_refs);
+    cJSON_Delete(in);
+    cJSON_Delete(ex);
 }
