@@ -330,6 +330,92 @@ IMCAP_API imcap_status imcap_render_write(const imcap_image *img, const imcap_re
  * extension ("dir/My photo (1).JPG" -> "My_photo_1"); fallback "image". */
 IMCAP_API size_t imcap_render_stem(const char *path, char *out, size_t cap);
 
+/* ---------------------------------------------------------------- training
+ *
+ * What `imcap train` does, as one call: the train (+ restval) split of a
+ * Karpathy-split data set (or `imcap synth`'s scenes), validation on its
+ * val split, the best model in out, a checkpoint, in C on the CPU
+ * (docs: README "Training your own model"). */
+
+/* Data-parallel training over several processes: the library knows no
+ * transport, the caller gives it these three operations (the CLI: over
+ * MPI). Each returns 0, or non-zero when the transport failed (the run then
+ * ends with an error). */
+typedef struct {
+    int rank, size;
+    void *ctx;
+    int (*send)(void *ctx, int to, const void *buf, size_t bytes);
+    int (*recv)(void *ctx, int from, void *buf, size_t bytes);
+    int (*bcast)(void *ctx, int root, void *buf, size_t bytes);
+} imcap_train_comm;
+
+typedef struct {
+    long step, total_steps;
+    int epoch;
+    double loss, ce, reg, token_accuracy, grad_norm, examples_per_s, eta_s; /* loss: smoothed ce + reg of the
+                                                                               * step; reg: lambda x regulariser */
+    float lr;
+} imcap_train_progress;
+
+typedef struct {
+    long step;
+    int epoch;
+    double val_loss, bleu4, cider;
+    int have_objects;
+    double f1, pointing, mass, relations;
+    double score;          /* the selected figure, higher is better (the loss negated) */
+    int is_best;
+    int n_images;
+} imcap_val_report;
+
+typedef struct {
+    void (*on_progress)(void *ctx, const imcap_train_progress *p);
+    void (*on_validation)(void *ctx, const imcap_val_report *v);
+    void (*on_message)(void *ctx, const char *msg);
+    void *ctx;
+    volatile sig_atomic_t *stop; /* set from a signal handler: checkpoint and return */
+    const imcap_train_comm *comm; /* several processes (NULL: one); only rank 0 calls the callbacks above,
+                                   * validates and writes files, and its stop flag stops them all */
+    /* images cached or encoded (what: "caching images", "encoding images") */
+    void (*on_count)(void *ctx, const char *what, int done, int total);
+} imcap_train_callbacks;
+
+/* The run's options: IMCAP_TRAIN_UNSET takes the default (the numbers of
+ * `imcap train --help`) or, with resume, the checkpoint's. With resume, an
+ * option that is set replaces the checkpoint's (a message says so) when it
+ * only steers the rest of the run, and is refused by name (IMCAP_E_ARG)
+ * when it would make another run (batch, seed, select, grad_shards,
+ * freeze_encoder, min_count). */
+#define IMCAP_TRAIN_UNSET (-1)
+typedef struct {
+    const char *data, *images;    /* the data set JSON and its image folder */
+    const char *config;           /* exactly one of: a new model from this config (vocabulary from data), */
+    const char *init;             /*   the weights of this model to start from, */
+    const char *resume;           /*   or this checkpoint, continued exactly */
+    const char *out;              /* the best model */
+    const char *ckpt, *cache, *features; /* NULL: OUT.ckpt, OUT.cache, OUT.features */
+    const char *command;          /* recorded in the model's metadata (may be NULL) */
+    const char *select;           /* "loss" (default), "bleu4", "cider", "f1" */
+    int threads;                  /* per process; 0: every core (at most 64) */
+    double epochs, max_steps, batch, grad_shards, seed, min_count, val_every, val_images, ckpt_every;
+    double warmup, lr, min_lr_frac, weight_decay, clip, att_reg, dropout, freeze_encoder;
+    long stop_after;              /* testing aid: stop as if interrupted after this step (0: never) */
+} imcap_train_request;
+
+typedef struct {
+    long step;                    /* steps done */
+    int wrote_model;              /* out holds a model of this run (validated, or the interrupted weights) */
+    int grad_shards;              /* what the run used */
+    const char *select;           /* what "best" meant: "loss", "bleu4", "cider", "f1" */
+    double examples, seconds;     /* this process's share of the work */
+} imcap_train_outcome;
+
+IMCAP_API void imcap_train_request_init(imcap_train_request *r);
+/* IMCAP_E_INTERRUPTED when *cb->stop was set: a checkpoint is written and
+ * resume continues it. */
+IMCAP_API imcap_status imcap_train(const imcap_train_request *r, const imcap_train_callbacks *cb,
+                                   imcap_train_outcome *out, imcap_error *err);
+
 /* ---------------------------------------------------------------- caption metrics
  *
  * What `imcap eval` reports, for captions and references given as text:

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "image/image.h"
+#include "imcap.h"
 #include "testutil.h"
 #include "train/train.h"
 
@@ -384,4 +385,64 @@ Test(train, validation_scores_are_evals) {
     double evaluated = atof(e + 10);
     cr_expect(fabs(evaluated - trained) < 0.00005, "validation said BLEU-4 %.4f, eval says %.6f", trained, evaluated);
     free(val), free(out), free(err);
+}
+
+/* ------------------------------------------------------------ the library */
+
+typedef struct {
+    int progress, validations, messages;
+    long last_step;
+} lib_seen;
+
+static void lib_progress(void *ctx, const imcap_train_progress *p) {
+    lib_seen *s = ctx;
+    s->progress++, s->last_step = p->step;
+}
+static void lib_validation(void *ctx, const imcap_val_report *v) {
+    (void)v;
+    ((lib_seen *)ctx)->validations++;
+}
+static void lib_message(void *ctx, const char *msg) {
+    (void)msg;
+    ((lib_seen *)ctx)->messages++;
+}
+
+/* imcap_train from imcap.h alone: a run with callbacks, then a resume that
+ * would make another run, refused by name, and one that goes on. */
+Test(train, library_train_call) {
+    const char *d = tu_tmpdir("train_library");
+    make_flickr_fixture(d, 24);
+    char data[4200], images[4200], cfg[4200], out[4200], ckpt[4300];
+    snprintf(data, sizeof data, "%s/dataset_flickr8k.json", d);
+    snprintf(images, sizeof images, "%s/Flicker8k_Dataset", d);
+    snprintf(cfg, sizeof cfg, "%s/config.json", d);
+    snprintf(out, sizeof out, "%s/lib.safetensors", d);
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
+    imcap_train_request r;
+    imcap_train_request_init(&r);
+    r.data = data, r.images = images, r.config = cfg, r.out = out, r.threads = 1;
+    r.batch = 8, r.max_steps = 12, r.val_every = 6, r.lr = 5e-3, r.warmup = 2, r.seed = 3;
+    lib_seen seen = {0};
+    imcap_train_callbacks cb = {lib_progress, lib_validation, lib_message, &seen, NULL, NULL, NULL};
+    imcap_train_outcome res;
+    imcap_error err;
+    cr_assert_eq(imcap_train(&r, &cb, &res, &err), IMCAP_OK, "%s", err.msg);
+    cr_expect_eq(res.step, 12);
+    cr_expect(res.wrote_model);
+    cr_expect_eq(res.grad_shards, 1, "one thread, one shard");
+    cr_expect_gt(seen.progress, 0);
+    cr_expect_eq(seen.last_step, 12);
+    cr_expect_eq(seen.validations, 2);
+    cr_expect_gt(seen.messages, 0);
+    imcap_model *m = NULL;
+    cr_assert_eq(imcap_model_load(out, &m, &err), IMCAP_OK, "%s", err.msg);
+    imcap_model_free(m);
+
+    imcap_train_request_init(&r);
+    r.data = data, r.images = images, r.resume = ckpt, r.out = out, r.threads = 1, r.batch = 4;
+    cr_expect_eq(imcap_train(&r, &cb, &res, &err), IMCAP_E_ARG);
+    cr_expect(strstr(err.msg, "--batch"), "%s", err.msg);
+    r.batch = IMCAP_TRAIN_UNSET, r.max_steps = 14;
+    cr_assert_eq(imcap_train(&r, &cb, &res, &err), IMCAP_OK, "%s", err.msg);
+    cr_expect_eq(res.step, 14);
 }

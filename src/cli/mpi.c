@@ -61,10 +61,6 @@ int cli_mpi_start(int *argc, char ***argv, imcap_train_comm *comm) {
     return 0;
 }
 
-int cli_mpi_barrier(const imcap_train_comm *comm) {
-    return comm->size > 1 && MPI_Barrier(MPI_COMM_WORLD) != MPI_SUCCESS ? -1 : 0;
-}
-
 void cli_mpi_finish(const imcap_train_comm *comm, int failed) {
     if (!cli_mpi_launched()) return;
     /* a process that fails alone would leave the others blocked in the
@@ -81,11 +77,6 @@ int cli_mpi_start(int *argc, char ***argv, imcap_train_comm *comm) {
     fprintf(stderr, "imcap train: started by an MPI launcher, but this imcap was built without MPI "
                     "(install libopenmpi-dev and rebuild: meson setup -Dmpi=enabled)\n");
     return -1;
-}
-
-int cli_mpi_barrier(const imcap_train_comm *comm) {
-    (void)comm;
-    return 0;
 }
 
 void cli_mpi_finish(const imcap_train_comm *comm, int failed) { (void)comm, (void)failed; }

@@ -4,7 +4,7 @@
  * launcher and is a no-op otherwise. */
 #ifndef IMCAP_CLI_MPI_H
 #define IMCAP_CLI_MPI_H
-#include "train/train.h"
+#include "imcap.h"
 
 /* Whether an MPI launcher (mpirun, srun) started this process. */
 int cli_mpi_launched(void);
@@ -12,8 +12,6 @@ int cli_mpi_launched(void);
  * three operations). Returns 0 (comm->size is 1 without a launcher), or
  * -1 after printing why. */
 int cli_mpi_start(int *argc, char ***argv, imcap_train_comm *comm);
-/* Every process waits here until all have arrived (0, or -1 on failure). */
-int cli_mpi_barrier(const imcap_train_comm *comm);
 /* The end of a run: a clean finish, or, after a failure in any process, the
  * whole job ended at once (the others may be waiting for this one). */
 void cli_mpi_finish(const imcap_train_comm *comm, int failed);

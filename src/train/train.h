@@ -63,18 +63,6 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
                       const imcap_loss_options *opt, double token_norm, double example_norm, int no_grad,
                       imcap_loss_stats *stats);
 
-/* ---- data-parallel training over several processes
- *
- * The library knows no transport: the CLI gives it these three operations
- * (over MPI). Each returns 0, or non-zero when the transport failed (the
- * run then ends with an error). NULL: one process. */
-typedef struct {
-    int rank, size;
-    void *ctx;
-    int (*send)(void *ctx, int to, const void *buf, size_t bytes);
-    int (*recv)(void *ctx, int from, void *buf, size_t bytes);
-    int (*bcast)(void *ctx, int root, void *buf, size_t bytes);
-} imcap_train_comm;
 
 /* ---- a batch spread over shards, threads and processes
  *
@@ -159,34 +147,6 @@ int imcap_select_parse(const char *name);
 /* The default --att-reg: 1 / L for a grid of L cells (see train.c). */
 float imcap_att_reg_default(const imcap_config *cfg);
 
-typedef struct {
-    long step, total_steps;
-    int epoch;
-    double loss, ce, reg, token_accuracy, grad_norm, examples_per_s, eta_s; /* loss: smoothed ce + reg of the
-                                                                               * step; reg: lambda x regulariser */
-    float lr;
-} imcap_train_progress;
-
-typedef struct {
-    long step;
-    int epoch;
-    double val_loss, bleu4, cider;
-    int have_objects;
-    double f1, pointing, mass, relations;
-    double score;          /* the selected figure, higher is better (the loss negated) */
-    int is_best;
-    int n_images;
-} imcap_val_report;
-
-typedef struct {
-    void (*on_progress)(void *ctx, const imcap_train_progress *p);
-    void (*on_validation)(void *ctx, const imcap_val_report *v);
-    void (*on_message)(void *ctx, const char *msg);
-    void *ctx;
-    volatile sig_atomic_t *stop; /* set from a signal handler: checkpoint and return */
-    const imcap_train_comm *comm; /* several processes (NULL: one); only rank 0 calls the callbacks above,
-                                   * validates and writes files, and its stop flag stops them all */
-} imcap_train_callbacks;
 
 /* Optimiser state, saved in checkpoints with the weights. */
 typedef struct {
