@@ -435,6 +435,45 @@ typedef struct {
 IMCAP_API imcap_status imcap_caption_metrics(const char *const *captions, const char *const *const *refs,
                                              const int *n_refs, int n, imcap_metrics *out, imcap_error *err);
 
+/* What `imcap eval` does, as one call: the images of one split of a
+ * Karpathy-format data set captioned by model (or the captions of a COCO
+ * results file [{"image_id", "caption"}]) scored against the split's
+ * references, plus the object, pointing, attention-mass and relation
+ * metrics on annotated synthetic scenes. Images that fail, results for
+ * unknown images and images without a result are counted and reported
+ * through on_note (one line each, at most 20 of a kind), never fatal. */
+typedef struct {
+    const char *data;         /* the data set JSON (required) */
+    const char *images;       /* the folder its file names are under (NULL: the data set's folder) */
+    const char *split;        /* "train", "val", "test" (NULL), "restval" or "all" */
+    const imcap_model *model; /* caption with this model, or */
+    const char *results;      /* score this COCO results file */
+    const char *model_path;   /* recorded in metrics.json (may be NULL) */
+    imcap_options caption;    /* the search (imcap_options_default: beam 3) */
+    int threads;              /* 0: the OpenMP default */
+    const char *out_dir;      /* also DIR/metrics.json and, with a model, DIR/results.json (NULL: none) */
+} imcap_eval_request;
+
+typedef struct {
+    void *ctx;
+    void (*on_note)(void *ctx, const char *msg);
+} imcap_eval_callbacks;
+
+typedef struct {
+    int n_split, n_scored;    /* images in the split; scored by the caption metrics */
+    int n_failed, n_no_result, n_no_refs, n_unknown_ids, n_duplicates;
+    int have_scores;
+    imcap_metrics scores;
+    int have_objects;         /* annotated scenes: */
+    long object_images;
+    double object_precision, object_recall, object_f1, relations, pointing, mass;
+    char *table, *json;       /* the report as `imcap eval` prints it, and metrics.json's object */
+} imcap_eval_outcome;
+
+IMCAP_API imcap_status imcap_eval(const imcap_eval_request *r, const imcap_eval_callbacks *cb, imcap_eval_outcome *out,
+                                  imcap_error *err);
+IMCAP_API void imcap_eval_outcome_free(imcap_eval_outcome *o);
+
 /* ---------------------------------------------------------------- folders into records
  *
  * What `imcap batch` and `imcap merge` do, as library calls (docs/batch.md

@@ -625,3 +625,41 @@ Test(metrics, public_text_api_matches_pycocoevalcap_port) {
     cJSON_Delete(in);
     cJSON_Delete(ex);
 }
+
+/* imcap_eval from imcap.h alone: a results file scored, the report's text,
+ * the notes, and the same numbers as the CLI's metrics.json. */
+static void count_note(void *ctx, const char *msg) {
+    (void)msg;
+    (*(int *)ctx)++;
+}
+
+Test(metrics, public_eval_call) {
+    imcap_eval_request r;
+    memset(&r, 0, sizeof r);
+    imcap_options_default(&r.caption);
+    r.data = tu_src("tests/data/eval/karpathy_small.json");
+    r.results = tu_src("tests/data/eval/results_small.json");
+    r.split = "all";
+    int notes = 0;
+    imcap_eval_callbacks cb = {&notes, count_note};
+    imcap_eval_outcome out;
+    imcap_error err;
+    cr_assert_eq(imcap_eval(&r, &cb, &out, &err), IMCAP_OK, "%s", err.msg);
+    cr_expect_gt(out.n_split, 0);
+    cr_expect(out.table && strstr(out.table, "BLEU"), "%s", out.table ? out.table : "(none)");
+    cJSON *j = cJSON_Parse(out.json);
+    cr_assert(j, "not JSON: %s", out.json);
+    cr_expect_float_eq(cJSON_GetObjectItem(j, "Bleu_4")->valuedouble, out.scores.bleu[3], 1e-9);
+    cr_expect_float_eq(cJSON_GetObjectItem(j, "CIDEr")->valuedouble, out.scores.cider_d, 1e-9);
+    cJSON_Delete(j);
+    /* the CLI's figures are the library's */
+    char cmd[8192], *o = NULL, *e = NULL;
+    snprintf(cmd, sizeof cmd, "'%s' eval --json --split all --data '%s' --results '%s'", tu_exe(), r.data, r.results);
+    tu_run(cmd, &o, &e);
+    cr_expect_str_eq(o, out.json);
+    free(o), free(e);
+    imcap_eval_outcome_free(&out);
+    /* neither a model nor results: refused */
+    r.results = NULL;
+    cr_expect_eq(imcap_eval(&r, &cb, &out, &err), IMCAP_E_ARG);
+}
