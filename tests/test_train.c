@@ -2,6 +2,7 @@
  * Karpathy layout (built here), loss going down, checkpoints, and resuming
  * an interrupted run giving exactly the weights of an uninterrupted one. */
 #include <criterion/criterion.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,4 +446,21 @@ Test(train, library_train_call) {
     r.batch = IMCAP_TRAIN_UNSET, r.max_steps = 14;
     cr_assert_eq(imcap_train(&r, &cb, &res, &err), IMCAP_OK, "%s", err.msg);
     cr_expect_eq(res.step, 14);
+}
+
+/* train --json: the run's outcome as one JSON object on stdout */
+Test(train, json_outcome) {
+    const char *d = tu_tmpdir("train_json");
+    make_flickr_fixture(d, 16);
+    char *cmd = train_cmd(d, "--max-steps 4 --json -o j.safetensors");
+    char full[9000], *o = NULL, *e = NULL;
+    snprintf(full, sizeof full, "cd '%s' && %s", d, cmd);
+    cr_assert_eq(tu_run(full, &o, &e), 0, "%s", e);
+    cJSON *j = cJSON_Parse(o);
+    cr_assert(j, "not JSON: %s", o);
+    cr_expect_eq(cJSON_GetObjectItem(j, "step")->valueint, 4);
+    cr_expect_str_eq(cJSON_GetObjectItem(j, "model")->valuestring, "j.safetensors");
+    cr_expect_str_eq(cJSON_GetObjectItem(j, "select")->valuestring, "loss");
+    cJSON_Delete(j);
+    free(o), free(e);
 }

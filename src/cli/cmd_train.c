@@ -58,7 +58,9 @@ static void usage(FILE *f) {
             "                     that would make another run (--batch, --seed, --select,\n"
             "                     --grad-shards, --freeze-encoder, --min-count), which are refused\n"
             "                     when they differ\n"
-            "  -q, --quiet        no progress or validation lines\n\n"
+            "  -q, --quiet        no progress or validation lines\n"
+            "  --json             at the end, one JSON object on stdout: step, model (OUT or null),\n"
+            "                     checkpoint, select, grad_shards, examples, seconds\n\n"
             "Ctrl-C writes a checkpoint and exits 130; --resume continues as if never interrupted.\n"
             "OUT always captions after a run that did one step: stopped before its first\n"
             "validation, it holds the current weights (marked \"not validated\" in its metadata).\n"
@@ -130,7 +132,7 @@ int run_train(int argc, char **argv) {
     imcap_train_request r;
     imcap_train_request_init(&r);
     int quiet = 0, first = 0, threads = 0, epochs = -1, batch = -1, shards = -1, seed = -1, min_count = -1;
-    int val_images = -1, freeze = 0;
+    int val_images = -1, freeze = 0, json = 0;
     long max_steps = -1, val_every = -1, ckpt_every = -1, stop_after = 0, warmup = -1;
     double lr = -1, min_lr_frac = -1, wd = -1, clip = -1, att_reg = -1, dropout = -1;
     int freeze_given = 0;
@@ -139,6 +141,7 @@ int run_train(int argc, char **argv) {
         /* the trainer's limit, not the shared 1024: refused here, before any work */
         {"threads", 'j', CLI_INT, &threads, 1, 64, NULL, NULL},
         CLI_OPT_QUIET(&quiet),
+        CLI_OPT_JSON(&json),
         {"data", 0, CLI_STR, &r.data, 0, 0, NULL, NULL},
         {"images", 0, CLI_STR, &r.images, 0, 0, NULL, NULL},
         {"config", 0, CLI_STR, &r.config, 0, 0, NULL, NULL},
@@ -234,6 +237,20 @@ int run_train(int argc, char **argv) {
                             "(imcap export writes its weights as a model)\n", res.step, r.out, ckpt);
         }
         rc = EXIT_ALL_OK;
+        if (json && lead) {
+            imcap_buf b = {0};
+            imcap_buf_printf(&b, "{\"step\": %ld, \"model\": ", res.step);
+            if (res.wrote_model) imcap_buf_json_string(&b, r.out);
+            else imcap_buf_append(&b, "null", 4);
+            imcap_buf_append(&b, ", \"checkpoint\": ", 16);
+            imcap_buf_json_string(&b, ckpt);
+            imcap_buf_printf(&b, ", \"select\": \"%s\", \"grad_shards\": %d, \"examples\": %.0f, \"seconds\": ",
+                             res.select, res.grad_shards, res.examples);
+            imcap_buf_number(&b, res.seconds, 6);
+            imcap_buf_append(&b, "}\n", 2);
+            if (b.oom || cli_stdout_write("train", b.s, b.len)) rc = EXIT_FATAL;
+            imcap_buf_free(&b);
+        }
     }
     cli_mpi_finish(&comm, rc != EXIT_ALL_OK && rc != 130);
     return rc;
