@@ -185,8 +185,12 @@ static int read_results(const char *path, entry *ents, int n, const char *split,
     const char *end = NULL;
     cJSON *root = imcap_json_parse((const char *)data, size + 1, &end, 1);
     if (!root) {
-        fprintf(stderr, "imcap eval: %s: not valid JSON (error near byte %ld)\n", path,
-                end ? (long)(end - (const char *)data) : 0L);
+        if (imcap_json_too_deep((const char *)data, end))
+            fprintf(stderr, "imcap eval: %s: JSON nested deeper than %d levels, the limit (at byte %ld)\n", path,
+                    IMCAP_JSON_MAX_DEPTH, (long)(end - (const char *)data));
+        else
+            fprintf(stderr, "imcap eval: %s: not valid JSON (error near byte %ld)\n", path,
+                    end ? (long)(end - (const char *)data) : 0L);
         free(data);
         return EXIT_FATAL;
     }
