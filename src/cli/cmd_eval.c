@@ -116,7 +116,7 @@ static void take_result(entry *e, imcap_result *r, imcap_status s, const imcap_e
     if (s != IMCAP_OK) {
         const char *path = e->im->path;
         char msg[1400];
-        if (!strncmp(err->msg, path, strlen(path))) snprintf(msg, sizeof msg, "%s", err->msg);
+        if (imcap_msg_names(err->msg, path)) snprintf(msg, sizeof msg, "%s", err->msg);
         else snprintf(msg, sizeof msg, "%.300s: %.1000s", path, err->msg);
         e->error = strdup(msg);
         imcap_result_free(r);

@@ -40,6 +40,13 @@ static void fit_message(char *dst, size_t cap, const char *full, size_t len) {
     dst[head + 5 + len - tail] = 0;
 }
 
+int imcap_msg_names(const char *msg, const char *path) {
+    size_t n = strlen(path);
+    if (!strncmp(msg, path, n)) return 1;
+    const char *cut = strstr(msg, " ... ");
+    return cut && cut > msg && (size_t)(cut - msg) < n && !strncmp(msg, path, (size_t)(cut - msg));
+}
+
 imcap_status imcap_fail(imcap_error *err, imcap_status s, const char *fmt, ...) {
     if (err) {
         va_list ap, again;
