@@ -138,7 +138,7 @@ static void make_record(const batch *b, const bw_item *it, const imcap_result *r
             if (!s && b->html) s = imcap_gallery_thumb(&img, b->html, stem, IMCAP_GALLERY_THUMB_SIDE, &err);
             if (s) {
                 snprintf(msg, sizeof msg, "%s: %s", it->path, err.msg);
-                if (strncmp(err.msg, it->path, strlen(it->path)) == 0) snprintf(msg, sizeof msg, "%s", err.msg);
+                if (imcap_msg_names(err.msg, it->path)) snprintf(msg, sizeof msg, "%s", err.msg);
                 r.error = msg;
             }
         }
@@ -224,8 +224,7 @@ static imcap_status run_load(void *vctx, size_t k, imcap_image *img, imcap_error
     c->slots[k % c->window].t0 = imcap_now();
     const bw_item *it = &c->b->items.v[c->b->todo[k]];
     if (it->error) {
-        snprintf(err->msg, sizeof err->msg, "%s", it->error);
-        return err->status = IMCAP_E_IMAGE;
+        return imcap_fail(err, IMCAP_E_IMAGE, "%s", it->error); /* keeps the reason of a long one */
     }
     return imcap_image_load(it->path, img, err);
 }
@@ -238,7 +237,7 @@ static void run_done(void *vctx, size_t k, imcap_result *res, imcap_status st, c
     const char *fail = NULL;
     if (st) {
         /* image errors name the file already; others get the path in front */
-        if (it->error || !strncmp(err->msg, it->path, strlen(it->path))) fail = err->msg;
+        if (it->error || imcap_msg_names(err->msg, it->path)) fail = err->msg;
         else snprintf(msg, sizeof msg, "%s: %s", it->path, err->msg), fail = msg;
     }
     int failed;

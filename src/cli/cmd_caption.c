@@ -131,7 +131,7 @@ static void run_done(void *ctx, size_t i, imcap_result *r, imcap_status st, cons
             imcap_buf_printf(&sl->out, "\t%s\n", r->hyps[0].text);
         }
         if (sl->out.oom) sl->ok = 0, snprintf(sl->err, sizeof sl->err, "%.1000s: out of memory", path);
-    } else if (!strncmp(err->msg, path, strlen(path))) {
+    } else if (imcap_msg_names(err->msg, path)) {
         snprintf(sl->err, sizeof sl->err, "%s", err->msg);
     } else {
         snprintf(sl->err, sizeof sl->err, "%.100s: %.1000s", path, err->msg);

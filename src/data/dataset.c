@@ -263,7 +263,11 @@ imcap_status imcap_dataset_load(const char *json_path, const char *image_root, i
         size_t off = end ? (size_t)(end - (const char *)data) : 0;
         int line, col;
         locate((const char *)data, off, &line, &col);
+        int deep = imcap_json_too_deep((const char *)data, end);
         free(data);
+        if (deep)
+            return imcap_fail(err, IMCAP_E_FORMAT, "%s: JSON nested deeper than %d levels, the limit (at line %d, column %d, byte %zu)",
+                              json_path, IMCAP_JSON_MAX_DEPTH, line, col, off);
         return imcap_fail(err, IMCAP_E_FORMAT, "%s: not valid JSON (error near line %d, column %d, byte %zu)",
                           json_path, line, col, off);
     }

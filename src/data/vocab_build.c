@@ -41,6 +41,11 @@ imcap_status imcap_vocab_build(const imcap_dataset *ds, int min_count, imcap_voc
     size_t nw = 0;
     for (size_t i = 0; i < t.cap; i++)
         if (t.s[i].key && t.s[i].value >= min_count) wc[nw++] = (word_count){t.s[i].key, t.s[i].value};
+    if (nw + 4 > IMCAP_MAX_VOCAB) { /* a model with it could not be loaded (model.h) */
+        free(wc), free(t.s);
+        return imcap_fail(err, IMCAP_E_FORMAT, "building the vocabulary: %zu words seen at least %d times, more than the vocabulary size limit of %d (raise --min-count)",
+                          nw + 4, min_count, IMCAP_MAX_VOCAB);
+    }
     qsort(wc, nw, sizeof *wc, by_count_then_bytes);
     v->words = calloc(nw + 4, sizeof *v->words);
     imcap_status st = IMCAP_OK;

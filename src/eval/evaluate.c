@@ -92,7 +92,7 @@ static void take_result(entry *e, imcap_result *r, imcap_status s, const imcap_e
     if (s != IMCAP_OK) {
         const char *path = e->im->path;
         char msg[1400];
-        if (!strncmp(err->msg, path, strlen(path))) snprintf(msg, sizeof msg, "%s", err->msg);
+        if (imcap_msg_names(err->msg, path)) snprintf(msg, sizeof msg, "%s", err->msg);
         else snprintf(msg, sizeof msg, "%.300s: %.1000s", path, err->msg);
         e->error = strdup(msg);
         imcap_result_free(r);
@@ -158,8 +158,12 @@ static imcap_status read_results(const ctx_t *c, const char *path, entry *ents, 
     const char *end = NULL;
     cJSON *root = imcap_json_parse((const char *)data, size + 1, &end, 1);
     if (!root) {
-        s = imcap_fail(err, IMCAP_E_FORMAT, "%s: not valid JSON (error near byte %ld)", path,
-                       end ? (long)(end - (const char *)data) : 0L);
+        if (imcap_json_too_deep((const char *)data, end))
+            s = imcap_fail(err, IMCAP_E_FORMAT, "%s: JSON nested deeper than %d levels, the limit (at byte %ld)", path,
+                           IMCAP_JSON_MAX_DEPTH, (long)(end - (const char *)data));
+        else
+            s = imcap_fail(err, IMCAP_E_FORMAT, "%s: not valid JSON (error near byte %ld)", path,
+                           end ? (long)(end - (const char *)data) : 0L);
         free(data);
         return s;
     }

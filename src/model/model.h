@@ -134,6 +134,11 @@ size_t imcap_param_table_prefix_offset(const imcap_param_table *tab, const char 
 /* Points every view of p into block according to tab. */
 void imcap_params_point(imcap_params *p, const imcap_config *cfg, const imcap_param_table *tab, float *block);
 
+/* Words in a vocabulary, the special tokens included. Real ones hold 10^4 to
+ * 2.6 * 10^5; the cap keeps what a hostile header can make the loader build
+ * (a cJSON node and a copy per word, ~190 bytes each) near 200 MB. */
+#define IMCAP_MAX_VOCAB 1000000
+
 typedef struct {
     int n;
     char **words; /* n strings; 0..3 are the special tokens */

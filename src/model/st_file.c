@@ -114,6 +114,9 @@ imcap_status imcap_st_parse(const unsigned char *data, size_t size, const char *
     if (!root) {
         /* on failure cJSON points end at the error (the global error pointer is not thread-safe) */
         long off = end ? (long)(end - (const char *)data - 8) : -1;
+        if (imcap_json_too_deep((const char *)data + 8, end))
+            return imcap_fail(err, IMCAP_E_FORMAT, "%s: header JSON nested deeper than %d levels, the limit (at byte %ld of the header)",
+                              where, IMCAP_JSON_MAX_DEPTH, off);
         return imcap_fail(err, IMCAP_E_FORMAT, "%s: header is not valid JSON (error near byte %ld of the header)", where, off);
     }
     f->root = root;

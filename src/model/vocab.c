@@ -19,15 +19,41 @@ void imcap_vocab_free(imcap_vocab *v) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* 1 when the JSON array text has more than `limit` top-level elements
+ * (`limit` commas between them), counted without building them; a
+ * malformed text is refused by the parse that follows. */
+static int more_items_than(const char *s, long limit) {
+    long depth = 0, commas = 0;
+    int in_string = 0;
+    for (; *s; s++) {
+        if (in_string) {
+            if (*s == '\\' && s[1]) s++;
+            else if (*s == '"') in_string = 0;
+        } else if (*s == '"') {
+            in_string = 1;
+        } else if (*s == '[' || *s == '{') {
+            depth++;
+        } else if (*s == ']' || *s == '}') {
+            depth--;
+        } else if (*s == ',' && depth == 1 && ++commas >= limit) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 imcap_status imcap_vocab_parse(const char *json, const char *where, imcap_vocab *v, imcap_error *err) {
     memset(v, 0, sizeof *v);
+    if (json && more_items_than(json, IMCAP_MAX_VOCAB))
+        return imcap_fail(err, IMCAP_E_FORMAT, "%s: imcap.vocab has more than %d entries, the vocabulary size limit", where,
+                          IMCAP_MAX_VOCAB);
     cJSON *root = imcap_json_parse_string(json);
     if (!root) return imcap_fail(err, IMCAP_E_FORMAT, "%s: imcap.vocab is not valid JSON", where);
     imcap_status s = IMCAP_OK;
     if (!cJSON_IsArray(root)) { s = imcap_fail(err, IMCAP_E_FORMAT, "%s: imcap.vocab must be a JSON array of strings", where); goto done; }
     int n = cJSON_GetArraySize(root);
     if (n < 4) { s = imcap_fail(err, IMCAP_E_FORMAT, "%s: imcap.vocab has %d entries; it must start with <pad>, <start>, <end>, <unk>", where, n); goto done; }
-    if (n > 10000000) { s = imcap_fail(err, IMCAP_E_FORMAT, "%s: imcap.vocab has %d entries (too many)", where, n); goto done; }
+    if (n > IMCAP_MAX_VOCAB) { s = imcap_fail(err, IMCAP_E_FORMAT, "%s: imcap.vocab has %d entries, more than the vocabulary size limit of %d", where, n, IMCAP_MAX_VOCAB); goto done; }
     v->words = calloc((size_t)n, sizeof *v->words);
     if (!v->words) { s = imcap_fail(err, IMCAP_E_NOMEM, "%s: out of memory", where); goto done; }
     int i = 0;

@@ -20,3 +20,23 @@ cJSON *imcap_json_parse(const char *text, size_t len, const char **end, int requ
 cJSON *imcap_json_parse_string(const char *text) {
     return imcap_json_parse(text, text ? strlen(text) + 1 : 0, NULL, 0);
 }
+
+int imcap_json_too_deep(const char *text, const char *stop) {
+    if (!text || !stop || stop < text) return 0;
+    long depth = 0;
+    int in_string = 0;
+    /* brackets inside strings do not nest; an escaped quote does not end one */
+    for (const char *p = text; p <= stop && *p; p++) {
+        if (in_string) {
+            if (*p == '\\' && p + 1 <= stop) p++;
+            else if (*p == '"') in_string = 0;
+        } else if (*p == '"') {
+            in_string = 1;
+        } else if (*p == '[' || *p == '{') {
+            if (++depth > IMCAP_JSON_MAX_DEPTH) return 1;
+        } else if (*p == ']' || *p == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}

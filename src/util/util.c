@@ -27,12 +27,40 @@ const char *imcap_status_name(imcap_status s) {
     return "unknown";
 }
 
+/* Messages start with a path and end with the reason; a path near PATH_MAX
+ * would push the reason out of err->msg. Such a message keeps its head and
+ * its tail around " ... ", cut at UTF-8 character boundaries. */
+static void fit_message(char *dst, size_t cap, const char *full, size_t len) {
+    size_t keep = (cap - 6) / 2, head = keep, tail = len - keep;
+    while (head > 0 && ((unsigned char)full[head] & 0xC0) == 0x80) head--;
+    while (tail < len && ((unsigned char)full[tail] & 0xC0) == 0x80) tail++;
+    memcpy(dst, full, head);
+    memcpy(dst + head, " ... ", 5);
+    memcpy(dst + head + 5, full + tail, len - tail);
+    dst[head + 5 + len - tail] = 0;
+}
+
+int imcap_msg_names(const char *msg, const char *path) {
+    size_t n = strlen(path);
+    if (!strncmp(msg, path, n)) return 1;
+    const char *cut = strstr(msg, " ... ");
+    return cut && cut > msg && (size_t)(cut - msg) < n && !strncmp(msg, path, (size_t)(cut - msg));
+}
+
 imcap_status imcap_fail(imcap_error *err, imcap_status s, const char *fmt, ...) {
     if (err) {
-        va_list ap;
+        va_list ap, again;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_copy(again, ap);
+        int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        char *full = n >= (int)sizeof err->msg ? malloc((size_t)n + 1) : NULL;
+        if (full) { /* without memory, the plain truncation stays */
+            vsnprintf(full, (size_t)n + 1, fmt, again);
+            fit_message(err->msg, sizeof err->msg, full, (size_t)n);
+            free(full);
+        }
+        va_end(again);
         err->status = s;
     }
     return s;

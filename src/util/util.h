@@ -16,6 +16,10 @@
 /* Fills err (may be NULL) and returns s, so callers can write
  * `return imcap_fail(err, IMCAP_E_IO, "%s: cannot open: %s", path, strerror(errno));` */
 imcap_status imcap_fail(imcap_error *err, imcap_status s, const char *fmt, ...) IMCAP_PRINTF(3, 4);
+/* 1 when an error message from imcap_fail starts with path, whole or, in a
+ * message shortened around " ... " (a path near PATH_MAX), as far as the
+ * cut: callers then do not put the path in front a second time. */
+int imcap_msg_names(const char *msg, const char *path);
 
 /* Maps a cache file read-only (shared) when it is exactly want bytes long:
  * *map (munmap it with want), or NULL when the file is absent or of another
