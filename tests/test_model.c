@@ -1658,3 +1658,26 @@ Test(model, header_that_is_not_utf8_is_refused) {
     cr_expect_null(bad);
     free(data);
 }
+
+/* A small config that would need many GiB per image is refused at parse:
+ * a layer's output, or a conv's im2col matrix, above 2^28 floats. */
+Test(config, memory_per_image_is_bounded) {
+    imcap_config cfg;
+    imcap_error err;
+    const char *big_out = "{\"image_size\": 1024, \"mean\": [0,0,0], \"std\": [1,1,1], \"encoder\": ["
+                          "{\"type\": \"conv\", \"out\": 4096, \"kernel\": 1, \"stride\": 1, \"pad\": 0}],"
+                          " \"embed_dim\": 8, \"hidden_dim\": 8, \"attention_dim\": 8, \"max_length\": 4}";
+    cr_expect_eq(imcap_config_parse(big_out, "big.json", &cfg, &err), IMCAP_E_FORMAT);
+    cr_expect(strstr(err.msg, "big.json") && strstr(err.msg, "encoder[0]") && strstr(err.msg, "limit"), "%s", err.msg);
+    const char *big_col = "{\"image_size\": 1024, \"mean\": [0,0,0], \"std\": [1,1,1], \"encoder\": ["
+                          "{\"type\": \"conv\", \"out\": 64, \"kernel\": 3, \"stride\": 1, \"pad\": 1},"
+                          "{\"type\": \"conv\", \"out\": 8, \"kernel\": 11, \"stride\": 1, \"pad\": 5}],"
+                          " \"embed_dim\": 8, \"hidden_dim\": 8, \"attention_dim\": 8, \"max_length\": 4}";
+    cr_expect_eq(imcap_config_parse(big_col, "col.json", &cfg, &err), IMCAP_E_FORMAT);
+    cr_expect(strstr(err.msg, "encoder[1]") && strstr(err.msg, "im2col"), "%s", err.msg);
+    /* the largest real backbone at 224 px is far inside */
+    const char *ok = "{\"image_size\": 224, \"mean\": [0,0,0], \"std\": [1,1,1], \"encoder\": ["
+                     "{\"type\": \"conv\", \"out\": 64, \"kernel\": 7, \"stride\": 2, \"pad\": 3}],"
+                     " \"embed_dim\": 8, \"hidden_dim\": 8, \"attention_dim\": 8, \"max_length\": 4}";
+    cr_expect_eq(imcap_config_parse(ok, "ok.json", &cfg, &err), IMCAP_OK, "%s", err.msg);
+}

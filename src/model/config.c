@@ -11,6 +11,8 @@
 
 #define MAX_DIM 65536
 #define MAX_IMAGE 4096
+/* floats of one layer's output (or a conv's im2col matrix) for one image */
+#define MAX_ACTIVATION (1LL << 28)
 
 static const char *top_keys[] = {"image_size", "mean", "std", "encoder", "embed_dim", "hidden_dim",
                                  "attention_dim", "max_length", "domain", NULL};
@@ -266,6 +268,16 @@ static imcap_status derive_shapes(imcap_config *cfg, const char *where, imcap_er
         case IMCAP_LAYER_BATCHNORM: break;
         }
         l->out_c = c, l->out_h = h, l->out_w = w;
+        /* what one image needs at this layer (its output, and a conv's
+         * im2col matrix), bounded before anything is allocated: a small
+         * file must not ask for many GiB */
+        long long act = (long long)c * h * w;
+        long long col = l->type == IMCAP_LAYER_CONV ? (long long)l->in_c * l->kernel * l->kernel * h * w : 0;
+        if (act > MAX_ACTIVATION || col > MAX_ACTIVATION)
+            return imcap_fail(err, IMCAP_E_FORMAT,
+                              "%s: encoder[%d]: %lld floats per image (%dx%dx%d%s), more than the limit %lld (1 GiB)",
+                              where, i, act > col ? act : col, c, h, w, col > act ? ", its im2col matrix" : "",
+                              (long long)MAX_ACTIVATION);
     }
     cfg->D = c, cfg->H = h, cfg->W = w, cfg->L = h * w;
     return IMCAP_OK;
