@@ -17,7 +17,7 @@ out=$build/fuzz-out
 
 if [ ! -f $build/build.ninja ]; then
   # -O1: most of the speed, and stack traces that still match the source
-  CC=clang meson setup $build -Dfuzz=true -Dtests=disabled --buildtype=debug -Doptimization=1 >/dev/null
+  CC=clang meson setup $build -Dfuzz=true -Dtests=disabled --buildtype=debug -Doptimization=1 -Db_lundef=false >/dev/null
 fi
 ninja -C $build -j2 >/dev/null
 
