@@ -3,8 +3,9 @@
 # each (default 60), two at a time (the machine has two cores), in the
 # clang + ASan + UBSan build build-fuzz/ (configured and built when needed).
 #
-# Each harness starts from its committed seeds (fuzz/corpus/NAME, never
-# written) plus what earlier runs found (build-fuzz/fuzz-out/corpus/NAME).
+# Each harness starts from its committed seeds (fuzz/corpus/NAME) and the
+# inputs of past findings (tests/data/fuzz-regressions/NAME), neither ever
+# written, plus what earlier runs found (build-fuzz/fuzz-out/corpus/NAME).
 # Exits non-zero when any harness reports a crash, leak, timeout, running out
 # of memory or a sanitizer error, naming the harness, its log and the
 # reproducer (rerun it with: build-fuzz/fuzz/NAME REPRODUCER).
@@ -16,7 +17,8 @@ build=build-fuzz
 out=$build/fuzz-out
 
 if [ ! -f $build/build.ninja ]; then
-  # -O1: most of the speed, and stack traces that still match the source
+  # -O1: most of the speed, and stack traces that still match the source;
+  # b_lundef=false: the ASan shared library leaves the runtime to the program
   CC=clang meson setup $build -Dfuzz=true -Dtests=disabled --buildtype=debug -Doptimization=1 -Db_lundef=false >/dev/null
 fi
 ninja -C $build -j2 >/dev/null
@@ -42,11 +44,14 @@ run_one() {
   # allow decodes in about a second here); -rss_limit_mb also bounds any one
   # allocation (malloc_limit_mb defaults to it); stdout and stderr of the
   # library and CLI are closed, the fuzzer's and sanitizers' reports are kept.
+  # the regressions go first, so an old finding that returns fails at once
+  local seeds=("fuzz/corpus/$name")
+  [ -d "tests/data/fuzz-regressions/$name" ] && seeds+=("tests/data/fuzz-regressions/$name")
   local rc=0
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$build/fuzz/$name" -max_total_time="$secs" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
     -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$artifacts/" \
-    "$corpus" "fuzz/corpus/$name" >"$log" 2>&1 || rc=$?
+    "$corpus" "${seeds[@]}" >"$log" 2>&1 || rc=$?
   echo "$rc" >"$out/logs/$name.rc"
 }
 
