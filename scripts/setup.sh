@@ -3,7 +3,8 @@
 # prompts), builds it in build/, and captions the images in samples/ with the
 # shipped model. Options: --deps-only (install packages, nothing else),
 # --test-deps (also what the test suite uses: browser, GNU parallel, numpy,
-# and PyTorch / torchvision for the backbone parity tests),
+# PyTorch / torchvision for the backbone parity tests, and clang with
+# libFuzzer (libclang-rt-14-dev) and its OpenMP for scripts/fuzz.sh),
 # --bench-deps (also what bench/run.sh's PyTorch comparison uses: Debian's
 # python3-torch, python3-torchvision and python3-numpy, for /usr/bin/python3).
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 BUILD_DEPS=(build-essential meson ninja-build pkg-config libopenblas-dev libcriterion-dev
             libcjson-dev libstb-dev libdeflate-dev libutf8proc-dev fonts-dejavu-core help2man)
-TEST_DEPS=(chromium parallel python3-numpy python3-torch python3-torchvision)
+TEST_DEPS=(chromium parallel python3-numpy python3-torch python3-torchvision clang libclang-rt-14-dev libomp-dev)
 BENCH_DEPS=(python3-torch python3-torchvision python3-numpy)
 
 deps_only=0 test_deps=0 bench_deps=0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite twice: in an optimised build (build/) and in an
-# AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/).
+# AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then
+# every fuzz harness for 60 s (scripts/fuzz.sh, clang, build-fuzz/).
 # Installs the packages the suite needs first (Debian 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +23,6 @@ ninja -C build-asan >/dev/null
 # leak checks on; abort on the first UB report so a test cannot pass over it
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs --num-processes 1 --timeout-multiplier 4
+# libFuzzer harnesses, 60 s each, two at a time: any crash, leak, timeout or
+# sanitizer report (and any past finding that returns) fails the run
+./scripts/fuzz.sh 60
