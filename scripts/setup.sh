@@ -4,8 +4,9 @@
 # shipped model. Options: --deps-only (install packages, nothing else),
 # --test-deps (also what the test suite uses: browser, GNU parallel, numpy,
 # PyTorch / torchvision for the backbone parity tests, slurm-wlm and munge
-# for the one-node Slurm cluster of tests/slurm, and LLVM's OpenMP runtime
-# with Archer for the ThreadSanitizer build),
+# for the one-node Slurm cluster of tests/slurm, LLVM's OpenMP runtime with
+# Archer for the ThreadSanitizer build, and clang with libFuzzer
+# (libclang-rt-14-dev) for scripts/fuzz.sh),
 # --bench-deps (also what bench/run.sh's PyTorch comparison uses: Debian's
 # python3-torch, python3-torchvision and python3-numpy, for /usr/bin/python3).
 set -euo pipefail
@@ -14,9 +15,10 @@ cd "$(dirname "$0")/.."
 BUILD_DEPS=(build-essential meson ninja-build pkg-config libopenblas-dev libcriterion-dev
             libcjson-dev libstb-dev libdeflate-dev libutf8proc-dev fonts-dejavu-core help2man
             libopenmpi-dev openmpi-bin)
-# libomp-14-dev: LLVM's OpenMP runtime and its Archer tool for the TSan build
+# libomp-14-dev: LLVM's OpenMP runtime and its Archer tool for the TSan build;
+# clang, libclang-rt-14-dev (libFuzzer) and libomp-dev for the fuzz build
 TEST_DEPS=(chromium parallel python3-numpy python3-torch python3-torchvision
-           slurm-wlm munge libomp-14-dev)
+           slurm-wlm munge libomp-14-dev clang libclang-rt-14-dev libomp-dev)
 BENCH_DEPS=(python3-torch python3-torchvision python3-numpy)
 
 deps_only=0 test_deps=0 bench_deps=0

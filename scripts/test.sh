@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite twice: in an optimised build (build/) and in an
 # AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then the
-# multi-threaded tests in a ThreadSanitizer build (build-tsan/).
+# multi-threaded tests in a ThreadSanitizer build (build-tsan/); then every
+# fuzz harness for 60 s (scripts/fuzz.sh, clang, build-fuzz/).
 # Installs the packages the suite needs first (Debian 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ ninja -C build-asan >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --print-errorlogs --num-processes 1 --timeout-multiplier 4 --no-suite slurm
 
-# ThreadSanitizer (docs/reliability-tsan.md): batch, eval and train with
+# ThreadSanitizer (docs/reliability.md): batch, eval and train with
 # --threads 2, 8 threads captioning through the public API (test_threads), and
 # a canary that proves TSan sees OpenMP's ordering and a planted race. The
 # build links LLVM's libomp and its Archer tool (meson.build); tests/meson.build
@@ -42,4 +43,8 @@ if ls build-tsan/tsan-report.* >/dev/null 2>&1; then
   echo "test.sh: ThreadSanitizer reports above ($(ls build-tsan/tsan-report.* | wc -l) processes)" >&2
   exit 1
 fi
-exit "$tsan_rc"
+[ "$tsan_rc" = 0 ] || exit "$tsan_rc"
+
+# libFuzzer harnesses, 60 s each, two at a time: any crash, leak, timeout or
+# sanitizer report (and any past finding that returns) fails the run
+./scripts/fuzz.sh 60

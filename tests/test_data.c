@@ -338,3 +338,17 @@ Test(vocab, index_is_a_hash_table_that_grows) {
     cr_expect_eq(imcap_vocab_lookup(ix, "<end>"), IMCAP_TOK_END);
     imcap_vocab_index_free(ix);
 }
+
+/* fuzz_dataset's first finding: an id beyond int64 ("imgid": 1e119) was
+ * cast to int64_t, which is undefined; it is kept as the number's text. */
+Test(dataset, id_beyond_int64_is_its_text) {
+    imcap_dataset ds;
+    imcap_error err;
+    const char *p = tu_src("tests/data/fuzz-regressions/fuzz_dataset/imgid_1e119.json");
+    cr_assert_eq(imcap_dataset_load(p, tu_tmpdir("ds_bigid"), &ds, &err), IMCAP_OK, "%s", err.msg);
+    cr_assert_geq(ds.n, 1);
+    char want[64];
+    snprintf(want, sizeof want, "%.17g", 1e119);
+    cr_expect_str_eq(ds.images[0].id, want);
+    imcap_dataset_free(&ds);
+}

@@ -851,3 +851,17 @@ Test(bmp, every_short_prefix_is_refused) {
         else cr_expect(strstr(err.msg, "cut.bmp"), "%s", err.msg);
     }
 }
+
+/* fuzz_image's finding: "P5" or "P6" followed by no white space is not PNM to
+ * imcap, but stb took it as PNM and read past the 18 bytes of pixel data it
+ * did not have. Every such file is refused before stb sees it. */
+Test(image, pnm_magic_without_space_is_refused) {
+    const char *p = tu_src("tests/data/fuzz-regressions/fuzz_image/pnm_no_space_after_magic.pgm");
+    imcap_image img;
+    imcap_error err;
+    cr_assert_eq(imcap_image_load(p, &img, &err), IMCAP_E_IMAGE, "%s", err.msg);
+    cr_expect(strstr(err.msg, "pnm_no_space_after_magic.pgm") && strstr(err.msg, "PNM"), "%s", err.msg);
+    cr_expect_null(img.rgb);
+    static const char p6[] = "P6" "2 1 255 abcdef";
+    cr_expect_eq(imcap_image_load_memory(p6, sizeof p6 - 1, "p6", &img, &err), IMCAP_E_IMAGE, "%s", err.msg);
+}

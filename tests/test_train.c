@@ -463,4 +463,53 @@ Test(train, json_outcome) {
     cr_expect_str_eq(cJSON_GetObjectItem(j, "select")->valuestring, "loss");
     cJSON_Delete(j);
     free(o), free(e);
+/* fuzz_train's finding: a checkpoint header whose "step" (or an integer
+ * option) does not fit a long was cast anyway (undefined) and loaded; it is
+ * refused, naming the file and the field. The header is the regression file,
+ * spliced into a checkpoint of a tiny model that is otherwise valid. */
+Test(train, checkpoint_header_number_out_of_range) {
+    const char *dir = tu_tmpdir("train_ckpt_range");
+    char *text = tu_read(tu_src("tests/data/models/tiny_config.json"), NULL);
+    imcap_config cfg;
+    imcap_error e;
+    cr_assert_eq(imcap_config_parse(text, "tiny_config.json", &cfg, &e), IMCAP_OK, "%s", e.msg);
+    free(text);
+    char *words[] = {"<pad>", "<start>", "<end>", "<unk>", "a"};
+    imcap_vocab v = {5, words};
+    imcap_model *m;
+    cr_assert_eq(imcap_model_create(&cfg, &v, &m, &e), IMCAP_OK, "%s", e.msg);
+    unsigned char *model;
+    size_t msize;
+    cr_assert_eq(imcap_model_serialize(m, &model, &msize, &e), IMCAP_OK, "%s", e.msg);
+    size_t moments = 2 * m->tab.total * sizeof(float);
+    imcap_model_free(m);
+
+    size_t hl;
+    char *header = tu_read(tu_src("tests/data/fuzz-regressions/fuzz_train/step_7e31.json"), &hl);
+    size_t padded = (hl + 7) / 8 * 8, total = 24 + padded + msize + moments;
+    unsigned char *ck = calloc(total, 1);
+    uint64_t n64 = padded, m64 = msize;
+    memcpy(ck, "IMCAPCK1", 8);
+    memcpy(ck + 8, &n64, 8);
+    memcpy(ck + 16, header, hl);
+    memset(ck + 16 + hl, ' ', padded - hl);
+    memcpy(ck + 16 + padded, &m64, 8);
+    memcpy(ck + 24 + padded, model, msize);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/big_step.ckpt", dir);
+    tu_write(path, ck, total);
+    imcap_train_state st;
+    cr_assert_neq(imcap_checkpoint_load(path, &m, &st, &e), IMCAP_OK);
+    cr_expect(strstr(e.msg, "big_step.ckpt") && strstr(e.msg, "\"step\" is out of range"), "%s", e.msg);
+    cr_expect_null(m);
+
+    /* the same header with a step in range loads */
+    memcpy(ck + 16, "{\"step\": 7}", 11);
+    memset(ck + 16 + 11, ' ', padded - 11);
+    tu_write(path, ck, total);
+    cr_assert_eq(imcap_checkpoint_load(path, &m, &st, &e), IMCAP_OK, "%s", e.msg);
+    cr_expect_eq(st.step, 7);
+    imcap_train_state_free(&st);
+    imcap_model_free(m);
+    free(ck), free(header), free(model);
 }

@@ -149,7 +149,8 @@ static char *id_text(loader *L, const cJSON *v) {
     char tmp[64];
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (d == (double)(int64_t)d) snprintf(tmp, sizeof tmp, "%" PRId64, (int64_t)d);
+        /* in range before the cast, which is undefined beyond int64 (fuzz_dataset: 1e119) */
+        if (d >= -0x1p63 && d < 0x1p63 && d == (double)(int64_t)d) snprintf(tmp, sizeof tmp, "%" PRId64, (int64_t)d);
         else snprintf(tmp, sizeof tmp, "%.17g", d);
         return xstrdup(L, tmp);
     }

@@ -191,7 +191,9 @@ static imcap_status read_results(const ctx_t *c, const char *path, entry *ents, 
         const cJSON *cap = cJSON_GetObjectItemCaseSensitive(r, "caption");
         char idbuf[64];
         const char *key = NULL;
-        if (cJSON_IsNumber(iid) && iid->valuedouble == (double)(long long)iid->valuedouble) {
+        /* in range before the cast, which is undefined beyond long long (1e300) */
+        if (cJSON_IsNumber(iid) && iid->valuedouble >= -0x1p63 && iid->valuedouble < 0x1p63 &&
+            iid->valuedouble == (double)(long long)iid->valuedouble) {
             snprintf(idbuf, sizeof idbuf, "%lld", (long long)iid->valuedouble);
             key = idbuf;
         } else if (cJSON_IsString(iid)) {

@@ -442,6 +442,13 @@ imcap_status imcap_image_load_memory(const void *data, size_t size, const char *
                           "%s: Radiance HDR images are not supported (the spec decodes 8- and 16-bit images only)",
                           name);
     if (fmt && strcmp(fmt, "PNM") == 0) return load_pnm(d, size, name, out, err);
+    /* stb takes "P5" or "P6" followed by anything as PNM, and its reader goes
+     * on when the pixels are missing (fuzz_image: "P56\n\n6653 722..." read
+     * out of bounds inside stb). PNM is load_pnm's alone, which needs the white
+     * space the format puts after its magic number. */
+    if (!fmt && size >= 2 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6')
+        return imcap_fail(err, IMCAP_E_IMAGE, "%s: corrupt PNM header: no white space after the magic number P%c",
+                          name, d[1]);
     long long hw, hh;
     if (header_dims(fmt, d, size, &hw, &hh)) {
         imcap_status st = check_size(name, hw, hh, err);

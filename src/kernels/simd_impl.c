@@ -176,7 +176,21 @@ ELEMENTWISE(vsigmoid, v_sigmoid)
 /* The one summation tree for 16 lanes: s[i] += s[i+8], then +4, +2, +1.
  * reduce16 applies it to 16 vectors at once (transposing as it goes) and
  * returns their 16 sums in lane order; hsum applies it to one. */
-AI vf pairs(vf a, vf b, vi lo, vi hi) { return __builtin_shuffle(a, b, lo) + __builtin_shuffle(a, b, hi); }
+#if defined(__clang__)
+/* clang (the fuzz build, -Dfuzz=true) has no GCC __builtin_shuffle with a
+ * mask operand; the same two-vector permutation, element by element. */
+AI vf shuffle2(vf a, vf b, vi m) {
+    vf r;
+    for (int i = 0; i < 16; i++) {
+        int k = m[i] & 31;
+        r[i] = k < 16 ? a[k] : b[k - 16];
+    }
+    return r;
+}
+#else
+#define shuffle2(a, b, m) __builtin_shuffle(a, b, m)
+#endif
+AI vf pairs(vf a, vf b, vi lo, vi hi) { return shuffle2(a, b, lo) + shuffle2(a, b, hi); }
 
 AI vf reduce16(const vf *v) {
     const vi l1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
@@ -612,8 +626,8 @@ AI vf take_v(vf m, vf x) { return sel((x > m) | ((x != x) & (m == m)), x, m); }
 AI vf pool16(vf a0, vf a1, vf b0, vf b1, int relu) {
     const vi ev = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
     const vi od = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
-    vf a = __builtin_shuffle(a0, a1, ev), b = __builtin_shuffle(a0, a1, od);
-    vf c = __builtin_shuffle(b0, b1, ev), d = __builtin_shuffle(b0, b1, od);
+    vf a = shuffle2(a0, a1, ev), b = shuffle2(a0, a1, od);
+    vf c = shuffle2(b0, b1, ev), d = shuffle2(b0, b1, od);
     if (relu) {
         vf m = (vf){0};
         m = sel(a > m, a, m), m = sel(b > m, b, m), m = sel(c > m, c, m), m = sel(d > m, d, m);

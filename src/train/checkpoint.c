@@ -59,33 +59,47 @@ static double num(const cJSON *o, const char *k, double dflt) {
     return cJSON_IsNumber(it) ? it->valuedouble : dflt;
 }
 
-static void options_from_json(const cJSON *j, imcap_train_options *o) {
-    o->epochs = (int)num(j, "epochs", o->epochs);
+/* An integer field of the header: the value (dflt when absent), or *bad set
+ * to k when it does not fit the type it is read into, where converting it
+ * would be undefined behaviour (found by fuzz_train: "step": 7e31). */
+static double whole(const cJSON *o, const char *k, double dflt, int is_long, const char **bad) {
+    double v = num(o, k, dflt);
+    double lim = is_long ? 0x1p63 : 0x1p31; /* long is 64-bit on every platform imcap builds on */
+    if (v >= -lim && v < lim) return v;
+    if (!*bad) *bad = k;
+    return 0;
+}
+
+/* NULL, or the name of the first field out of range. */
+static const char *options_from_json(const cJSON *j, imcap_train_options *o) {
+    const char *bad = NULL;
+    o->epochs = (int)whole(j, "epochs", o->epochs, 0, &bad);
     o->freeze_encoder = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "freeze_encoder"));
-    o->max_steps = (long)num(j, "max_steps", (double)o->max_steps);
-    o->batch = (int)num(j, "batch", o->batch);
-    o->threads = (int)num(j, "threads", o->threads);
+    o->max_steps = (long)whole(j, "max_steps", (double)o->max_steps, 1, &bad);
+    o->batch = (int)whole(j, "batch", o->batch, 0, &bad);
+    o->threads = (int)whole(j, "threads", o->threads, 0, &bad);
     /* before shards existed, each thread summed one shard */
-    o->shards = (int)num(j, "shards", o->threads);
+    o->shards = (int)whole(j, "shards", o->threads, 0, &bad);
     o->adam.lr = (float)num(j, "lr", o->adam.lr);
     o->adam.beta1 = (float)num(j, "beta1", o->adam.beta1);
     o->adam.beta2 = (float)num(j, "beta2", o->adam.beta2);
     o->adam.eps = (float)num(j, "eps", o->adam.eps);
     o->adam.weight_decay = (float)num(j, "weight_decay", o->adam.weight_decay);
     o->adam.clip = (float)num(j, "clip", o->adam.clip);
-    o->adam.warmup = (long)num(j, "warmup", (double)o->adam.warmup);
+    o->adam.warmup = (long)whole(j, "warmup", (double)o->adam.warmup, 1, &bad);
     o->adam.min_lr_frac = (float)num(j, "min_lr_frac", o->adam.min_lr_frac);
     o->att_reg = (float)num(j, "att_reg", o->att_reg);
     o->dropout = (float)num(j, "dropout", o->dropout);
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     if (cJSON_IsString(seed)) o->seed = strtoull(seed->valuestring, NULL, 10);
-    o->val_every = (long)num(j, "val_every", (double)o->val_every);
-    o->val_images = (int)num(j, "val_images", o->val_images);
-    o->ckpt_every = (long)num(j, "ckpt_every", (double)o->ckpt_every);
+    o->val_every = (long)whole(j, "val_every", (double)o->val_every, 1, &bad);
+    o->val_images = (int)whole(j, "val_images", o->val_images, 0, &bad);
+    o->ckpt_every = (long)whole(j, "ckpt_every", (double)o->ckpt_every, 1, &bad);
     const cJSON *sel = cJSON_GetObjectItemCaseSensitive(j, "select");
     int k = cJSON_IsString(sel) ? imcap_select_parse(sel->valuestring) : -1;
     /* a checkpoint from before --select keeps the rule it was made with */
     o->select = k >= 0 ? k : IMCAP_SELECT_AUTO;
+    return bad;
 }
 
 imcap_status imcap_checkpoint_save(const char *path, const imcap_model *m, const imcap_train_state *st,
@@ -148,13 +162,19 @@ imcap_status imcap_checkpoint_load(const char *path, imcap_model **out, imcap_tr
     if ((s = imcap_train_state_init(st, m))) { s = imcap_fail(err, s, "out of memory"); goto done; }
     memcpy(st->m, data + off, n * sizeof(float));
     memcpy(st->v, data + off + n * sizeof(float), n * sizeof(float));
-    st->step = (long)num(j, "step", 0);
+    const char *bad = NULL;
+    st->step = (long)whole(j, "step", 0, 1, &bad);
     st->best_score = num(j, "best_score", -1);
     const cJSON *hb = cJSON_GetObjectItemCaseSensitive(j, "have_best");
     /* before "have_best", scores were >= 0 and -1 meant none */
     st->have_best = hb ? cJSON_IsTrue(hb) : st->best_score > -1;
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "options");
-    if (o) options_from_json(o, &st->opt);
+    if (o && !bad) bad = options_from_json(o, &st->opt);
+    if (bad) {
+        imcap_train_state_free(st);
+        s = imcap_fail(err, IMCAP_E_FORMAT, "%s: damaged checkpoint header: \"%s\" is out of range", path, bad);
+        goto done;
+    }
     *out = m;
     m = NULL;
 done:
