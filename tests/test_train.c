@@ -463,6 +463,8 @@ Test(train, json_outcome) {
     cr_expect_str_eq(cJSON_GetObjectItem(j, "select")->valuestring, "loss");
     cJSON_Delete(j);
     free(o), free(e);
+}
+
 /* fuzz_train's finding: a checkpoint header whose "step" (or an integer
  * option) does not fit a long was cast anyway (undefined) and loaded; it is
  * refused, naming the file and the field. The header is the regression file,
