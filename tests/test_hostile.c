@@ -11,7 +11,7 @@
  * passes when the run stays under both, exits as documented (non-zero for
  * bad input) and says which file and what was wrong on stderr. Each run's
  * time and peak RSS (wait4) are printed as "hostile: ..." lines, which
- * docs/reliability-limits.md quotes. Inputs are generated here, so no large
+ * docs/reliability.md quotes. Inputs are generated here, so no large
  * file is committed. */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
  *
  * A plain program, not Criterion: it must also run inside the
  * ThreadSanitizer build (Criterion cannot run under TSan, see
- * docs/reliability-tsan.md), where it is the in-process half of the check: the
+ * docs/reliability.md), where it is the in-process half of the check: the
  * model, the images, the read-only accessors and imcap_caption_many's
  * OpenMP workers are shared between threads there. Each case starts its
  * threads together on a barrier so that they really overlap.
