@@ -5,6 +5,7 @@
  * come from Debian packages through scripts/fetch_photos.sh (the test
  * command runs it; the photo test skips, saying so, when they are absent). */
 #include <criterion/criterion.h>
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -118,9 +119,19 @@ Test(calibrate, round_trip_same_scores_and_refusals) {
     /* the metadata records the command, which differs: compare the statistics through the library instead */
     imcap_error e;
     imcap_model *a, *b;
-    snprintf(cmd, sizeof cmd, "'%s' calibrate --data '%s/d/dataset.json' --images '%s/d' --threads 1 -o '%s/m1.safetensors' -q",
+    snprintf(cmd, sizeof cmd,
+             "'%s' calibrate --data '%s/d/dataset.json' --images '%s/d' --threads 1 -o '%s/m1.safetensors' -q --json",
              tu_exe(), dir, dir, dir);
-    cr_assert_eq(run(cmd, NULL, NULL), 0);
+    cr_assert_eq(run(cmd, &out, NULL), 0);
+    /* --json: the statistics on stdout, the ones the model holds */
+    cJSON *js = cJSON_Parse(out);
+    cr_assert(js, "not JSON: %s", out);
+    cr_expect_eq(cJSON_GetObjectItem(js, "layer")->valueint, 5);
+    cr_expect_eq(cJSON_GetObjectItem(js, "train_images")->valueint, 240);
+    double json_threshold = cJSON_GetObjectItem(js, "threshold")->valuedouble;
+    cJSON_Delete(js);
+    free(out);
+    out = NULL;
     char pa[1100], pb[1100];
     snprintf(pa, sizeof pa, "%s/m.safetensors", dir);
     snprintf(pb, sizeof pb, "%s/m1.safetensors", dir);
@@ -128,6 +139,7 @@ Test(calibrate, round_trip_same_scores_and_refusals) {
     cr_assert_eq(imcap_model_load(pb, &b, &e), IMCAP_OK, "%s", e.msg);
     cr_expect(a->cfg.has_domain && a->cfg.domain_layer == 5 && a->cfg.domain_F == 4 * 32 + 32 * 31 / 2);
     cr_expect(a->cfg.domain_threshold == b->cfg.domain_threshold, "threads changed the threshold");
+    cr_expect_float_eq(json_threshold, b->cfg.domain_threshold, 1e-6 * b->cfg.domain_threshold, "%g", json_threshold);
     cr_expect(memcmp(a->block, b->block, a->tab.total * sizeof(float)) == 0, "threads changed the statistics");
     imcap_model_free(a), imcap_model_free(b);
     /* saved and loaded: the same scores */

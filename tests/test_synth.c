@@ -568,3 +568,18 @@ Test(objects, parse_is_robust_to_odd_captions) {
     imcap_caption_parse(0, NULL, &pc);
     cr_expect_eq(pc.n_mentions, 0);
 }
+
+/* --json: the summary as one JSON object on stdout; -q: nothing on stderr */
+Test(synth, json_summary) {
+    const char *dir = tu_tmpdir("synth_json");
+    char cmd[4200], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 4 --seed 2 --size 32 -q --json -o '%s/s'", tu_exe(), dir);
+    cr_assert_eq(tu_run(cmd, &out, &err), 0, "%s", err);
+    cr_expect_str_empty(err);
+    cJSON *j = cJSON_Parse(out);
+    cr_assert(j, "not JSON: %s", out);
+    cr_expect_eq(cJSON_GetObjectItem(j, "count")->valueint, 4);
+    cr_expect_eq(cJSON_GetObjectItem(j, "size")->valueint, 32);
+    cJSON_Delete(j);
+    free(out), free(err);
+}

@@ -25,13 +25,15 @@ static void usage(FILE *f) {
             "  --layer N        describe encoder layer N (default: its second ReLU of at most 64 channels,\n"
             "                   or the max-pool right after it)\n"
             "  --cache FILE     preprocessed image cache (default OUT.cache)\n"
-            "  --threads N      worker threads (default: all cores); the result does not depend on it\n"
-            "  --quiet          no progress lines\n");
+            "  -j, --threads N  worker threads (default: all cores); the result does not depend on it\n"
+            "  -q, --quiet      no progress lines or summary\n"
+            "  --json           the statistics as one JSON object on stdout: layer, channels, train_images,\n"
+            "                   threshold, quantile, val_images, val_flagged, output\n");
 }
 
 int run_calibrate(int argc, char **argv) {
     const char *data = NULL, *images = NULL, *model = NULL, *out = NULL, *cache_path = NULL;
-    int threads = 0, quiet = 0;
+    int threads = 0, quiet = 0, json = 0;
     imcap_calibrate_options co = {0.99, 20000, -1};
     double quantile = co.quantile;
     int first = 0;
@@ -40,6 +42,7 @@ int run_calibrate(int argc, char **argv) {
         CLI_OPT_OUTPUT(&out),
         CLI_OPT_THREADS(&threads),
         CLI_OPT_QUIET(&quiet),
+        CLI_OPT_JSON(&json),
         {"data", 0, CLI_STR, &data, 0, 0, NULL, NULL},
         {"images", 0, CLI_STR, &images, 0, 0, NULL, NULL},
         {"cache", 0, CLI_STR, &cache_path, 0, 0, NULL, NULL},
@@ -97,12 +100,29 @@ int run_calibrate(int argc, char **argv) {
                 c->domain_val_flagged);
     char cmd[4096];
     cli_command_line(cmd, sizeof cmd, argc, argv);
-    imcap_model_set_metadata(m, "imcap.calibrate.command", cmd);
+    if (imcap_model_set_metadata(m, "imcap.calibrate.command", cmd) != IMCAP_OK) {
+        fprintf(stderr, "imcap calibrate: out of memory\n");
+        goto done;
+    }
     if (imcap_model_save(m, out, &err) != IMCAP_OK) {
         fprintf(stderr, "imcap calibrate: %s\n", err.msg);
         goto done;
     }
     rc = EXIT_ALL_OK;
+    if (json) {
+        imcap_buf b = {0};
+        imcap_buf_printf(&b, "{\"layer\": %d, \"channels\": %d, \"train_images\": %d, \"threshold\": ", c->domain_layer,
+                         c->layers[c->domain_layer].out_c, c->domain_train_images);
+        imcap_buf_number(&b, c->domain_threshold, 9);
+        imcap_buf_append(&b, ", \"quantile\": ", 14);
+        imcap_buf_number(&b, c->domain_quantile, 9);
+        imcap_buf_printf(&b, ", \"val_images\": %d, \"val_flagged\": %d, \"output\": ", c->domain_val_images,
+                         c->domain_val_flagged);
+        imcap_buf_json_string(&b, out);
+        imcap_buf_append(&b, "}\n", 2);
+        if (b.oom || cli_stdout_write("calibrate", b.s, b.len)) rc = EXIT_FATAL;
+        imcap_buf_free(&b);
+    }
 done:
     imcap_dataset_free(&ds);
     imcap_model_free(m);
