@@ -342,7 +342,7 @@ static imcap_status rewrite_output(batch *b, size_t *n_failed, imcap_error *err)
     src[1] = fopen(b->out_path, "rb");
     src[2] = fopen(b->partial, "rb");
     bw_write_header(&rec, b->fmt, b->timing, b->domain);
-    if (rec.oom || fwrite(rec.s, 1, rec.len, af.f) != rec.len) {
+    if (rec.oom || (rec.len && fwrite(rec.s, 1, rec.len, af.f) != rec.len)) { /* jsonl has no header */
         st = imcap_fail(err, IMCAP_E_IO, "%s: cannot write the header", af.tmp);
         goto done;
     }
