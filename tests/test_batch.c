@@ -838,7 +838,8 @@ Test(batch, library_batch_shards_and_merge) {
     imcap_merge_summary ms;
     cr_assert_eq(imcap_merge((const char *const *)shard_out, 2, merged, NULL, &ms, &err), IMCAP_OK, "%s", err.msg);
     cr_expect_eq(ms.records, 12);
-    char *cli = tu_read(path2(d, "cli.jsonl"), NULL), *lib = tu_read(merged, NULL);
+    char *cli_path = path2(d, "cli.jsonl");
+    char *cli = tu_read(cli_path, NULL), *lib = tu_read(merged, NULL);
     cr_expect_str_eq(lib, cli, "imcap_batch_run shards + imcap_merge differ from imcap batch");
 
     /* one run into a sink, with a csv layout; and a refusal by name */
@@ -855,6 +856,8 @@ Test(batch, library_batch_shards_and_merge) {
     cr_expect_eq(imcap_merge((const char *const *)shard_out, 2, shard_out[0], NULL, NULL, &err), IMCAP_E_ARG);
     cr_expect(strstr(err.msg, shard_out[0]), "%s", err.msg);
     free(sb.s);
+    free(cli), free(lib), free(cli_path), free(merged), free(mp), free(images);
+    for (int i = 0; i < 2; i++) free(shard_out[i]);
     imcap_model_free(m);
 }
 
