@@ -75,18 +75,6 @@ static int sh(const char *fmt, ...) {
     return tu_run(cmd, NULL, NULL);
 }
 
-static char *path2(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
-static int exists(const char *path) {
-    struct stat st;
-    return lstat(path, &st) == 0;
-}
-
 static void copy_file(const char *from, const char *to) {
     size_t n;
     char *d = tu_read(from, &n);
@@ -110,7 +98,7 @@ static const char *setup_dir(const char *name, int n) {
 static void synth_image(const char *dir, int k, const char *to) {
     char from[4300];
     snprintf(from, sizeof from, "%s/synth/images/%06d.png", dir, k);
-    char *dst = path2(dir, to);
+    char *dst = tu_path(dir, to);
     copy_file(from, dst);
     free(dst);
 }
@@ -142,11 +130,11 @@ static int build_mixed(const char *dir, expect *want) {
     snprintf(src, sizeof src, "%s/synth/images/%06d.png", dir, k++);
     size_t len;
     char *png = tu_read(src, &len);
-    p = path2(dir, "mix/trunc.png");
+    p = tu_path(dir, "mix/trunc.png");
     tu_write(p, png, 100);
     free(p), free(png);
     want[n++] = (expect){"mix/trunc.png", 1};
-    p = path2(dir, "mix/fake.jpg");
+    p = tu_path(dir, "mix/fake.jpg");
     tu_write(p, "hello\n", 6);
     free(p);
     want[n++] = (expect){"mix/fake.jpg", 1};
@@ -154,10 +142,10 @@ static int build_mixed(const char *dir, expect *want) {
     cr_assert_eq(sh("cd '%s/mix' && ln -s nowhere dangling.png", dir), 0);
     want[n++] = (expect){"mix/dangling.png", 1};
     /* not images: skipped silently */
-    p = path2(dir, "mix/notes.txt");
+    p = tu_path(dir, "mix/notes.txt");
     tu_write(p, "P7 not an image\n", 16);
     free(p);
-    p = path2(dir, "mix/._a.jpg"); /* AppleDouble junk: hidden, does not sniff */
+    p = tu_path(dir, "mix/._a.jpg"); /* AppleDouble junk: hidden, does not sniff */
     tu_write(p, "\x00\x05\x16\x07", 4);
     free(p);
     /* a FIFO with an image name: never opened (opening it would block) */
@@ -363,7 +351,7 @@ Test(batch, paths_that_are_not_utf8_round_trip) {
     char *o, *e;
     cr_assert_eq(imcap_in(d, &o, &e, "batch --model m.safetensors --no-timing raw -o out.jsonl"), 0, "%s", e);
     free(o), free(e);
-    char *p = path2(d, "out.jsonl");
+    char *p = tu_path(d, "out.jsonl");
     char *out = tu_read(p, NULL);
     /* bytes that are not UTF-8 are written as U+DC80+byte (Python's
      * surrogateescape), so the line is valid JSON text */
@@ -447,7 +435,7 @@ static void resume_case(const char *fmt, int n_synth, int threads, int stop1, in
                  130, "%s", e);
     cr_expect(strstr(e, "--resume"), "%s", e);
     free(o), free(e);
-    cr_assert(!exists(out), "OUT exists after an interrupted run");
+    cr_assert(!tu_exists(out), "OUT exists after an interrupted run");
     int failed1, done1 = records_in(partial, csv, &failed1);
     int ahead = threads == 1 ? 32 : 4 * threads * 32;
     cr_expect(done1 >= stop1 && done1 < stop1 + ahead, "%d records after a stop at %d", done1, stop1);
@@ -478,7 +466,7 @@ static void resume_case(const char *fmt, int n_synth, int threads, int stop1, in
     cr_assert_eq(imcap_in(d, &o, &e, "%s --threads 2 -o out.%s --resume", args, fmt), 1, "%s", e);
     cr_expect_eq(captioned_now(e), total - (done2 - failed2), "%s", e);
     free(o), free(e);
-    cr_assert(!exists(partial), "OUT.partial left behind");
+    cr_assert(!tu_exists(partial), "OUT.partial left behind");
     char *a = tu_read(ref, NULL), *b = tu_read(out, NULL);
     cr_assert(b);
     cr_expect_str_eq(b, a, "the resumed output differs from an uninterrupted run's");
@@ -499,7 +487,7 @@ Test(batch, resume_jsonl_and_a_grown_corpus) {
     free(o), free(e);
     cr_assert_eq(imcap_stop(d, 11, &o, &e, "%s -o out.jsonl", args), 130, "%s", e);
     free(o), free(e);
-    char *pp = path2(d, "out.jsonl.partial");
+    char *pp = tu_path(d, "out.jsonl.partial");
     char *part = tu_read(pp, NULL);
     int done = count_lines(part);
     cr_expect_geq(done, 11);
@@ -510,7 +498,7 @@ Test(batch, resume_jsonl_and_a_grown_corpus) {
     cr_assert_eq(imcap_in(d, &o, &e, "%s -o out.jsonl --resume", args), 0, "%s", e);
     cr_expect_eq(captioned_now(e), 40 - done, "%s", e);
     free(o), free(e);
-    char *rp = path2(d, "ref.jsonl"), *op = path2(d, "out.jsonl");
+    char *rp = tu_path(d, "ref.jsonl"), *op = tu_path(d, "out.jsonl");
     char *r = tu_read(rp, NULL), *x = tu_read(op, NULL);
     cr_expect_str_eq(x, r);
     free(r), free(x);
@@ -521,7 +509,7 @@ Test(batch, resume_jsonl_and_a_grown_corpus) {
     cr_assert_eq(imcap_in(d, &o, &e, "%s more -o out.jsonl --resume", args), 0, "%s", e);
     cr_expect_eq(captioned_now(e), 5, "%s", e);
     free(o), free(e);
-    char *rp2 = path2(d, "ref2.jsonl");
+    char *rp2 = tu_path(d, "ref2.jsonl");
     r = tu_read(rp2, NULL), x = tu_read(op, NULL);
     cr_expect_str_eq(x, r);
     free(r), free(x), free(rp), free(rp2), free(op), free(pp);
@@ -547,7 +535,7 @@ Test(batch, shards_through_gnu_parallel_merge_to_a_single_run) {
     free(o), free(e);
     cr_assert_eq(imcap_in(d, &o, &e, "merge all.jsonl shard1.jsonl shard2.jsonl shard3.jsonl"), 0, "%s", e);
     free(o), free(e);
-    char *rp = path2(d, "ref.jsonl"), *ap = path2(d, "all.jsonl");
+    char *rp = tu_path(d, "ref.jsonl"), *ap = tu_path(d, "all.jsonl");
     char *r = tu_read(rp, NULL), *a = tu_read(ap, NULL);
     cr_expect_str_eq(a, r, "merged shards differ from a single run");
     /* the shards split the inputs: their record counts add up */
@@ -555,7 +543,7 @@ Test(batch, shards_through_gnu_parallel_merge_to_a_single_run) {
     for (int s = 1; s <= 3; s++) {
         char name[64];
         snprintf(name, sizeof name, "shard%d.jsonl", s);
-        char *sp = path2(d, name), *t = tu_read(sp, NULL);
+        char *sp = tu_path(d, name), *t = tu_read(sp, NULL);
         sum += count_lines(t);
         free(sp), free(t);
     }
@@ -570,7 +558,7 @@ Test(batch, shards_through_gnu_parallel_merge_to_a_single_run) {
         free(o), free(e);
     }
     cr_assert_eq(imcap_in(d, &o, &e, "merge - shard3.csv shard1.csv shard2.csv"), 0, "%s", e);
-    char *refcsv = path2(d, "ref.csv"), *rc2 = tu_read(refcsv, NULL);
+    char *refcsv = tu_path(d, "ref.csv"), *rc2 = tu_read(refcsv, NULL);
     cr_expect_str_eq(o, rc2);
     free(o), free(e), free(refcsv), free(rc2);
 
@@ -585,8 +573,8 @@ Test(batch, shards_through_gnu_parallel_merge_to_a_single_run) {
     free(o), free(e);
     cr_expect_eq(imcap_in(d, &o, &e, "merge shard2.jsonl shard1.jsonl shard2.jsonl"), 2);
     free(o), free(e);
-    char *xp = path2(d, "x.jsonl");
-    cr_expect(!exists(xp), "a refused merge left its output");
+    char *xp = tu_path(d, "x.jsonl");
+    cr_expect(!tu_exists(xp), "a refused merge left its output");
     free(xp);
     /* an unsorted file (records swapped) */
     cr_assert_eq(sh("cd '%s' && (sed -n 2p shard2.jsonl; sed -n 1p shard2.jsonl) > swapped.jsonl", d), 0);
@@ -607,8 +595,8 @@ Test(batch, shards_through_gnu_parallel_merge_to_a_single_run) {
         cr_expect(strstr(e, bad[k]), "the message does not name %s: %s", bad[k], e);
         free(o), free(e);
     }
-    char *zp = path2(d, "z.out");
-    cr_expect(!exists(zp), "a refused merge left its output");
+    char *zp = tu_path(d, "z.out");
+    cr_expect(!tu_exists(zp), "a refused merge left its output");
     free(zp);
 }
 
@@ -620,7 +608,7 @@ Test(batch, gallery_and_overlays_are_escaped_and_offline) {
     cr_assert_eq(imcap_in(d, &o, &e, "batch --model m.safetensors -r --html gal --overlays ov -o out.jsonl mix"), 1,
                  "%s", e);
     free(o), free(e);
-    char *gp = path2(d, "gal/index.html");
+    char *gp = tu_path(d, "gal/index.html");
     char *html = tu_read(gp, NULL);
     cr_assert(html, "no gallery");
     /* every record has a card */
@@ -641,8 +629,8 @@ Test(batch, gallery_and_overlays_are_escaped_and_offline) {
         const char *q = strchr(p, '"');
         char name[512];
         snprintf(name, sizeof name, "gal/%.*s", (int)(q - p), p);
-        char *fp = path2(d, name);
-        cr_expect(exists(fp), "broken link %s", name);
+        char *fp = tu_path(d, name);
+        cr_expect(tu_exists(fp), "broken link %s", name);
         free(fp);
         links++;
     }
@@ -652,8 +640,8 @@ Test(batch, gallery_and_overlays_are_escaped_and_offline) {
         const char *q = strchr(p, '"');
         char name[512];
         snprintf(name, sizeof name, "gal/%.*s", (int)(q - p), p);
-        char *fp = path2(d, name);
-        cr_expect(exists(fp), "missing thumbnail %s", name);
+        char *fp = tu_path(d, name);
+        cr_expect(tu_exists(fp), "missing thumbnail %s", name);
         free(fp);
         thumbs++;
     }
@@ -674,7 +662,7 @@ Test(batch, gallery_and_overlays_are_escaped_and_offline) {
 Test(batch, refuses_to_write_over_inputs) {
     const char *d = setup_dir("batch_refuse", 3);
     char *o, *e;
-    char *a = path2(d, "synth/images/000001.png");
+    char *a = tu_path(d, "synth/images/000001.png");
     size_t n0;
     char *before = tu_read(a, &n0);
     /* OUT is a file the walk finds */
@@ -704,7 +692,7 @@ Test(batch, resume_refuses_what_it_cannot_continue) {
     char *o, *e;
     cr_assert_eq(imcap_in(d, &o, &e, "batch -q --model m.safetensors synth/images -o out.csv"), 0, "%s", e);
     free(o), free(e);
-    char *op = path2(d, "out.csv");
+    char *op = tu_path(d, "out.csv");
     char *before = tu_read(op, NULL);
     /* another format, or the timing variant, than the run to continue */
     cr_expect_eq(imcap_in(d, &o, &e, "batch --model m.safetensors synth/images -o out.csv --resume --format tsv"), 3);
@@ -713,7 +701,7 @@ Test(batch, resume_refuses_what_it_cannot_continue) {
     cr_expect_eq(imcap_in(d, &o, &e, "batch --model m.safetensors synth/images -o out.csv --resume --no-timing"), 3);
     free(o), free(e);
     /* a file that is not an imcap batch output */
-    char *np = path2(d, "notes.jsonl");
+    char *np = tu_path(d, "notes.jsonl");
     tu_write(np, "hello\n", 6);
     cr_expect_eq(imcap_in(d, &o, &e, "batch --model m.safetensors synth/images -o notes.jsonl --resume"), 3);
     cr_expect(strstr(e, "not an imcap batch output"), "%s", e);
@@ -814,7 +802,7 @@ static int to_buf(void *ctx, const void *data, size_t n) {
 Test(batch, library_batch_shards_and_merge) {
     const char *d = setup_dir("batch_library", 12);
     char *o, *e;
-    char *mp = path2(d, "m.safetensors"), *images = path2(d, "synth/images");
+    char *mp = tu_path(d, "m.safetensors"), *images = tu_path(d, "synth/images");
     cr_assert_eq(imcap_in(d, &o, &e, "batch -q --no-timing --model m.safetensors '%s' -o cli.jsonl", images), 0, "%s", e);
     free(o), free(e);
     imcap_model *m = NULL;
@@ -825,7 +813,7 @@ Test(batch, library_batch_shards_and_merge) {
     for (int i = 0; i < 2; i++) {
         char name[32];
         snprintf(name, sizeof name, "shard%d.jsonl", i + 1);
-        shard_out[i] = path2(d, name);
+        shard_out[i] = tu_path(d, name);
         imcap_batch_options bo;
         imcap_batch_options_default(&bo);
         bo.inputs = inputs, bo.n_inputs = 1, bo.out = shard_out[i], bo.timing = 0;
@@ -834,11 +822,11 @@ Test(batch, library_batch_shards_and_merge) {
         cr_assert_eq(imcap_batch_run(m, &bo, NULL, &sum, &err), IMCAP_OK, "%s", err.msg);
         cr_expect_eq(sum.written, sum.inputs);
     }
-    char *merged = path2(d, "merged.jsonl");
+    char *merged = tu_path(d, "merged.jsonl");
     imcap_merge_summary ms;
     cr_assert_eq(imcap_merge((const char *const *)shard_out, 2, merged, NULL, &ms, &err), IMCAP_OK, "%s", err.msg);
     cr_expect_eq(ms.records, 12);
-    char *cli_path = path2(d, "cli.jsonl");
+    char *cli_path = tu_path(d, "cli.jsonl");
     char *cli = tu_read(cli_path, NULL), *lib = tu_read(merged, NULL);
     cr_expect_str_eq(lib, cli, "imcap_batch_run shards + imcap_merge differ from imcap batch");
 

@@ -167,18 +167,6 @@ static int kill_on_create(pid_t pid, const char *dir, const char *prefix) {
 
 /* ------------------------------------------------------------ files */
 
-static char *cat(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
-static int exists(const char *path) {
-    struct stat st;
-    return lstat(path, &st) == 0;
-}
-
 static long file_size(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
@@ -210,7 +198,7 @@ static char *torn_or_stray(const char *dir, const char *ref, int allow_partial) 
     char *bad = NULL;
     for (struct dirent *de; !bad && (de = readdir(d));) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char *p = cat(dir, de->d_name), *q = cat(ref, de->d_name);
+        char *p = tu_path(dir, de->d_name), *q = tu_path(ref, de->d_name);
         struct stat st;
         if (strstr(de->d_name, ".tmp.") || (!allow_partial && strstr(de->d_name, ".partial"))) bad = strdup(p);
         else if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) bad = torn_or_stray(p, q, allow_partial);
@@ -232,7 +220,7 @@ static char *stray_tmp(const char *dir) {
 }
 
 static int sh_mkdir(const char *d, const char *sub) {
-    char *p = cat(d, sub);
+    char *p = tu_path(d, sub);
     int rc = mkdir(p, 0777);
     free(p);
     return rc;
@@ -305,7 +293,7 @@ static void batch_kills(const char *fmt, int n) {
     uint64_t seed = 12;
     int killed = 0, by_count = 0, at_start = 0, completed = 0;
     for (int i = 0; i < KILLS; i++) {
-        int have = exists(partial) ? count_lines(partial) - header : 0;
+        int have = tu_exists(partial) ? count_lines(partial) - header : 0;
         int step = (int)tu_urand(&seed, 1, 2.0 * n / KILLS), target = have + step < n ? have + step : n;
         double delay = tu_urand(&seed, 0, 0.03);
         batch_point bp = {partial, header, i % 4 == 3 ? -1 : target, delay};
@@ -314,13 +302,13 @@ static void batch_kills(const char *fmt, int n) {
         if (rc == 137) {
             killed++;
             /* OUT only ever appears complete */
-            cr_assert(!exists(out) || same_file(out, ref), "kill %d: OUT exists but differs from the reference", i);
+            cr_assert(!tu_exists(out) || same_file(out, ref), "kill %d: OUT exists but differs from the reference", i);
             continue;
         }
         cr_assert_eq(rc, 0, "point %d: a run that was not killed exited %d", i, rc);
         cr_assert(same_file(out, ref), "point %d: %s after %d kills differs from an uninterrupted run", i, out, killed);
         char *s = stray_tmp(d);
-        cr_assert(!s && !exists(partial), "point %d: %s left behind", i, s ? s : partial);
+        cr_assert(!s && !tu_exists(partial), "point %d: %s left behind", i, s ? s : partial);
         completed++;
         cr_assert_eq(unlink(out), 0);
     }
@@ -339,7 +327,7 @@ static void batch_kills(const char *fmt, int n) {
     cr_assert_eq(run(d, 0, &e, "%s", args), 0, "%s", e);
     free(e);
     cr_assert(same_file(out, ref), "%s after %d kills differs from an uninterrupted run", out, killed);
-    cr_assert(!exists(partial), "%s left behind", partial);
+    cr_assert(!tu_exists(partial), "%s left behind", partial);
     char *s = stray_tmp(d);
     cr_assert_null(s, "temporary file %s left behind", s);
     free(ref), free(out), free(partial);
@@ -351,57 +339,6 @@ Test(crash, batch_sigkill_tsv, .timeout = 300) { batch_kills("tsv", 200); }
 
 /* ------------------------------------------------------------ train, SIGKILL */
 
-/* A Flickr8k-shaped data set: "filename" only (no "filepath"), "imgid",
- * five "sentences" with "tokens" and "raw", splits train/val/test. The
- * pictures: a red or blue square on the left or right of a grey field, so the
- * captions are learnable in a few dozen steps. */
-static void make_flickr_fixture(const char *dir, int n) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/Flicker8k_Dataset", dir);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
-    cr_assert_eq(system(cmd), 0);
-    FILE *f;
-    snprintf(path, sizeof path, "%s/dataset_flickr8k.json", dir);
-    f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "{\"dataset\": \"flickr8k\", \"images\": [\n");
-    unsigned char px[24 * 24 * 3];
-    for (int i = 0; i < n; i++) {
-        int red = i % 2, left = (i / 2) % 2;
-        for (int y = 0; y < 24; y++)
-            for (int x = 0; x < 24; x++) {
-                unsigned char *p = px + (y * 24 + x) * 3;
-                int in = y >= 8 && y < 16 && (left ? (x >= 2 && x < 10) : (x >= 14 && x < 22));
-                p[0] = in ? (red ? 220 : 20) : (unsigned char)(110 + (x * 7 + y * 3 + i) % 20);
-                p[1] = in ? 30 : p[0];
-                p[2] = in ? (red ? 20 : 220) : p[0];
-            }
-        char name[64];
-        snprintf(name, sizeof name, "%d_image.jpg.png", 1000 + i);
-        snprintf(path, sizeof path, "%s/Flicker8k_Dataset/%s", dir, name);
-        imcap_error err;
-        cr_assert_eq(imcap_png_write(path, px, 24, 24, 3, &err), IMCAP_OK, "%s", err.msg);
-        const char *split = i < n - 4 ? "train" : (i < n - 2 ? "val" : "test");
-        const char *colour = red ? "red" : "blue", *side = left ? "left" : "right";
-        fprintf(f, "%s{\"filename\": \"%s\", \"imgid\": %d, \"split\": \"%s\", \"sentids\": [0,1,2,3,4], \"sentences\": [",
-                i ? ",\n" : "", name, i, split);
-        for (int s = 0; s < 5; s++)
-            fprintf(f, "%s{\"tokens\": [\"a\", \"%s\", \"square\", \"on\", \"the\", \"%s\"], \"raw\": \"A %s square on the %s%s\", \"imgid\": %d, \"sentid\": %d}",
-                    s ? ", " : "", colour, side, colour, side, s % 2 ? "." : "", i, i * 5 + s);
-        fprintf(f, "]}");
-    }
-    fprintf(f, "\n]}\n");
-    fclose(f);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    f = fopen(path, "w");
-    fprintf(f, "{\"image_size\": 16, \"mean\": [0.5, 0.5, 0.5], \"std\": [0.25, 0.25, 0.25], \"encoder\": ["
-               "{\"type\": \"conv\", \"out\": 8, \"kernel\": 3, \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"},"
-               "{\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2}, {\"type\": \"conv\", \"out\": 8, \"kernel\": 3,"
-               " \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"}, {\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2},"
-               " {\"type\": \"coords\"}], \"embed_dim\": 16, \"hidden_dim\": 32, \"attention_dim\": 16, \"max_length\": 10}\n");
-    fclose(f);
-}
 
 
 #define TRAIN_OPTS "--batch 8 --lr 5e-3 --warmup 5 --threads 2 --seed 3 --quiet --max-steps 60 --val-every 10 --ckpt-every 3"
@@ -419,7 +356,7 @@ static void train_args(char *b, size_t n, const char *d, const char *sub, int fr
 static void start_train(const char *d, const char *sub, pid_t *pid) {
     char ck[4200], a[12000];
     snprintf(ck, sizeof ck, "%s/%s/m.safetensors.ckpt", d, sub);
-    train_args(a, sizeof a, d, sub, exists(ck));
+    train_args(a, sizeof a, d, sub, tu_exists(ck));
     *pid = start(d, 0, -1, a);
 }
 
@@ -460,7 +397,7 @@ static void same_training(const char *d, const char *sub, const char *ref) {
  * forced as a checkpoint's temporary file appears. */
 Test(crash, train_sigkill, .timeout = 600) {
     const char *d = tu_tmpdir("crash_train");
-    make_flickr_fixture(d, 24);
+    tu_flickr_fixture(d, 24);
     char a[12000], *e;
     cr_assert_eq(sh_mkdir(d, "ref"), 0);
     cr_assert_eq(sh_mkdir(d, "w"), 0);
@@ -493,7 +430,7 @@ Test(crash, train_sigkill, .timeout = 600) {
         if (rc == 137) {
             killed++;
             /* what is under the final name is always a whole checkpoint */
-            if (exists(ck)) {
+            if (tu_exists(ck)) {
                 imcap_model *m;
                 imcap_train_state st;
                 imcap_error err;
@@ -528,7 +465,7 @@ Test(crash, train_sigkill, .timeout = 600) {
     cr_expect_gt(hits, 0, "no kill landed while a checkpoint was being written: the forced case was not tested");
     char ckw[4300];
     snprintf(ckw, sizeof ckw, "%s/m.safetensors.ckpt", w);
-    train_args(a, sizeof a, d, "w", exists(ckw));
+    train_args(a, sizeof a, d, "w", tu_exists(ckw));
     cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
     free(e);
     char *s = stray_tmp(w);
@@ -562,13 +499,13 @@ Test(crash, full_disk_caption_trace) {
     cr_assert_eq(run(d, 0, &e, "caption --model m.safetensors --trace ref.json synth/images/000000.png"), 0, "%s", e);
     free(e);
     long ref;
-    char *p = cat(d, "ref.json");
+    char *p = tu_path(d, "ref.json");
     ref = file_size(p);
     free(p);
     cr_assert_gt(ref, 2000);
     expect_full(d, ref / 2, "t.json", "caption --model m.safetensors --trace t.json synth/images/000000.png");
-    p = cat(d, "t.json");
-    cr_expect(!exists(p), "a truncated %s exists", p);
+    p = tu_path(d, "t.json");
+    cr_expect(!tu_exists(p), "a truncated %s exists", p);
     free(p);
     expect_clean(d);
 }
@@ -583,7 +520,7 @@ Test(crash, full_disk_attend) {
     char a[512];
     snprintf(a, sizeof a, "attend --model m.safetensors -o ov %s", imgs);
     expect_full(d, 60000, "ov/", a);
-    char *ov = cat(d, "ov"), *ref = cat(d, "ov_ref"), *bad = torn_or_stray(ov, ref, 0);
+    char *ov = tu_path(d, "ov"), *ref = tu_path(d, "ov_ref"), *bad = torn_or_stray(ov, ref, 0);
     cr_expect_null(bad, "%s is truncated or temporary", bad);
     free(ov), free(ref), free(bad);
 }
@@ -603,13 +540,13 @@ Test(crash, full_disk_batch_then_resume) {
         char name[64];
         snprintf(name, sizeof name, "out.%s.partial", fmts[f]);
         expect_full(d, file_size(rp) / 2, name, a);
-        cr_expect(!exists(op), "%s exists after a full disk", op);
-        cr_expect(exists(pp), "the records written are not kept in %s", pp);
+        cr_expect(!tu_exists(op), "%s exists after a full disk", op);
+        cr_expect(tu_exists(pp), "the records written are not kept in %s", pp);
         /* space again: --resume finishes to the uninterrupted bytes */
         cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
         free(e);
         cr_expect(same_file(op, rp), "%s resumed after a full disk differs from an uninterrupted run", op);
-        cr_expect(!exists(pp));
+        cr_expect(!tu_exists(pp));
         expect_clean(d);
     }
 }
@@ -624,9 +561,9 @@ Test(crash, full_disk_merge) {
         cr_assert_eq(run(d, 0, &e, "%s --shard %d/2 -o s%d.jsonl", base, i, i), 0, "%s", e);
         free(e);
     }
-    char *rp = cat(d, "ref.jsonl"), *mp = cat(d, "merged.jsonl");
+    char *rp = tu_path(d, "ref.jsonl"), *mp = tu_path(d, "merged.jsonl");
     expect_full(d, file_size(rp) / 2, "merged.jsonl", "merge -q -o merged.jsonl s1.jsonl s2.jsonl");
-    cr_expect(!exists(mp), "a truncated %s exists", mp);
+    cr_expect(!tu_exists(mp), "a truncated %s exists", mp);
     expect_clean(d);
     cr_assert_eq(run(d, 0, &e, "merge -q -o merged.jsonl s1.jsonl s2.jsonl"), 0, "%s", e);
     free(e);
@@ -639,12 +576,12 @@ Test(crash, full_disk_synth) {
     char *e;
     cr_assert_eq(run(d, 0, &e, "synth --count 40 --size 32 --seed 2 -o sy_ref"), 0, "%s", e);
     free(e);
-    char *js = cat(d, "sy_ref/dataset.json");
+    char *js = tu_path(d, "sy_ref/dataset.json");
     long size = file_size(js);
     free(js);
     cr_assert_gt(size, 8000);
     expect_full(d, size / 2, "sy/", "synth --count 40 --size 32 --seed 2 -o sy");
-    char *sy = cat(d, "sy"), *ref = cat(d, "sy_ref"), *bad = torn_or_stray(sy, ref, 0);
+    char *sy = tu_path(d, "sy"), *ref = tu_path(d, "sy_ref"), *bad = torn_or_stray(sy, ref, 0);
     cr_expect_null(bad, "%s is truncated or temporary", bad);
     free(sy), free(ref), free(bad);
 }
@@ -656,7 +593,7 @@ Test(crash, full_disk_eval) {
     int rc = run(d, 0, &e, "%s -o ev_ref", a);
     cr_assert(rc == 0 || rc == 1, "%s", e);
     free(e);
-    char *r = cat(d, "ev_ref/results.json"), *m = cat(d, "ev_ref/metrics.json");
+    char *r = tu_path(d, "ev_ref/results.json"), *m = tu_path(d, "ev_ref/metrics.json");
     long lr = file_size(r), lm = file_size(m);
     free(r), free(m);
     char full[512];
@@ -666,7 +603,7 @@ Test(crash, full_disk_eval) {
     for (int i = 0; i < 2; i++) {
         if (limits[i] < 0) continue;
         expect_full(d, limits[i], "ev/", full);
-        char *ev = cat(d, "ev"), *ref = cat(d, "ev_ref"), *bad = torn_or_stray(ev, ref, 0);
+        char *ev = tu_path(d, "ev"), *ref = tu_path(d, "ev_ref"), *bad = torn_or_stray(ev, ref, 0);
         cr_expect_null(bad, "%s is truncated or temporary", bad);
         free(ev), free(ref), free(bad);
     }
@@ -677,7 +614,7 @@ Test(crash, full_disk_eval) {
  * file, and a new run with space ends as the uninterrupted one. */
 Test(crash, full_disk_train) {
     const char *d = tu_tmpdir("crash_fd_train");
-    make_flickr_fixture(d, 24);
+    tu_flickr_fixture(d, 24);
     char a[12000], *e;
     cr_assert_eq(sh_mkdir(d, "ref"), 0);
     cr_assert_eq(sh_mkdir(d, "w"), 0);
@@ -693,7 +630,7 @@ Test(crash, full_disk_train) {
     train_args(a, sizeof a, d, "w", 0);
     expect_full(d, (ck + cache) / 2, "w/m.safetensors.ckpt", a);
     snprintf(p, sizeof p, "%s/w/m.safetensors.ckpt", d);
-    cr_expect(!exists(p), "a checkpoint exists after its write failed");
+    cr_expect(!tu_exists(p), "a checkpoint exists after its write failed");
     snprintf(p, sizeof p, "%s/w", d);
     expect_clean(p);
     cr_assert_eq(run(d, 0, &e, "%s", a), 0, "%s", e);
@@ -744,13 +681,13 @@ Test(crash, tmpfs_batch, .fini = unmount_disk) {
     char full[512];
     snprintf(full, sizeof full, "%s -o disk/out.jsonl --resume", a);
     expect_full(d, 0, "disk/out.jsonl.partial", full);
-    char *gone = cat(mounted, "out.jsonl");
-    cr_expect(!exists(gone), "%s exists after ENOSPC", gone);
+    char *gone = tu_path(mounted, "out.jsonl");
+    cr_expect(!tu_exists(gone), "%s exists after ENOSPC", gone);
     free(gone);
     grow_disk(1 << 20);
     cr_assert_eq(run(d, 0, &e, "%s", full), 0, "%s", e);
     free(e);
-    char *rp = cat(d, "ref.jsonl"), *op = cat(d, "disk/out.jsonl");
+    char *rp = tu_path(d, "ref.jsonl"), *op = tu_path(d, "disk/out.jsonl");
     cr_expect(same_file(op, rp), "resumed after ENOSPC: differs from an uninterrupted run");
     free(rp), free(op);
     expect_clean(mounted);
@@ -762,7 +699,7 @@ Test(crash, tmpfs_batch, .fini = unmount_disk) {
  * uninterrupted run. */
 Test(crash, tmpfs_train, .fini = unmount_disk) {
     const char *d = tu_tmpdir("crash_tmpfs_train");
-    make_flickr_fixture(d, 24);
+    tu_flickr_fixture(d, 24);
     char a[12000], p[4400], why[4400], *e;
     cr_assert_eq(sh_mkdir(d, "ref"), 0);
     train_args(a, sizeof a, d, "ref", 0);

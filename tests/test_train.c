@@ -13,57 +13,6 @@
 #include "testutil.h"
 #include "train/train.h"
 
-/* A Flickr8k-shaped data set: "filename" only (no "filepath"), "imgid",
- * five "sentences" with "tokens" and "raw", splits train/val/test. The
- * pictures: a red or blue square on the left or right of a grey field, so the
- * captions are learnable in a few dozen steps. */
-static void make_flickr_fixture(const char *dir, int n) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/Flicker8k_Dataset", dir);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
-    cr_assert_eq(system(cmd), 0);
-    FILE *f;
-    snprintf(path, sizeof path, "%s/dataset_flickr8k.json", dir);
-    f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "{\"dataset\": \"flickr8k\", \"images\": [\n");
-    unsigned char px[24 * 24 * 3];
-    for (int i = 0; i < n; i++) {
-        int red = i % 2, left = (i / 2) % 2;
-        for (int y = 0; y < 24; y++)
-            for (int x = 0; x < 24; x++) {
-                unsigned char *p = px + (y * 24 + x) * 3;
-                int in = y >= 8 && y < 16 && (left ? (x >= 2 && x < 10) : (x >= 14 && x < 22));
-                p[0] = in ? (red ? 220 : 20) : (unsigned char)(110 + (x * 7 + y * 3 + i) % 20);
-                p[1] = in ? 30 : p[0];
-                p[2] = in ? (red ? 20 : 220) : p[0];
-            }
-        char name[64];
-        snprintf(name, sizeof name, "%d_image.jpg.png", 1000 + i);
-        snprintf(path, sizeof path, "%s/Flicker8k_Dataset/%s", dir, name);
-        imcap_error err;
-        cr_assert_eq(imcap_png_write(path, px, 24, 24, 3, &err), IMCAP_OK, "%s", err.msg);
-        const char *split = i < n - 4 ? "train" : (i < n - 2 ? "val" : "test");
-        const char *colour = red ? "red" : "blue", *side = left ? "left" : "right";
-        fprintf(f, "%s{\"filename\": \"%s\", \"imgid\": %d, \"split\": \"%s\", \"sentids\": [0,1,2,3,4], \"sentences\": [",
-                i ? ",\n" : "", name, i, split);
-        for (int s = 0; s < 5; s++)
-            fprintf(f, "%s{\"tokens\": [\"a\", \"%s\", \"square\", \"on\", \"the\", \"%s\"], \"raw\": \"A %s square on the %s%s\", \"imgid\": %d, \"sentid\": %d}",
-                    s ? ", " : "", colour, side, colour, side, s % 2 ? "." : "", i, i * 5 + s);
-        fprintf(f, "]}");
-    }
-    fprintf(f, "\n]}\n");
-    fclose(f);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    f = fopen(path, "w");
-    fprintf(f, "{\"image_size\": 16, \"mean\": [0.5, 0.5, 0.5], \"std\": [0.25, 0.25, 0.25], \"encoder\": ["
-               "{\"type\": \"conv\", \"out\": 8, \"kernel\": 3, \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"},"
-               "{\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2}, {\"type\": \"conv\", \"out\": 8, \"kernel\": 3,"
-               " \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"}, {\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2},"
-               " {\"type\": \"coords\"}], \"embed_dim\": 16, \"hidden_dim\": 32, \"attention_dim\": 16, \"max_length\": 10}\n");
-    fclose(f);
-}
 
 /* The fixture's training command with extra options; loud: without
  * --quiet (and without --val-every 10), so validation lines reach stderr. */
@@ -82,7 +31,7 @@ static char *train_cmd_loud(const char *dir, const char *extra) { return train_c
  * model then captions a training image with the right colour. */
 Test(train, flickr_layout_end_to_end) {
     const char *dir = tu_tmpdir("train_e2e");
-    make_flickr_fixture(dir, 24);
+    tu_flickr_fixture(dir, 24);
     char extra[4200], *out = NULL, *err = NULL;
     snprintf(extra, sizeof extra, "--max-steps 60 --val-every 10 -o '%s/m.safetensors'", dir);
     int rc = tu_run(train_cmd_loud(dir, extra), &out, &err);
@@ -121,7 +70,7 @@ static void load_ckpt(const char *path, imcap_model **m, imcap_train_state *st) 
  * bit-identical to an uninterrupted run of 16 steps. */
 Test(train, resume_is_exact) {
     const char *dir = tu_tmpdir("train_resume");
-    make_flickr_fixture(dir, 24);
+    tu_flickr_fixture(dir, 24);
     char extra[4200], *err = NULL;
     snprintf(extra, sizeof extra, "--max-steps 16 --dropout 0.3 -o '%s/a.safetensors'", dir);
     int rc = tu_run(train_cmd(dir, extra), NULL, &err);
@@ -160,7 +109,7 @@ Test(train, resume_is_exact) {
 /* Missing images are reported, counted and skipped; bad options exit 2. */
 Test(train, missing_images_and_usage) {
     const char *dir = tu_tmpdir("train_missing");
-    make_flickr_fixture(dir, 24);
+    tu_flickr_fixture(dir, 24);
     char path[4200];
     snprintf(path, sizeof path, "%s/Flicker8k_Dataset/1003_image.jpg.png", dir);
     cr_assert_eq(remove(path), 0);
@@ -197,7 +146,7 @@ Test(train, bad_checkpoint) {
  * recorded as imcap.train.init_command next to the new run's command. */
 Test(train, init_keeps_lineage) {
     const char *dir = tu_tmpdir("train_lineage");
-    make_flickr_fixture(dir, 24);
+    tu_flickr_fixture(dir, 24);
     char extra[4200], cmd[8192], *err = NULL;
     snprintf(extra, sizeof extra, "--max-steps 3 -o '%s/a.safetensors'", dir);
     cr_assert_eq(tu_run(train_cmd(dir, extra), NULL, &err), 0, "%s", err);
@@ -233,7 +182,7 @@ static char *model_meta(const char *path, const char *key) {
  * used to win over step 60's 2.89 because F1 + pointing was 0 at both). */
 Test(train, best_is_lowest_val_loss_by_default) {
     const char *dir = tu_tmpdir("train_select");
-    make_flickr_fixture(dir, 24);
+    tu_flickr_fixture(dir, 24);
     char extra[4200], *err = NULL, path[4200];
     snprintf(extra, sizeof extra, "--max-steps 30 --val-every 10 -o '%s/m.safetensors'", dir);
     cr_assert_eq(tu_run(train_cmd_loud(dir, extra), NULL, &err), 0, "%s", err);
@@ -267,7 +216,7 @@ Test(train, best_is_lowest_val_loss_by_default) {
  * exit 130, and OUT is a model that captions, marked "not validated". */
 Test(train, sigint_before_validation_leaves_a_model) {
     const char *dir = tu_tmpdir("train_sigint");
-    make_flickr_fixture(dir, 24);
+    tu_flickr_fixture(dir, 24);
     char extra[4200], cmd[12000], *err = NULL, path[4200];
     snprintf(extra, sizeof extra, "--max-steps 100000 --val-every 100000 --ckpt-every 1 -o '%s/m.safetensors' 2>'%s/err.txt'",
              dir, dir);
@@ -298,7 +247,7 @@ Test(train, sigint_before_validation_leaves_a_model) {
  * (a 4x4 grid here: 0.0625), recorded in the checkpoint. */
 Test(train, resume_options_export_and_default_att_reg) {
     const char *dir = tu_tmpdir("train_resume_opts");
-    make_flickr_fixture(dir, 24);
+    tu_flickr_fixture(dir, 24);
     char extra[4200], cmd[12000], *err = NULL, path[4200];
     snprintf(extra, sizeof extra, "--max-steps 12 --stop-after 4 -o '%s/m.safetensors'", dir);
     cr_assert_eq(tu_run(train_cmd(dir, extra), NULL, &err), 130, "%s", err);
@@ -349,7 +298,7 @@ Test(train, resume_options_export_and_default_att_reg) {
 /* Warnings a demanding user wants before a wasted run. */
 Test(train, warns_on_warmup_and_small_data) {
     const char *dir = tu_tmpdir("train_warn");
-    make_flickr_fixture(dir, 24);
+    tu_flickr_fixture(dir, 24);
     char extra[4200], *err = NULL;
     snprintf(extra, sizeof extra, "--max-steps 3 --warmup 10 -o '%s/m.safetensors'", dir);
     cr_assert_eq(tu_run(train_cmd_loud(dir, extra), NULL, &err), 0, "%s", err);
@@ -366,7 +315,7 @@ Test(train, warns_on_warmup_and_small_data) {
  * same val images, greedy. */
 Test(train, validation_scores_are_evals) {
     const char *dir = tu_tmpdir("train_val_eval");
-    make_flickr_fixture(dir, 24);
+    tu_flickr_fixture(dir, 24);
     char extra[4200], cmd[12000], path[4200], *err = NULL, *out = NULL;
     snprintf(extra, sizeof extra, "--max-steps 20 -o '%s/m.safetensors'", dir);
     cr_assert_eq(tu_run(train_cmd(dir, extra), NULL, &err), 0, "%s", err);
@@ -412,7 +361,7 @@ static void lib_message(void *ctx, const char *msg) {
  * would make another run, refused by name, and one that goes on. */
 Test(train, library_train_call) {
     const char *d = tu_tmpdir("train_library");
-    make_flickr_fixture(d, 24);
+    tu_flickr_fixture(d, 24);
     char data[4200], images[4200], cfg[4200], out[4200], ckpt[4300];
     snprintf(data, sizeof data, "%s/dataset_flickr8k.json", d);
     snprintf(images, sizeof images, "%s/Flicker8k_Dataset", d);
@@ -451,7 +400,7 @@ Test(train, library_train_call) {
 /* train --json: the run's outcome as one JSON object on stdout */
 Test(train, json_outcome) {
     const char *d = tu_tmpdir("train_json");
-    make_flickr_fixture(d, 16);
+    tu_flickr_fixture(d, 16);
     char *cmd = train_cmd(d, "--max-steps 4 --json -o j.safetensors");
     char full[9000], *o = NULL, *e = NULL;
     snprintf(full, sizeof full, "cd '%s' && %s", d, cmd);

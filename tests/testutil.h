@@ -18,4 +18,13 @@ void tu_write(const char *path, const void *data, size_t n);
 char *tu_read(const char *path, size_t *n);
 /* Deterministic pseudo-random double in [lo, hi) from *state (splitmix64). */
 double tu_urand(uint64_t *state, double lo, double hi);
+/* dir/name, malloc'd. */
+char *tu_path(const char *dir, const char *name);
+/* Whether path exists (a dangling symlink counts). */
+int tu_exists(const char *path);
+/* In dir: a Flickr8k-shaped data set of n 24x24 pictures (a red or blue
+ * square on the left or right of a grey field; learnable in a few dozen
+ * steps) as dataset_flickr8k.json and Flicker8k_Dataset/, and a tiny
+ * config.json for it. */
+void tu_flickr_fixture(const char *dir, int n);
 #endif

@@ -95,13 +95,10 @@ typedef struct {
 
 static void note(const batch *b, const char *fmt, ...) IMCAP_PRINTF(2, 3);
 static void note(const batch *b, const char *fmt, ...) {
-    if (!b->cb || !b->cb->on_note) return;
-    char msg[1400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    imcap_vtell(b->cb ? b->cb->on_note : NULL, b->cb ? b->cb->ctx : NULL, fmt, ap);
     va_end(ap);
-    b->cb->on_note(b->cb->ctx, msg);
 }
 
 /* ------------------------------------------------------------ one image */

@@ -122,10 +122,9 @@ static void on_message(void *ctx, const char *msg) {
 }
 
 static void on_count(void *ctx, const char *what, int done, int total) {
-    progress_ctx *c = ctx;
-    if (c->quiet) return;
-    if (c->tty) fprintf(stderr, "\r%s %d/%d%s", what, done, total, done == total ? "\n" : "");
-    else if (done == total || done % 8192 == 0) fprintf(stderr, "%s %d/%d\n", what, done, total);
+    const progress_ctx *c = ctx;
+    cli_count_ctx cc = {"train", what, 8192, c->tty, c->quiet};
+    cli_count_progress(&cc, done, total);
 }
 
 int run_train(int argc, char **argv) {
@@ -212,11 +211,13 @@ int run_train(int argc, char **argv) {
     imcap_error err;
     imcap_status s = imcap_train(&r, &cb, &res, &err);
     if (pc.tty && !pc.quiet) fprintf(stderr, "\n");
-    if (many)
+    if (many) {
+        int first, end;
+        imcap_shard_range(res.grad_shards, comm.rank, comm.size, &first, &end);
         fprintf(stderr, "imcap train: rank %d of %d: %.0f examples (%d of %d shards per batch) in %.2f s, %.1f ex/s\n",
-                comm.rank, comm.size, res.examples,
-                res.grad_shards * (comm.rank + 1) / comm.size - res.grad_shards * comm.rank / comm.size,
-                res.grad_shards, res.seconds, res.seconds > 0 ? res.examples / res.seconds : 0.0);
+                comm.rank, comm.size, res.examples, end - first, res.grad_shards, res.seconds,
+                res.seconds > 0 ? res.examples / res.seconds : 0.0);
+    }
     int rc;
     if (s == IMCAP_E_INTERRUPTED) {
         if (lead) fprintf(stderr, "imcap train: %s\n", err.msg);

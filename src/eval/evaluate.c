@@ -23,13 +23,10 @@ typedef struct {
 
 static void note(const ctx_t *c, const char *fmt, ...) IMCAP_PRINTF(2, 3);
 static void note(const ctx_t *c, const char *fmt, ...) {
-    if (!c->cb || !c->cb->on_note) return;
-    char buf[1600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    imcap_vtell(c->cb ? c->cb->on_note : NULL, c->cb ? c->cb->ctx : NULL, fmt, ap);
     va_end(ap);
-    c->cb->on_note(c->cb->ctx, buf);
 }
 
 /* Past this many, messages about results that do not fit the split are only

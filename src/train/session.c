@@ -28,13 +28,10 @@ typedef struct {
 
 static void say(const ctx_t *c, const char *fmt, ...) IMCAP_PRINTF(2, 3);
 static void say(const ctx_t *c, const char *fmt, ...) {
-    if (!c->lead || !c->cb || !c->cb->on_message) return;
-    char buf[1400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    imcap_vtell(c->lead && c->cb ? c->cb->on_message : NULL, c->cb ? c->cb->ctx : NULL, fmt, ap);
     va_end(ap);
-    c->cb->on_message(c->cb->ctx, buf);
 }
 
 /* A new run's options: the request's, or the defaults. */

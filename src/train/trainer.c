@@ -133,13 +133,10 @@ static imcap_status set_meta(imcap_model *m, const char *key, const char *value,
 
 static void message(const imcap_train_callbacks *cb, const char *fmt, ...) IMCAP_PRINTF(2, 3);
 static void message(const imcap_train_callbacks *cb, const char *fmt, ...) {
-    if (!cb || !cb->on_message) return;
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    imcap_vtell(cb ? cb->on_message : NULL, cb ? cb->ctx : NULL, fmt, ap);
     va_end(ap);
-    cb->on_message(cb->ctx, buf);
 }
 
 /* Validation: teacher-forced loss over the val pairs, greedy captions of up

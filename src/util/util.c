@@ -501,3 +501,10 @@ imcap_status imcap_map_cache_file(const char *path, size_t want, void **map, imc
     *map = m;
     return IMCAP_OK;
 }
+
+void imcap_vtell(void (*fn)(void *ctx, const char *msg), void *ctx, const char *fmt, va_list ap) {
+    if (!fn) return;
+    char msg[2048]; /* room for an error message (1024) with a path in front */
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fn(ctx, msg);
+}

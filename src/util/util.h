@@ -103,4 +103,7 @@ void imcap_buf_number(imcap_buf *b, double v, int digits);
 /* Appends a float so that it reads back exactly ("%.9g"), null when not finite. */
 void imcap_buf_float(imcap_buf *b, float v);
 
+/* A message for a caller's callback: formatted (up to 2047 bytes) and
+ * handed to fn(ctx, msg); nothing when fn is NULL. */
+void imcap_vtell(void (*fn)(void *ctx, const char *msg), void *ctx, const char *fmt, va_list ap);
 #endif
