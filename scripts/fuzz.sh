@@ -42,15 +42,16 @@ run_one() {
   mkdir -p "$corpus" "$artifacts" "$out/logs"
   # -timeout: no single input may take 10 s (the largest image the limits
   # allow decodes in about a second here); -rss_limit_mb also bounds any one
-  # allocation (malloc_limit_mb defaults to it); stdout and stderr of the
-  # library and CLI are closed, the fuzzer's and sanitizers' reports are kept.
+  # allocation (malloc_limit_mb defaults to it); stdout is closed (the
+  # results writer under test prints there), stderr is kept: it carries the
+  # fuzzer's and sanitizers' reports and a harness's reason for aborting.
   # the regressions go first, so an old finding that returns fails at once
   local seeds=("fuzz/corpus/$name")
   [ -d "tests/data/fuzz-regressions/$name" ] && seeds+=("tests/data/fuzz-regressions/$name")
   local rc=0
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$build/fuzz/$name" -max_total_time="$secs" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
-    -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$artifacts/" \
+    -close_fd_mask=1 -print_final_stats=1 -artifact_prefix="$artifacts/" \
     "$corpus" "${seeds[@]}" >"$log" 2>&1 || rc=$?
   echo "$rc" >"$out/logs/$name.rc"
 }

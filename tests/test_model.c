@@ -550,11 +550,27 @@ Test(config, non_integer_and_out_of_range_values) {
         {0, "stride", "0"},         {0, "pad", "-1"},             {2, "kernel", "2.5"},
         {2, "stride", "{}"},        {-1, "mean", "[0.5, 0.5]"},   {-1, "std", "[0.2, 0, 0.2]"},
         {-1, "std", "\"0.2\""},     {-1, "mean", "[0.5, \"a\", 0.5]"}, {-1, "encoder", "{}"},
+        /* numbers JSON allows but a float cannot hold: infinite, or rounding to 0 (a fuzz finding) */
+        {-1, "mean", "[0.5, 4.3e40, 0.5]"}, {-1, "std", "[0.2, 1e-50, 0.2]"}, {-1, "std", "[0.2, 1e39, 0.2]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *s = tiny_edited(set_value, &cases[i]);
         expect_config_refused(s, (const char *[]){cases[i].key, NULL});
         cJSON_free(s);
+    }
+}
+
+Test(config, batchnorm_eps_must_survive_as_a_float) {
+    static const char *eps[] = {"1e-50", "0", "1", "-0.001", "\"0.001\""};
+    for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"image_size\": 8, \"mean\": [0.5, 0.5, 0.5], \"std\": [0.25, 0.25, 0.25], \"encoder\": ["
+                 "{\"type\": \"conv\", \"out\": 4, \"kernel\": 3, \"stride\": 1, \"pad\": 1, \"bias\": false},"
+                 "{\"type\": \"batchnorm\", \"eps\": %s}], \"embed_dim\": 4, \"hidden_dim\": 4,"
+                 " \"attention_dim\": 4, \"max_length\": 4}",
+                 eps[i]);
+        expect_config_refused(text, (const char *[]){"eps", NULL});
     }
 }
 

@@ -1,6 +1,8 @@
 /* config.c — the model config: strict parsing (unknown keys refused by name)
  * and the shapes every encoder layer implies. */
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,10 +45,13 @@ static imcap_status get_vec3(const cJSON *obj, const char *key, float out[3], in
         return imcap_fail(err, IMCAP_E_FORMAT, "%s: field \"%s\" must be an array of 3 numbers", where, key);
     for (int c = 0; c < 3; c++) {
         const cJSON *v = cJSON_GetArrayItem(it, c);
-        if (!cJSON_IsNumber(v) || (positive && !(v->valuedouble > 0)))
-            return imcap_fail(err, IMCAP_E_FORMAT, "%s: field \"%s\"[%d] must be a %snumber", where, key, c,
-                              positive ? "positive " : "");
-        out[c] = (float)v->valuedouble;
+        /* judged as the float the model computes with: 1e40 is a JSON number but an infinite
+         * float, and a std below FLT_MIN divides to infinity */
+        float f = cJSON_IsNumber(v) ? (float)v->valuedouble : NAN;
+        if (!isfinite(f) || (positive && !(f >= FLT_MIN)))
+            return imcap_fail(err, IMCAP_E_FORMAT, "%s: field \"%s\"[%d] must be a %snumber %s", where, key, c,
+                              positive ? "positive " : "", "within float range");
+        out[c] = f;
     }
     return IMCAP_OK;
 }
@@ -131,9 +136,12 @@ static imcap_status parse_layer(const cJSON *lj, int idx, imcap_layer *l, int *v
         l->eps = 1e-5f; /* torch.nn.BatchNorm2d's default, which torchvision uses */
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(lj, "eps");
         if (e) {
-            if (!cJSON_IsNumber(e) || !(e->valuedouble > 0) || !(e->valuedouble < 1))
-                return imcap_fail(err, IMCAP_E_FORMAT, "%s: %sfield \"eps\" must be a number in (0, 1)", where, ctx);
-            l->eps = (float)e->valuedouble;
+            /* a float, as the model uses it: 1e-50 would round to 0 */
+            float f = cJSON_IsNumber(e) ? (float)e->valuedouble : NAN;
+            if (!(f >= FLT_MIN) || !(f < 1))
+                return imcap_fail(err, IMCAP_E_FORMAT, "%s: %sfield \"eps\" must be a number in [%g, 1)", where,
+                                  ctx, FLT_MIN);
+            l->eps = f;
         }
         break;
     }
