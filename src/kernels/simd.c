@@ -62,9 +62,21 @@ void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, co
     best()->gemm(C, ldc, a, ars, acs, B, ldb, M, N, K, bias, accumulate);
 }
 
-void imcap_affine_t(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wt, size_t ldw, int K,
+void imcap_affine_p(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wp, int K,
                     const float *bias) {
-    best()->affine_t(y, ldy, N, M, x, ldx, wt, ldw, K, bias);
+    best()->affine_p(y, ldy, N, M, x, ldx, wp, K, bias);
+}
+
+size_t imcap_panel_floats(int M, int K) {
+    return (size_t)((M + IMCAP_PANEL - 1) / IMCAP_PANEL) * IMCAP_PANEL * (size_t)K;
+}
+
+void imcap_panel_put(float *wp, int K, int o0, int k0, const float *w, int out, int in) {
+    for (int o = 0; o < out; o++) {
+        int n = o0 + o;
+        float *panel = wp + (size_t)(n / IMCAP_PANEL) * IMCAP_PANEL * (size_t)K + n % IMCAP_PANEL;
+        for (int k = 0; k < in; k++) panel[(size_t)(k0 + k) * IMCAP_PANEL] = w[(size_t)o * in + k];
+    }
 }
 
 void imcap_conv_direct(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff, int Wp,

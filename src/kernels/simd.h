@@ -90,15 +90,26 @@ void imcap_adam_update(float *p, const float *g, float *m, float *v, size_t n, f
 void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
                 int K, const float *bias, int accumulate);
 
-/* An affine map of N rows with the weights stored transposed (inputs
- * major, as imcap_decoder_pack lays them out at load):
- *   y[n*ldy + o] = sum_k x[n*ldx + k] wt[k*ldw + o] + bias[o]   (bias may be NULL)
- * for n < N, o < M. imcap_gemm with the rows as A: each output summed over
- * k in order (so a row's values do not depend on N or on the other rows),
- * the weights read as vectors along the outputs and reused by up to four
- * rows at once; one row is a gemv at the speed of the weight stream. */
-void imcap_affine_t(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wt, size_t ldw, int K,
+/* An affine map of N rows with the weights of M outputs over K inputs
+ * stored in panels (as imcap_decoder_pack lays them out at load):
+ *   y[n*ldy + o] = sum_k x[n*ldx + k] W(o, k) + bias[o]   (bias may be NULL)
+ * for n < N, o < M, with W(o, k) = wp[(o / IMCAP_PANEL) * IMCAP_PANEL * K
+ * + k * IMCAP_PANEL + o % IMCAP_PANEL]: the outputs in groups of
+ * IMCAP_PANEL, each group's weights one contiguous [K, IMCAP_PANEL] block
+ * (the last group padded; imcap_panel_floats(M, K) floats in all). A row's
+ * product then streams each block front to back, where a plain transposed
+ * [K, M] matrix would read 256 bytes per 4 KB page and defeat the
+ * prefetchers. imcap_gemm with the rows as A: each output summed over k in
+ * order (so a row's values do not depend on N or on the other rows), the
+ * weights read as vectors along the outputs and reused by up to four rows
+ * at once; one row is a gemv at the speed of the weight stream. */
+#define IMCAP_PANEL 64
+void imcap_affine_p(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wp, int K,
                     const float *bias);
+size_t imcap_panel_floats(int M, int K);
+/* Puts w [out, in] (row-major, as the model file stores a weight) at
+ * outputs o0.. and inputs k0.. of the paneled K-input matrix wp. */
+void imcap_panel_put(float *wp, int K, int o0, int k0, const float *w, int out, int in);
 
 /* A stride-1 convolution straight from its zero-padded input, without
  * im2col: xp [Cin][Hp][Wp] (the input with its padding in place), and

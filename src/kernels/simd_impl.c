@@ -314,7 +314,7 @@ AI void gemm_block(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
     const float *arow[GEMM_MB];
     for (int i = 0; i < MBx; i++) arow[i] = a + (size_t)(m0 + i) * ars;
     for (int k = k0; k < k1; k++) {
-        const float *b = B + (size_t)k * ldb + n0;
+        const float *b = B + (size_t)k * ldb;
         vf bv[GEMM_NV];
         for (int v = 0; v < NV; v++) bv[v] = ldn(b + v * LANES, v < NV - 1 ? LANES : r);
         for (int i = 0; i < MBx; i++) {
@@ -362,27 +362,37 @@ AI void gemm_panel(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
 #undef GB
 }
 
-/* Every column panel for k in [k0, k1). */
-AI void gemm_slice(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
-                   int N, int k0, int k1, const float *bias, const float *bcol, int acc_c, int phase) {
+/* Every column panel for k in [k0, k1). B is row-major (pstride 0: column
+ * n of row k at B[k * ldb + n]) or in IMCAP_PANEL-wide panels (column n of
+ * row k at B[(n / IMCAP_PANEL) * pstride + k * IMCAP_PANEL + n % IMCAP_PANEL]):
+ * a register panel never straddles two storage panels. */
+_Static_assert(IMCAP_PANEL % (GEMM_NV * LANES) == 0, "a register panel must sit inside a storage panel");
+AI void gemm_slice(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb,
+                   size_t pstride, int M, int N, int k0, int k1, const float *bias, const float *bcol, int acc_c,
+                   int phase) {
+#define BCOL(n) (pstride ? B + (size_t)((n) / IMCAP_PANEL) * pstride + (n) % IMCAP_PANEL : B + (n))
+#define LDB (pstride ? (size_t)IMCAP_PANEL : ldb)
     int n0 = 0;
     for (; n0 + GEMM_NV * LANES <= N; n0 += GEMM_NV * LANES)
-        gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, GEMM_NV, LANES);
+        gemm_panel(C, ldc, a, ars, acs, BCOL(n0), LDB, M, k0, k1, bias, bcol, acc_c, phase, n0, GEMM_NV, LANES);
     int left = N - n0;
     if (left > 0) {
         int nv = (left + LANES - 1) / LANES, r = left - (nv - 1) * LANES;
+        const float *bc = BCOL(n0);
         switch (nv) {
-        case GEMM_NV: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, GEMM_NV, r); break;
+        case GEMM_NV: gemm_panel(C, ldc, a, ars, acs, bc, LDB, M, k0, k1, bias, bcol, acc_c, phase, n0, GEMM_NV, r); break;
 #if GEMM_NV > 3
-        case 3: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, 3, r); break;
+        case 3: gemm_panel(C, ldc, a, ars, acs, bc, LDB, M, k0, k1, bias, bcol, acc_c, phase, n0, 3, r); break;
 #endif
 #if GEMM_NV > 2
-        case 2: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, 2, r); break;
+        case 2: gemm_panel(C, ldc, a, ars, acs, bc, LDB, M, k0, k1, bias, bcol, acc_c, phase, n0, 2, r); break;
 #endif
-        case 1: gemm_panel(C, ldc, a, ars, acs, B, ldb, M, k0, k1, bias, bcol, acc_c, phase, n0, 1, r); break;
+        case 1: gemm_panel(C, ldc, a, ars, acs, bc, LDB, M, k0, k1, bias, bcol, acc_c, phase, n0, 1, r); break;
         default: break;
         }
     }
+#undef BCOL
+#undef LDB
 }
 
 /* k is taken in slices of GEMM_KC rows of B, so that a column panel's slice
@@ -390,29 +400,31 @@ AI void gemm_slice(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
  * it; a long k in one pass reads each panel from L2 once per block of rows.
  * The running sums go through C between slices (see gemm_block), which
  * needs C to start empty: accumulate takes k in one pass. */
-AI void gemm_body(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
-                  int K, const float *bias, const float *bcol, int accumulate) {
-    if (accumulate || K <= GEMM_KC) {
-        gemm_slice(C, ldc, a, ars, acs, B, ldb, M, N, 0, K, bias, bcol, accumulate, 0);
+AI void gemm_body(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb,
+                  size_t pstride, int M, int N, int K, const float *bias, const float *bcol, int accumulate) {
+    /* rows that fit one register block reuse nothing from L1 across blocks:
+     * one pass streams each panel front to back */
+    if (accumulate || K <= GEMM_KC || M <= GEMM_MB) {
+        gemm_slice(C, ldc, a, ars, acs, B, ldb, pstride, M, N, 0, K, bias, bcol, accumulate, 0);
         return;
     }
     for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
         int k1 = k0 + GEMM_KC < K ? k0 + GEMM_KC : K;
         int phase = k0 == 0 ? 1 : k1 == K ? 3 : 2;
-        gemm_slice(C, ldc, a, ars, acs, B, ldb, M, N, k0, k1, bias, bcol, 0, phase);
+        gemm_slice(C, ldc, a, ars, acs, B, ldb, pstride, M, N, k0, k1, bias, bcol, 0, phase);
     }
 }
 
 static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
                     int N, int K, const float *bias, int accumulate) {
-    gemm_body(C, ldc, a, ars, acs, B, ldb, M, N, K, bias, NULL, accumulate);
+    gemm_body(C, ldc, a, ars, acs, B, ldb, 0, M, N, K, bias, NULL, accumulate);
 }
 
-/* imcap_affine_t (simd.h): the product with the rows as A and the
- * transposed weights as B, the bias along B's columns. */
-static void F(affine_t)(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wt, size_t ldw,
-                        int K, const float *bias) {
-    gemm_body(y, ldy, x, ldx, 1, wt, ldw, N, M, K, NULL, bias, 0);
+/* imcap_affine_p (simd.h): the product with the rows as A and the
+ * paneled weights as B, the bias along B's columns. */
+static void F(affine_p)(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wp, int K,
+                        const float *bias) {
+    gemm_body(y, ldy, x, ldx, 1, wp, 0, (size_t)K * IMCAP_PANEL, N, M, K, NULL, bias, 0);
 }
 
 /* ------------------------------------------------------- direct convolution */
@@ -744,7 +756,7 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .vsigmoid = F(vsigmoid),
     .rows_affine = F(rows_affine),
     .gemm = F(gemm),
-    .affine_t = F(affine_t),
+    .affine_p = F(affine_p),
     .conv_direct = F(conv_direct),
     .attention_fused = F(attention_fused),
     .attention_backward = F(attention_backward),

@@ -19,7 +19,7 @@ typedef struct {
                         float step_size, float inv_bc2, float eps, float lr_wd);
     void (*gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
                  int K, const float *bias, int accumulate);
-    void (*affine_t)(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wt, size_t ldw, int K,
+    void (*affine_p)(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wp, int K,
                      const float *bias);
     void (*conv_direct)(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
                         int Wp, int Ho, int Wo, const float *bias);

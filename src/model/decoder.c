@@ -45,7 +45,7 @@ void imcap_decoder_prepare_forward(const imcap_config *cfg, const imcap_params *
      * right-hand side), then transposed. Both sum each p[i][k] over d in
      * order with the same products: the same bits. */
     if (pk) {
-        imcap_affine_t(d->p, (size_t)A, L, A, d->a, (size_t)D, pk->enc_att_wt, (size_t)A, D, p->enc_att_b);
+        imcap_affine_p(d->p, (size_t)A, L, A, d->a, (size_t)D, pk->enc_att_wt, D, p->enc_att_b);
     } else {
         imcap_gemm(d->pt, (size_t)L, p->enc_att_w, (size_t)D, 1, feat, (size_t)L, A, L, D, p->enc_att_b, 0);
         for (int i = 0; i < L; i++)
@@ -156,7 +156,7 @@ static void step_infer(const imcap_config *cfg, const imcap_params *p, const imc
                        imcap_step_cache *s) {
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim, X = E + D + Hd;
     size_t QG = (size_t)A + D;
-    imcap_affine_t(s->qg, QG, N, (int)QG, h_prev, (size_t)Hd, pk->qg_wt, QG, Hd, pk->qg_b);
+    imcap_affine_p(s->qg, QG, N, (int)QG, h_prev, (size_t)Hd, pk->qg_wt, Hd, pk->qg_b);
     for (int n = 0; n < N; n++) {
         float *q = s->qg + (size_t)n * QG, *g = q + A;
         imcap_sigmoid_forward(g, g, (size_t)D);
@@ -168,9 +168,9 @@ static void step_infer(const imcap_config *cfg, const imcap_params *p, const imc
         for (int d = 0; d < D; d++) x[E + d] = g[d] * ctx[d];
         memcpy(x + E + D, h_prev + (size_t)n * Hd, (size_t)Hd * sizeof(float));
     }
-    imcap_affine_t(s->gates, (size_t)4 * Hd, N, 4 * Hd, s->x, (size_t)X, pk->gates_wt, (size_t)4 * Hd, X, pk->gates_b);
+    imcap_affine_p(s->gates, (size_t)4 * Hd, N, 4 * Hd, s->x, (size_t)X, pk->gates_wt, X, pk->gates_b);
     imcap_lstm_cell(s->h, s->c, s->tanh_c, s->gates, c_prev, N, Hd);
-    if (pk->fc_wt) imcap_affine_t(s->logits, (size_t)V, N, V, s->h, (size_t)Hd, pk->fc_wt, (size_t)V, Hd, p->fc_b);
+    if (pk->fc_wt) imcap_affine_p(s->logits, (size_t)V, N, V, s->h, (size_t)Hd, pk->fc_wt, Hd, p->fc_b);
     else imcap_affine_forward(s->logits, s->h, p->fc_w, p->fc_b, N, Hd, V);
 }
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/simd.h"
 #include "model.h"
 #include "util/util.h"
 
@@ -29,25 +30,20 @@ imcap_status imcap_model_pack_alloc(imcap_model *m, imcap_error *err) {
     const imcap_config *c = &m->cfg;
     size_t Hd = (size_t)c->hidden_dim, AD = (size_t)c->attention_dim + c->D, X = (size_t)c->embed_dim + c->D + Hd;
     imcap_decoder_pack *k = &m->pack;
-    k->enc_att_wt = imcap_aligned_alloc((size_t)c->D * c->attention_dim * sizeof(float));
-    k->qg_wt = imcap_aligned_alloc(Hd * AD * sizeof(float));
+    /* zeroed (imcap_aligned_alloc): a last panel's padding is read, never stored, by the products */
+    k->enc_att_wt = imcap_aligned_alloc(imcap_panel_floats(c->attention_dim, c->D) * sizeof(float));
+    k->qg_wt = imcap_aligned_alloc(imcap_panel_floats((int)AD, (int)Hd) * sizeof(float));
     k->qg_b = imcap_aligned_alloc(AD * sizeof(float));
-    k->gates_wt = imcap_aligned_alloc(X * 4 * Hd * sizeof(float));
+    k->gates_wt = imcap_aligned_alloc(imcap_panel_floats(4 * (int)Hd, (int)X) * sizeof(float));
     k->gates_b = imcap_aligned_alloc(4 * Hd * sizeof(float));
     /* a few dozen outputs fill too few 16-lane vectors of the outer form
      * (measured: 49 words, 32 rows: 20 us against 10 in dot form) */
     int pack_fc = m->vocab.n >= IMCAP_PACK_MIN_V;
-    if (pack_fc) k->fc_wt = imcap_aligned_alloc(Hd * (size_t)m->vocab.n * sizeof(float));
+    if (pack_fc) k->fc_wt = imcap_aligned_alloc(imcap_panel_floats(m->vocab.n, (int)Hd) * sizeof(float));
     if (!k->enc_att_wt || !k->qg_wt || !k->qg_b || !k->gates_wt || !k->gates_b || (pack_fc && !k->fc_wt))
         return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the decoder's transposed weights");
     imcap_model_sync(m);
     return IMCAP_OK;
-}
-
-/* dst[k * ld + o] = src[o * in + k]: a [out, in] matrix into columns of dst */
-static void transpose_into(float *dst, size_t ld, const float *src, int out, int in) {
-    for (int o = 0; o < out; o++)
-        for (int k = 0; k < in; k++) dst[(size_t)k * ld + o] = src[(size_t)o * in + k];
 }
 
 void imcap_model_sync(imcap_model *m) {
@@ -55,15 +51,15 @@ void imcap_model_sync(imcap_model *m) {
     const imcap_params *p = &m->p;
     imcap_decoder_pack *k = &m->pack;
     int Hd = c->hidden_dim, A = c->attention_dim, D = c->D, X = c->embed_dim + c->D, V = m->vocab.n;
-    transpose_into(k->enc_att_wt, (size_t)A, p->enc_att_w, A, D);
-    transpose_into(k->qg_wt, (size_t)(A + D), p->dec_att_w, A, Hd);
-    transpose_into(k->qg_wt + A, (size_t)(A + D), p->f_beta_w, D, Hd);
+    imcap_panel_put(k->enc_att_wt, D, 0, 0, p->enc_att_w, A, D);
+    imcap_panel_put(k->qg_wt, Hd, 0, 0, p->dec_att_w, A, Hd);
+    imcap_panel_put(k->qg_wt, Hd, A, 0, p->f_beta_w, D, Hd);
     memcpy(k->qg_b, p->dec_att_b, (size_t)A * sizeof(float));
     memcpy(k->qg_b + A, p->f_beta_b, (size_t)D * sizeof(float));
-    transpose_into(k->gates_wt, (size_t)4 * Hd, p->w_ih, 4 * Hd, X);
-    transpose_into(k->gates_wt + (size_t)X * 4 * Hd, (size_t)4 * Hd, p->w_hh, 4 * Hd, Hd);
+    imcap_panel_put(k->gates_wt, X + Hd, 0, 0, p->w_ih, 4 * Hd, X);
+    imcap_panel_put(k->gates_wt, X + Hd, 0, X, p->w_hh, 4 * Hd, Hd);
     for (int o = 0; o < 4 * Hd; o++) k->gates_b[o] = p->b_ih[o] + p->b_hh[o];
-    if (k->fc_wt) transpose_into(k->fc_wt, (size_t)V, p->fc_w, V, Hd);
+    if (k->fc_wt) imcap_panel_put(k->fc_wt, Hd, 0, 0, p->fc_w, V, Hd);
 }
 
 imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, imcap_model **out, imcap_error *err) {

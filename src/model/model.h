@@ -153,16 +153,17 @@ typedef struct {
     char *key, *value;
 } imcap_meta_entry;
 
-/* The decoder's step weights transposed (inputs major) for inference's
- * products (imcap_affine_t): q and the context gate in one product over
- * h_prev, the LSTM gates in one product over [E y; z; h_prev]. Derived
+/* The decoder's step weights laid out for inference's products
+ * (imcap_affine_p: outputs in IMCAP_PANEL-wide panels, each panel's
+ * weights contiguous, inputs major): q and the context gate in one product
+ * over h_prev, the LSTM gates in one product over [E y; z; h_prev]. Derived
  * from p: imcap_model_sync must follow any change to the weights before
  * the model decodes again (the trainer does so before validating). */
 typedef struct {
-    float *enc_att_wt;         /* [D, A]: encoder_att, for the per-image preparation */
-    float *qg_wt, *qg_b;       /* [Hd, A + D]: decoder_att | f_beta; [A + D] */
-    float *gates_wt, *gates_b; /* [E + D + Hd, 4 Hd]: w_ih^T over w_hh^T; b_ih + b_hh */
-    float *fc_wt;              /* [Hd, V] (its bias is fc_b); NULL for a small vocabulary (below
+    float *enc_att_wt;         /* A outputs over D: encoder_att, for the per-image preparation */
+    float *qg_wt, *qg_b;       /* A + D outputs over Hd: decoder_att | f_beta; [A + D] */
+    float *gates_wt, *gates_b; /* 4 Hd outputs over E + D + Hd: [w_ih | w_hh]; b_ih + b_hh */
+    float *fc_wt;              /* V outputs over Hd (its bias is fc_b); NULL for a small vocabulary (below
                                 * IMCAP_PACK_MIN_V words: fc_w in dot form is faster there) */
 } imcap_decoder_pack;
 
