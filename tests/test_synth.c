@@ -412,6 +412,28 @@ Test(objects, relations_follow_the_geometry) {
     cr_expect(st.rel_total == 1 && st.rel_correct == 0);
 }
 
+Test(objects, relations_are_also_counted_by_axis) {
+    imcap_scene s = {2, {obj(IMCAP_SHAPE_CIRCLE, RED, IMCAP_SIZE_LARGE, 0.10f, 0.10f, 0.40f, 0.40f),
+                         obj(IMCAP_SHAPE_STAR, BLUE, IMCAP_SIZE_SMALL, 0.60f, 0.60f, 0.80f, 0.80f)}};
+    const char *const wrong_lr[] = {"a", "large", "red", "circle", "right", "of", "a", "small", "blue", "star"};
+    const char *const right_ab[] = {"a", "large", "red", "circle", "above", "a", "small", "blue", "star"};
+    const char *const wrong_ab[] = {"a", "small", "blue", "star", "above", "a", "large", "red", "circle"};
+    imcap_object_stats st = {0};
+    imcap_object_stats_add(&st, &s, 10, wrong_lr, NULL, 0, 0);
+    imcap_object_stats_add(&st, &s, 9, right_ab, NULL, 0, 0);
+    imcap_object_stats_add(&st, &s, 9, wrong_ab, NULL, 0, 0);
+    cr_expect(st.rel_axis_total[0] == 1 && st.rel_axis_correct[0] == 0, "left/right %ld of %ld",
+              st.rel_axis_correct[0], st.rel_axis_total[0]);
+    cr_expect(st.rel_axis_total[1] == 2 && st.rel_axis_correct[1] == 1, "above/below %ld of %ld",
+              st.rel_axis_correct[1], st.rel_axis_total[1]);
+    imcap_object_summary sum;
+    imcap_object_stats_summary(&st, &sum);
+    cr_expect_float_eq(sum.relations, 1.0 / 3, 1e-12);
+    cr_expect_float_eq(sum.relations_axis[0], 0.0, 1e-12);
+    cr_expect_float_eq(sum.relations_axis[1], 0.5, 1e-12);
+    cr_expect(sum.n_relations_axis[0] + sum.n_relations_axis[1] == sum.n_relations);
+}
+
 Test(objects, counts_match_as_a_multiset) {
     imcap_scene two = {2, {obj(IMCAP_SHAPE_CIRCLE, RED, IMCAP_SIZE_SMALL, 0.1f, 0.1f, 0.2f, 0.2f),
                            obj(IMCAP_SHAPE_CIRCLE, RED, IMCAP_SIZE_SMALL, 0.5f, 0.5f, 0.6f, 0.6f)}};

@@ -194,8 +194,9 @@ void imcap_object_stats_add(imcap_object_stats *st, const imcap_scene *scene, in
         unsigned X = desc_mask(scene, a), Y = desc_mask(scene, b);
         int kx = a->count < popcount(X) ? a->count : popcount(X);
         int ky = b->count < popcount(Y) ? b->count : popcount(Y);
-        st->rel_total++;
-        if (relation_true(scene, X, kx, r->rel, Y, ky)) st->rel_correct++;
+        int axis = r->rel == IMCAP_REL_ABOVE || r->rel == IMCAP_REL_BELOW, ok = relation_true(scene, X, kx, r->rel, Y, ky);
+        st->rel_total++, st->rel_axis_total[axis]++;
+        st->rel_correct += ok, st->rel_axis_correct[axis] += ok;
     }
 }
 
@@ -209,4 +210,8 @@ void imcap_object_stats_summary(const imcap_object_stats *st, imcap_object_summa
     out->relations = st->rel_total ? (double)st->rel_correct / st->rel_total : 0;
     out->n_pointing = st->point_total;
     out->n_relations = st->rel_total;
+    for (int a = 0; a < 2; a++) {
+        out->relations_axis[a] = st->rel_axis_total[a] ? (double)st->rel_axis_correct[a] / st->rel_axis_total[a] : 0;
+        out->n_relations_axis[a] = st->rel_axis_total[a];
+    }
 }

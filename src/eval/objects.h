@@ -69,6 +69,7 @@ typedef struct {
     long point_hits, point_total;      /* attention argmax inside grown box */
     double mass_sum;                   /* attention mass inside grown box, summed */
     long rel_correct, rel_total;       /* generated relations that the geometry agrees with */
+    long rel_axis_correct[2], rel_axis_total[2]; /* the same by axis: [0] left/right, [1] above/below */
     long images;
 } imcap_object_stats;
 
@@ -109,6 +110,10 @@ void imcap_object_stats_add(imcap_object_stats *st, const imcap_scene *scene, in
 typedef struct {
     double precision, recall, f1, pointing, mass, relations;
     long n_pointing, n_relations;
+    /* relation accuracy by axis, [0] left/right and [1] above/below: a model
+     * blind along one axis shows here, where the mixed figure hides it */
+    double relations_axis[2];
+    long n_relations_axis[2];
 } imcap_object_summary;
 
 void imcap_object_stats_summary(const imcap_object_stats *st, imcap_object_summary *out);

@@ -97,7 +97,14 @@ char *imcap_eval_report_json(const imcap_eval_report *r) {
         json_num(&b, r->have_attention && o->n_pointing > 0 ? o->mass : NAN);
         LIT(&b, ", \"relations\": ");
         json_num(&b, o->n_relations > 0 ? o->relations : NAN);
-        imcap_buf_printf(&b, ", \"n_relations\": %ld}", o->n_relations);
+        imcap_buf_printf(&b, ", \"n_relations\": %ld", o->n_relations);
+        static const char *const axis_key[2] = {"left_right", "above_below"};
+        for (int a = 0; a < 2; a++) {
+            imcap_buf_printf(&b, ", \"relations_%s\": ", axis_key[a]);
+            json_num(&b, o->n_relations_axis[a] > 0 ? o->relations_axis[a] : NAN);
+            imcap_buf_printf(&b, ", \"n_relations_%s\": %ld", axis_key[a], o->n_relations_axis[a]);
+        }
+        LIT(&b, "}");
     }
     json_key(&b, "counts", &first);
     imcap_buf_printf(&b,
@@ -151,6 +158,11 @@ char *imcap_eval_report_table(const imcap_eval_report *r) {
         }
         snprintf(note, sizeof note, "(%ld relations)", o->n_relations);
         row(&b, "relation accuracy", o->n_relations > 0 ? o->relations : NAN, note);
+        static const char *const axis_row[2] = {"  left / right", "  above / below"};
+        for (int a = 0; a < 2; a++) {
+            snprintf(note, sizeof note, "(%ld relations)", o->n_relations_axis[a]);
+            row(&b, axis_row[a], o->n_relations_axis[a] > 0 ? o->relations_axis[a] : NAN, note);
+        }
     }
     return buf_or_null(&b);
 }
