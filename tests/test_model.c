@@ -1697,3 +1697,43 @@ Test(config, memory_per_image_is_bounded) {
                      " \"embed_dim\": 8, \"hidden_dim\": 8, \"attention_dim\": 8, \"max_length\": 4}";
     cr_expect_eq(imcap_config_parse(ok, "ok.json", &cfg, &err), IMCAP_OK, "%s", err.msg);
 }
+
+/* ---- a new decoder over a trained encoder (imcap init --encoder-from) */
+
+static void bigger_decoder(cJSON *c, const void *a) {
+    (void)a;
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "hidden_dim", cJSON_CreateNumber(12));
+}
+static void other_mean(cJSON *c, const void *a) {
+    (void)a;
+    cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "mean");
+    cJSON_ReplaceItemInArray(m, 0, cJSON_CreateNumber(0.25));
+}
+
+Test(model, copy_encoder_takes_the_encoder_and_nothing_else) {
+    char *c = tiny_config(), *v = tiny_vocab_json(), *c2 = tiny_edited(bigger_decoder, NULL);
+    imcap_model *src = make_model(c, v, 1), *dst = make_model(c2, v, 2), *before = make_model(c2, v, 2);
+    imcap_error err = {0};
+    cr_assert_eq(imcap_model_copy_encoder(dst, src, "src.safetensors", &err), IMCAP_OK, "%s", err.msg);
+    int encoders = 0;
+    for (int i = 0; i < dst->tab.n; i++) {
+        const imcap_tensor_info *t = &dst->tab.t[i];
+        const float *got = dst->block + t->offset;
+        if (!strncmp(t->name, "encoder.", 8)) {
+            int k = imcap_param_table_find(&src->tab, t->name);
+            cr_assert(k >= 0);
+            cr_expect(memcmp(got, src->block + src->tab.t[k].offset, t->count * sizeof(float)) == 0, "%s", t->name);
+            encoders++;
+        } else {
+            cr_expect(memcmp(got, before->block + t->offset, t->count * sizeof(float)) == 0, "%s changed", t->name);
+        }
+    }
+    cr_expect(encoders > 0);
+    /* an encoder that computes something else is refused, naming the source */
+    char *c3 = tiny_edited(other_mean, NULL);
+    imcap_model *other = make_model(c3, v, 3);
+    cr_expect_eq(imcap_model_copy_encoder(other, src, "src.safetensors", &err), IMCAP_E_ARG);
+    cr_expect(strstr(err.msg, "src.safetensors") && strstr(err.msg, "encoder"), "%s", err.msg);
+    imcap_model_free(src), imcap_model_free(dst), imcap_model_free(before), imcap_model_free(other);
+    free(c), cJSON_free(v), cJSON_free(c2), cJSON_free(c3);
+}

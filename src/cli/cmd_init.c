@@ -12,7 +12,7 @@
 #include "util/util.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: imcap init --config CFG.json VOCABULARY [--seed N] -o MODEL.safetensors\n"
+    fprintf(f, "usage: imcap init --config CFG.json [--encoder-from M] VOCABULARY [--seed N] -o MODEL.safetensors\n"
                "       imcap init --backbone ARCH --backbone-weights W.safetensors [--backbone-layer LAYER]\n"
                "                  [--grid N] [--image-size S] [--coords] [--config DECODER.json]\n"
                "                  VOCABULARY [--seed N] -o MODEL.safetensors\n\n"
@@ -21,7 +21,9 @@ static void usage(FILE *f) {
                "[--min-count N]: the words of the train (+restval) captions of a Karpathy-format\n"
                "data set seen at least N times (default 5), as imcap train --config builds it. Weights: He-normal for the convs,\n"
                "Xavier-uniform for the affine maps, U(-0.1, 0.1) for the embedding, zero biases\n"
-               "(LSTM forget gate bias 1).\n\n"
+               "(LSTM forget gate bias 1). --encoder-from M takes the encoder's weights from model M,\n"
+               "whose encoder (image size, mean, std, layers) must be CFG's: a new decoder over a\n"
+               "trained encoder (train it with --freeze-encoder).\n\n"
                "With --backbone the encoder is a pretrained network from its torchvision or timm\n"
                "state_dict saved as safetensors (W.safetensors), cut after LAYER:\n"
                "  ARCH     %s\n"
@@ -82,6 +84,7 @@ static int read_words(const char *path, imcap_vocab *v) {
 int run_init(int argc, char **argv) {
     const char *cfg_path = NULL, *vocab_path = NULL, *vocab_data = NULL, *out = NULL;
     imcap_backbone_spec bb = {0};
+    const char *encoder_from = NULL;
     int seed = 1, min_count = 5;
     int first = 0;
     const cli_opt opts[] = {
@@ -91,6 +94,7 @@ int run_init(int argc, char **argv) {
         {"vocab-data", 0, CLI_STR, &vocab_data, 0, 0, NULL, NULL},
         {"min-count", 0, CLI_INT, &min_count, 1, 1000000, NULL, NULL},
         {"seed", 0, CLI_INT, &seed, 0, 2147483647, NULL, NULL},
+        {"encoder-from", 0, CLI_STR, &encoder_from, 0, 0, NULL, NULL},
         {"backbone", 0, CLI_STR, &bb.arch, 0, 0, NULL, NULL},
         {"backbone-weights", 0, CLI_STR, &bb.weights, 0, 0, NULL, NULL},
         {"backbone-layer", 0, CLI_STR, &bb.layer, 0, 0, NULL, NULL},
@@ -105,6 +109,10 @@ int run_init(int argc, char **argv) {
     int backbone = bb.arch || bb.weights;
     if (backbone && (!bb.arch || !bb.weights)) {
         fprintf(stderr, "imcap init: --backbone and --backbone-weights go together\n");
+        return EXIT_USAGE;
+    }
+    if (backbone && encoder_from) {
+        fprintf(stderr, "imcap init: --encoder-from goes with --config, not --backbone\n");
         return EXIT_USAGE;
     }
     if (!backbone && (bb.layer || bb.grid || bb.image_size || bb.coords)) {
@@ -145,6 +153,14 @@ int run_init(int argc, char **argv) {
         imcap_config cfg;
         s = imcap_config_parse((char *)text, cfg_path, &cfg, &err);
         if (!s && (s = imcap_model_create(&cfg, &v, &m, &err)) == IMCAP_OK) imcap_model_init_random(m, (uint64_t)seed);
+        if (!s && encoder_from) {
+            imcap_model *src = NULL;
+            s = imcap_model_load(encoder_from, &src, &err);
+            if (!s) s = imcap_model_copy_encoder(m, src, encoder_from, &err);
+            imcap_model_free(src);
+            if (!s && imcap_model_set_metadata(m, "imcap.init.encoder_from", encoder_from))
+                s = imcap_fail(&err, IMCAP_E_NOMEM, "out of memory");
+        }
     }
     free(text);
     imcap_vocab_free(&v);

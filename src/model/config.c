@@ -397,3 +397,10 @@ char *imcap_config_to_json(const imcap_config *cfg) {
     if (b.oom) imcap_buf_free(&b);
     return b.s;
 }
+
+char *imcap_config_encoder_json(const imcap_config *cfg) {
+    imcap_config c = *cfg;
+    c.embed_dim = c.hidden_dim = c.attention_dim = c.max_length = 0;
+    c.has_domain = 0; /* calibrating a model does not change what its encoder computes */
+    return imcap_config_to_json(&c);
+}

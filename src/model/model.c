@@ -81,6 +81,27 @@ imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, 
     return IMCAP_OK;
 }
 
+imcap_status imcap_model_copy_encoder(imcap_model *dst, const imcap_model *src, const char *src_name, imcap_error *err) {
+    char *a = imcap_config_encoder_json(&dst->cfg), *b = imcap_config_encoder_json(&src->cfg);
+    int same = a && b && strcmp(a, b) == 0;
+    free(a), free(b);
+    if (!same)
+        return imcap_fail(err, IMCAP_E_ARG,
+                          "%s: its encoder (image size, mean, std or layers) is not the config's, so its weights "
+                          "do not fit",
+                          src_name);
+    for (int i = 0; i < dst->tab.n; i++) {
+        const imcap_tensor_info *t = &dst->tab.t[i];
+        if (strncmp(t->name, "encoder.", 8)) continue;
+        int k = imcap_param_table_find(&src->tab, t->name);
+        if (k < 0 || src->tab.t[k].count != t->count) /* equal encoder configs imply equal tensors */
+            return imcap_fail(err, IMCAP_E_FORMAT, "%s: tensor %s does not match", src_name, t->name);
+        memcpy(dst->block + t->offset, src->block + src->tab.t[k].offset, t->count * sizeof(float));
+    }
+    imcap_model_sync(dst);
+    return IMCAP_OK;
+}
+
 imcap_status imcap_model_create(const imcap_config *cfg, const imcap_vocab *vocab, imcap_model **out, imcap_error *err) {
     *out = NULL;
     imcap_model *m = calloc(1, sizeof *m);

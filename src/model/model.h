@@ -68,6 +68,10 @@ typedef struct {
 imcap_status imcap_config_parse(const char *json, const char *where, imcap_config *cfg, imcap_error *err);
 /* Serialises the config back to canonical JSON text (malloc'd). */
 char *imcap_config_to_json(const imcap_config *cfg);
+/* The canonical JSON of what the encoder computes from: preprocessing and
+ * layers (the decoder's sizes and the in-domain check left out). Two
+ * configs whose encoder JSON is equal take the same encoder tensors. */
+char *imcap_config_encoder_json(const imcap_config *cfg);
 /* The in-domain check describes a layer of at most this many channels. */
 #define IMCAP_DOMAIN_MAX_C 64
 /* Makes cfg describe layer for the in-domain check (has_domain, domain_F,
@@ -188,6 +192,11 @@ imcap_status imcap_model_pack_alloc(imcap_model *m, imcap_error *err);
 /* A copy of m with cfg instead of its config (same vocabulary and metadata):
  * every tensor both configs have is copied by name, the others are zero. */
 imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, imcap_model **out, imcap_error *err);
+/* Copies the encoder's tensors (every "encoder.*") of src into dst, whose
+ * encoder must be the same (imcap_config_encoder_json); the decoder and the
+ * in-domain statistics of dst are left as they are. src_name names src in
+ * the message. */
+imcap_status imcap_model_copy_encoder(imcap_model *dst, const imcap_model *src, const char *src_name, imcap_error *err);
 
 
 /* Creates a model with the given config and vocabulary (copied) and a

@@ -21,10 +21,7 @@ static size_t flags_size(int n) { return ((size_t)n + 63) / 64 * 64; }
 /* What the encoder computes from: preprocessing, layers and their tensors
  * (the decoder's sizes and weights do not change a feature). */
 static uint64_t encoder_key(const imcap_model *m) {
-    imcap_config c = m->cfg;
-    c.embed_dim = c.hidden_dim = c.attention_dim = c.max_length = 0;
-    c.has_domain = 0; /* calibrating a model does not change its features */
-    char *text = imcap_config_to_json(&c);
+    char *text = imcap_config_encoder_json(&m->cfg);
     uint64_t h = imcap_fnv1a64(IMCAP_FNV_OFFSET, text ? text : "", text ? strlen(text) : 0);
     free(text);
     for (int i = 0; i < m->tab.n; i++) {
