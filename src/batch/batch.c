@@ -174,8 +174,11 @@ static void gallery_record(batch *b, const char *rec, size_t len) {
     bw_parsed p;
     char why[256];
     imcap_error err;
-    if (bw_parse_record(b->fmt, b->timing, b->domain, rec, len, &p, why, sizeof why) == 0) {
+    int pr = bw_parse_record(b->fmt, b->timing, b->domain, rec, len, &p, why, sizeof why);
+    if (pr == 0) {
         if (bw_gallery_add(b->gallery, b->html, &p, &err) != IMCAP_OK) set_fatal(b, err.status, "%s", err.msg);
+    } else if (pr == -2) {
+        set_fatal(b, IMCAP_E_NOMEM, "out of memory for the gallery");
     }
     bw_parsed_free(&p);
 }

@@ -679,7 +679,8 @@ static int parse_jsonl(const char *rec, size_t n, bw_parsed *p, const char **why
 }
 
 /* Splits a csv/tsv record (without its newline) into fields, unquoting or
- * unescaping each. Returns the field count or -1. */
+ * unescaping each. Returns the field count, -1 for a malformed record or -2
+ * when out of memory. */
 static int split_fields(bw_format f, const char *rec, size_t n, char **fields, int max) {
     int k = 0;
     size_t i = 0;
@@ -728,6 +729,10 @@ static int split_fields(bw_format f, const char *rec, size_t n, char **fields, i
                 imcap_buf_append(&b, &c, 1);
             }
         }
+        if (b.oom || !b.s) {
+            imcap_buf_free(&b);
+            return -2;
+        }
         fields[k++] = b.s;
         if (i >= n) return k;
         i++; /* the separator */
@@ -750,6 +755,10 @@ int bw_parse_record(bw_format f, int timing, int domain, const char *rec, size_t
     int k = split_fields(f, rec, n, v, 10);
     if (k != want) {
         for (int i = 0; i < 10; i++) free(v[i]);
+        if (k == -2) {
+            snprintf(msg, msg_cap, "out of memory");
+            return -2;
+        }
         snprintf(msg, msg_cap, "%d fields instead of %d", k < 0 ? 0 : k, want);
         return -1;
     }
@@ -846,7 +855,12 @@ int bw_reader_next(bw_reader *r, bw_parsed *p) {
     r->end = r->off + (long long)r->rec.len;
     if (p) {
         char why[256];
-        if (bw_parse_record(r->fmt, r->timing, r->domain, r->rec.s, r->rec.len, p, why, sizeof why)) {
+        int pr = bw_parse_record(r->fmt, r->timing, r->domain, r->rec.s, r->rec.len, p, why, sizeof why);
+        if (pr == -2) {
+            snprintf(r->msg, sizeof r->msg, "%s:%lld: out of memory for the record", r->name, first);
+            return -1;
+        }
+        if (pr) {
             snprintf(r->msg, sizeof r->msg, "%s:%lld: malformed %s record: %s", r->name, first, bw_format_name(r->fmt),
                      why);
             return -1;

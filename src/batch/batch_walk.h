@@ -156,7 +156,8 @@ int bw_reader_next(bw_reader *r, bw_parsed *p);
 void bw_reader_close(bw_reader *r);
 
 /* Parses one raw record of format f (as bw_reader_next does; csv/tsv
- * columns as timing and domain say). 0 or -1. */
+ * columns as timing and domain say). 0, -1 (malformed: msg says why) or -2
+ * (out of memory). */
 int bw_parse_record(bw_format f, int timing, int domain, const char *rec, size_t n, bw_parsed *p, char *msg,
                     size_t msg_cap);
 
