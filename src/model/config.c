@@ -49,8 +49,8 @@ static imcap_status get_vec3(const cJSON *obj, const char *key, float out[3], in
          * float, and a std below FLT_MIN divides to infinity */
         float f = cJSON_IsNumber(v) ? (float)v->valuedouble : NAN;
         if (!isfinite(f) || (positive && !(f >= FLT_MIN)))
-            return imcap_fail(err, IMCAP_E_FORMAT, "%s: field \"%s\"[%d] must be a %snumber %s", where, key, c,
-                              positive ? "positive " : "", "within float range");
+            return imcap_fail(err, IMCAP_E_FORMAT, "%s: field \"%s\"[%d] must be a %snumber within float range", where,
+                              key, c, positive ? "positive " : "");
         out[c] = f;
     }
     return IMCAP_OK;
