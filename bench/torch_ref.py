@@ -83,7 +83,9 @@ class Attention(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, V, E, D, Hd, A):
+    __constants__ = ["deep"]  # TorchScript then compiles only the branch the model uses
+
+    def __init__(self, V, E, D, Hd, A, deep=False):
         super().__init__()
         self.embedding = nn.Embedding(V, E)
         self.init_h = nn.Linear(D, Hd)
@@ -91,7 +93,17 @@ class Decoder(nn.Module):
         self.attention = Attention(D, Hd, A)
         self.f_beta = nn.Linear(Hd, D)
         self.lstm = nn.LSTMCell(E + D, Hd)  # gate order i, f, g, o, as the spec
-        self.fc = nn.Linear(Hd, V)
+        self.deep = deep
+        if deep:  # format 2's deep output layer
+            self.deep_h = nn.Linear(Hd, E)
+            self.deep_z = nn.Linear(D, E)
+        self.fc = nn.Linear(E if deep else Hd, V)
+
+    def fc_input(self, h, z, emb):
+        """What fc reads: h, or with the deep output layer tanh(deep_h(h) + deep_z(z) + E y)."""
+        if not self.deep:
+            return h
+        return torch.tanh(self.deep_h(h) + self.deep_z(z) + emb)
 
 
 class Net(nn.Module):
@@ -118,7 +130,8 @@ class Net(nn.Module):
         self.encoder = nn.Sequential(*layers)
         self.D, self.H, self.W = C, S, S
         self.L = S * S
-        self.decoder = Decoder(V, cfg["embed_dim"], C, cfg["hidden_dim"], cfg["attention_dim"])
+        self.decoder = Decoder(V, cfg["embed_dim"], C, cfg["hidden_dim"], cfg["attention_dim"],
+                               cfg.get("output", "linear") == "deep")
 
 
 class Model:
@@ -196,7 +209,7 @@ class _Step(nn.Module):
         super().__init__()
         d = net.decoder
         self.embedding, self.decoder_att, self.full_att = d.embedding, d.attention.decoder_att, d.attention.full_att
-        self.f_beta, self.lstm, self.fc = d.f_beta, d.lstm, d.fc
+        self.f_beta, self.lstm, self.fc, self.dec = d.f_beta, d.lstm, d.fc, d
 
 
 class StepShared(_Step):
@@ -208,8 +221,9 @@ class StepShared(_Step):
         e = self.full_att(torch.tanh(p.unsqueeze(0) + q.unsqueeze(1))).squeeze(2)
         alpha = torch.softmax(e, 1)
         z = torch.sigmoid(self.f_beta(h)) * torch.mm(alpha, a)
-        h2, c2 = self.lstm(torch.cat([self.embedding(tokens), z], 1), (h, c))
-        return h2, c2, self.fc(h2), alpha
+        emb = self.embedding(tokens)
+        h2, c2 = self.lstm(torch.cat([emb, z], 1), (h, c))
+        return h2, c2, self.fc(self.dec.fc_input(h2, z, emb)), alpha
 
 
 class StepRows(_Step):
@@ -221,8 +235,9 @@ class StepRows(_Step):
         e = self.full_att(torch.tanh(p + q.unsqueeze(1))).squeeze(2)
         alpha = torch.softmax(e, 1)
         z = torch.sigmoid(self.f_beta(h)) * torch.bmm(alpha.unsqueeze(1), a).squeeze(1)
-        h2, c2 = self.lstm(torch.cat([self.embedding(tokens), z], 1), (h, c))
-        return h2, c2, self.fc(h2), alpha
+        emb = self.embedding(tokens)
+        h2, c2 = self.lstm(torch.cat([emb, z], 1), (h, c))
+        return h2, c2, self.fc(self.dec.fc_input(h2, z, emb)), alpha
 
 
 def compile_module(mod, variant, example):
@@ -513,7 +528,8 @@ def caption_folder(eng, files, beam, chunk=None, enc_batch=32):
 # ------------------------------------------------------------------ training step
 
 class TrainStep(nn.Module):
-    """Forward with teacher forcing (dropout on h before fc), loss =
+    """Forward with teacher forcing (dropout on fc's input: h, or u with the
+    deep output layer), loss =
     cross-entropy over every token + att_reg * the doubly stochastic attention
     regulariser sum_i (1 - sum_t alpha_ti)^2 averaged over examples."""
 
@@ -541,8 +557,9 @@ class TrainStep(nn.Module):
             e = s.full_att(torch.tanh(p + q.unsqueeze(1))).squeeze(2)
             alpha = torch.softmax(e, 1)
             z = torch.sigmoid(s.f_beta(h)) * torch.bmm(alpha.unsqueeze(1), a).squeeze(1)
-            h, c = s.lstm(torch.cat([s.embedding(prev), z], 1), (h, c))
-            logits.append(s.fc(self.drop(h)))
+            emb = s.embedding(prev)
+            h, c = s.lstm(torch.cat([emb, z], 1), (h, c))
+            logits.append(s.fc(self.drop(s.dec.fc_input(h, z, emb))))
             alpha_sum = alpha_sum + alpha
             prev = tokens[:, i]
         lg = torch.stack(logits, 1)

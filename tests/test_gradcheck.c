@@ -91,6 +91,17 @@ static const char *CFG_GRID1 =
     " {\"type\": \"maxpool\", \"kernel\": 4, \"stride\": 4}, {\"type\": \"coords\"}],"
     " \"embed_dim\": 4, \"hidden_dim\": 5, \"attention_dim\": 3, \"max_length\": 6}";
 
+/* CFG_COORDS with Xu et al.'s deep output layer (format 2): the logits come
+ * from tanh(deep_h(h) + deep_z(z) + E y), so the embedding, the gated
+ * context and h each reach them by a second path */
+static const char *CFG_DEEP =
+    "{\"image_size\": 12, \"mean\": [0.485, 0.456, 0.406], \"std\": [0.229, 0.224, 0.225],"
+    " \"encoder\": [{\"type\": \"conv\", \"out\": 4, \"kernel\": 3, \"stride\": 1, \"pad\": 1}, {\"type\": \"relu\"},"
+    " {\"type\": \"maxpool\", \"kernel\": 2, \"stride\": 2},"
+    " {\"type\": \"conv\", \"out\": 3, \"kernel\": 3, \"stride\": 2, \"pad\": 1}, {\"type\": \"relu\"},"
+    " {\"type\": \"coords\"}],"
+    " \"embed_dim\": 4, \"hidden_dim\": 5, \"attention_dim\": 3, \"max_length\": 6, \"output\": \"deep\"}";
+
 typedef struct {
     imcap_model *m;
     imcap_example ex[N_EX];
@@ -335,7 +346,7 @@ static void run_gradcheck(const char *json, float dropout, uint64_t seed, const 
     fixture f;
     fixture_init(&f, json, dropout, 0.3f, seed);
     /* every tensor of the table the config implies is there, and checked below */
-    int expect = 19;
+    int expect = 19 + 4 * f.m->cfg.deep_output;
     for (int i = 0; i < f.m->cfg.n_layers; i++) expect += 2 * (f.m->cfg.layers[i].type == IMCAP_LAYER_CONV);
     cr_assert_eq(f.m->tab.n, expect);
 
@@ -367,6 +378,9 @@ Test(gradcheck, two_pools_dropout) { run_gradcheck(CFG_POOLS, 0.3f, 14, "pools/p
 /* L = 1: alpha == 1, so the attention tensors' gradients are exactly 0 */
 Test(gradcheck, grid_1x1_no_dropout) { run_gradcheck(CFG_GRID1, 0.0f, 15, "1x1/p=0"); }
 Test(gradcheck, grid_1x1_dropout) { run_gradcheck(CFG_GRID1, 0.3f, 16, "1x1/p=0.3"); }
+
+Test(gradcheck, deep_output_no_dropout) { run_gradcheck(CFG_DEEP, 0.0f, 17, "deep/p=0"); }
+Test(gradcheck, deep_output_dropout) { run_gradcheck(CFG_DEEP, 0.3f, 18, "deep/p=0.3"); }
 
 /* The checker must be able to fail: corrupted gradients are reported. */
 Test(gradcheck, negative_controls) {

@@ -486,6 +486,44 @@ Test(config, unknown_top_level_key) {
     cJSON_free(s);
 }
 
+static void set_output(cJSON *c, const void *v) {
+    if (v) cJSON_AddStringToObject(c, "output", v);
+    else cJSON_AddNumberToObject(c, "output", 1);
+}
+
+/* "output": "deep" (format 2) adds deep_h and deep_z and narrows fc to
+ * embed_dim; "linear" is format 1's decoder; anything else is refused */
+Test(config, deep_output_layer) {
+    char *deep = tiny_edited(set_output, "deep"), *lin = tiny_edited(set_output, "linear"), *t = tiny_config();
+    imcap_config c, cl, c0;
+    imcap_error err;
+    cr_assert_eq(imcap_config_parse(deep, WHERE, &c, &err), IMCAP_OK, "%s", err.msg);
+    cr_assert_eq(imcap_config_parse(lin, WHERE, &cl, &err), IMCAP_OK, "%s", err.msg);
+    cr_assert_eq(imcap_config_parse(t, WHERE, &c0, &err), IMCAP_OK, "%s", err.msg);
+    cr_expect(c.deep_output && c.format == 2 && imcap_config_fc_in(&c) == c.embed_dim);
+    cr_expect(memcmp(&cl, &c0, sizeof cl) == 0, "\"linear\" is not the same config as no \"output\"");
+    char *again = imcap_config_to_json(&c), *again0 = imcap_config_to_json(&c0);
+    imcap_config c2;
+    cr_assert_eq(imcap_config_parse(again, WHERE, &c2, &err), IMCAP_OK, "%s", err.msg);
+    cr_expect(memcmp(&c, &c2, sizeof c) == 0, "config changed through imcap_config_to_json: %s", again);
+    cr_expect(strstr(again0, "output") == NULL, "a format-1 config's canonical text gained a field: %s", again0);
+    imcap_param_table tab;
+    imcap_param_table_build(&c, 20, &tab);
+    int fc = imcap_param_table_find(&tab, "decoder.fc.weight"), dh = imcap_param_table_find(&tab, "decoder.deep_h.weight"),
+        dz = imcap_param_table_find(&tab, "decoder.deep_z.weight");
+    cr_assert(fc >= 0 && dh >= 0 && dz >= 0 && imcap_param_table_find(&tab, "decoder.deep_z.bias") >= 0);
+    cr_expect(tab.t[fc].shape[0] == 20 && tab.t[fc].shape[1] == c.embed_dim);
+    cr_expect(tab.t[dh].shape[0] == c.embed_dim && tab.t[dh].shape[1] == c.hidden_dim);
+    cr_expect(tab.t[dz].shape[0] == c.embed_dim && tab.t[dz].shape[1] == c.D);
+    imcap_param_table_build(&c0, 20, &tab);
+    cr_expect(imcap_param_table_find(&tab, "decoder.deep_h.weight") < 0);
+    char *bad = tiny_edited(set_output, "shallow"), *num = tiny_edited(set_output, NULL);
+    expect_config_refused(bad, (const char *[]){"output", "deep", NULL});
+    expect_config_refused(num, (const char *[]){"output", NULL});
+    free(again), free(again0), free(t);
+    cJSON_free(deep), cJSON_free(lin), cJSON_free(bad), cJSON_free(num);
+}
+
 static void add_layer_key(cJSON *c, const void *a) {
     const layer_key *lk = a;
     cJSON_AddNumberToObject(layer(c, lk->layer), lk->key, 1);
@@ -1445,6 +1483,17 @@ MALFORMED(format_1_with_format_2_field) {
     VIA_PARTS({
         cJSON *c = meta_json(p, "imcap.config");
         cJSON_AddNumberToObject(layer(c, 2), "pad", 0);
+        meta_set_json(p, "imcap.config", c);
+    });
+    want(w, "format 2");
+    want(w, "imcap.format");
+}
+
+/* the deep output layer in a file that says format 1 */
+MALFORMED(format_1_with_deep_output) {
+    VIA_PARTS({
+        cJSON *c = meta_json(p, "imcap.config");
+        cJSON_AddStringToObject(c, "output", "deep");
         meta_set_json(p, "imcap.config", c);
     });
     want(w, "format 2");

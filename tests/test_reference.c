@@ -51,6 +51,7 @@ static const variant VARIANTS[] = {
     {"tiny_grid1.json", "tiny_words.txt", 4, 5.0f, 1.0f, 15.0f, 1.0f, "1x1 grid"},
     {"tiny_config.json", "tiny_words60.txt", 5, 3.0f, 1.0f, 15.0f, 1.0f, "64-word vocabulary"},
     {"tiny_config.json", "tiny_words.txt", 6, 1.0f, 1.0f, 1.0f, 0.0f, "unscaled init"},
+    {"tiny_deep.json", "tiny_words.txt", 7, 3.0f, 1.0f, 5.0f, 0.5f, "deep output layer"},
 };
 #define N_VARIANTS (sizeof VARIANTS / sizeof VARIANTS[0])
 

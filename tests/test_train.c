@@ -27,11 +27,29 @@ static char *train_cmd_as(const char *dir, int loud, const char *extra) {
 static char *train_cmd(const char *dir, const char *extra) { return train_cmd_as(dir, 0, extra); }
 static char *train_cmd_loud(const char *dir, const char *extra) { return train_cmd_as(dir, 1, extra); }
 
+/* Adds "output": "deep" (format 2's deep output layer) to dir/config.json. */
+static void make_config_deep(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text = tu_read(path, NULL);
+    cr_assert_not_null(text);
+    cJSON *c = cJSON_Parse(text);
+    cr_assert_not_null(c);
+    cJSON_AddStringToObject(c, "output", "deep");
+    char *out = cJSON_Print(c);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(out, f);
+    fclose(f);
+    cJSON_free(out), cJSON_Delete(c), free(text);
+}
+
 /* Loss falls, the best model and the checkpoint exist and load, and the
  * model then captions a training image with the right colour. */
-Test(train, flickr_layout_end_to_end) {
-    const char *dir = tu_tmpdir("train_e2e");
+static void end_to_end(const char *name, int deep) {
+    const char *dir = tu_tmpdir(name);
     tu_flickr_fixture(dir, 24);
+    if (deep) make_config_deep(dir);
     char extra[4200], *out = NULL, *err = NULL;
     snprintf(extra, sizeof extra, "--max-steps 60 --val-every 10 -o '%s/m.safetensors'", dir);
     int rc = tu_run(train_cmd_loud(dir, extra), &out, &err);
@@ -51,6 +69,8 @@ Test(train, flickr_layout_end_to_end) {
     imcap_error e;
     cr_assert_eq(imcap_model_load(path, &m, &e), IMCAP_OK, "%s", e.msg);
     cr_assert_not_null(imcap_model_metadata(m, "imcap.train.command"));
+    cr_expect_eq(m->cfg.deep_output, deep);
+    cr_expect_eq(m->p.deep_h_w != NULL, deep, "deep_h is there exactly with the deep output layer");
     imcap_result *r;
     imcap_options opt;
     imcap_options_default(&opt);
@@ -60,6 +80,10 @@ Test(train, flickr_layout_end_to_end) {
     imcap_result_free(r);
     imcap_model_free(m);
 }
+
+Test(train, flickr_layout_end_to_end) { end_to_end("train_e2e", 0); }
+/* the same with Xu et al.'s deep output layer, with dropout on u */
+Test(train, deep_output_end_to_end) { end_to_end("train_e2e_deep", 1); }
 
 static void load_ckpt(const char *path, imcap_model **m, imcap_train_state *st) {
     imcap_error e;

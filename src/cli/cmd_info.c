@@ -85,8 +85,8 @@ int run_info(int argc, char **argv) {
                cc->domain_val_images, cc->domain_train_images);
     else
         printf("in-domain:    no statistics (captions cannot say how typical an image is; see imcap calibrate)\n");
-    printf("decoder:      embed %d, hidden %d, attention %d, max_length %d\n", in.embed_dim, in.hidden_dim,
-           in.attention_dim, in.max_length);
+    printf("decoder:      embed %d, hidden %d, attention %d, max_length %d%s\n", in.embed_dim, in.hidden_dim,
+           in.attention_dim, in.max_length, cc->deep_output ? "; deep output layer" : "");
     printf("vocabulary:   %d tokens\n", in.vocab_size);
     printf("parameters:   %lld (%.2f MB as F32)\n", (long long)in.n_params, in.n_params * 4.0 / 1e6);
     printf("FLOPs/image:  %.1f M encoder + %.2f M per decoded token per hypothesis\n", in.encoder_flops / 1e6,

@@ -17,7 +17,7 @@
 #define MAX_ACTIVATION (1LL << 28)
 
 static const char *top_keys[] = {"image_size", "mean", "std", "encoder", "embed_dim", "hidden_dim",
-                                 "attention_dim", "max_length", "domain", NULL};
+                                 "attention_dim", "max_length", "output", "domain", NULL};
 
 static int in_list(const char *s, const char *const *list) {
     for (int i = 0; list[i]; i++)
@@ -331,6 +331,14 @@ imcap_status imcap_config_parse(const char *json, const char *where, imcap_confi
     int i = 0, v2 = 0;
     for (const cJSON *lj = enc->child; lj; lj = lj->next, i++)
         if ((s = parse_layer(lj, i, &cfg->layers[i], &v2, where, err))) goto done;
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(root, "output");
+    if (out) {
+        if (cJSON_IsString(out) && !strcmp(out->valuestring, "deep")) cfg->deep_output = 1, v2 = 1;
+        else if (!cJSON_IsString(out) || strcmp(out->valuestring, "linear")) {
+            s = imcap_fail(err, IMCAP_E_FORMAT, "%s: field \"output\" must be \"linear\" or \"deep\"", where);
+            goto done;
+        }
+    }
     cfg->format = v2 ? 2 : 1;
     if ((s = derive_shapes(cfg, where, err))) goto done;
     const cJSON *dom = cJSON_GetObjectItemCaseSensitive(root, "domain");
@@ -387,6 +395,7 @@ char *imcap_config_to_json(const imcap_config *cfg) {
     }
     imcap_buf_printf(&b, "], \"embed_dim\": %d, \"hidden_dim\": %d, \"attention_dim\": %d, \"max_length\": %d",
                      cfg->embed_dim, cfg->hidden_dim, cfg->attention_dim, cfg->max_length);
+    if (cfg->deep_output) imcap_buf_printf(&b, ", \"output\": \"deep\"");
     if (cfg->has_domain)
         imcap_buf_printf(&b,
                          ", \"domain\": {\"layer\": %d, \"threshold\": %.17g, \"quantile\": %.17g, \"train_images\": %d, "
@@ -400,7 +409,7 @@ char *imcap_config_to_json(const imcap_config *cfg) {
 
 char *imcap_config_encoder_json(const imcap_config *cfg) {
     imcap_config c = *cfg;
-    c.embed_dim = c.hidden_dim = c.attention_dim = c.max_length = 0;
+    c.embed_dim = c.hidden_dim = c.attention_dim = c.max_length = c.deep_output = 0;
     c.has_domain = 0; /* calibrating a model does not change what its encoder computes */
     return imcap_config_to_json(&c);
 }

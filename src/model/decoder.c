@@ -84,13 +84,15 @@ static imcap_status step_cache_alloc(imcap_step_cache *s, const imcap_config *cf
     /* inference (imcap_model's pack) keeps q and the gate side by side in
      * qg, and h_prev after the LSTM input in x; training keeps them apart */
     float **bufs[] = {&s->q, &s->tanh_pq, &s->alpha, &s->ctx, &s->gate, &s->x, &s->gates,
-                      &s->c, &s->tanh_c, &s->h, &s->h_fc, &s->logits, &s->qg};
+                      &s->c, &s->tanh_c, &s->h, &s->u, &s->h_fc, &s->logits, &s->qg};
     size_t sizes[] = {(size_t)A, (size_t)L * A, (size_t)L, (size_t)D, (size_t)D, (size_t)E + D + (for_backward ? 0 : Hd),
-                      (size_t)4 * Hd, (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)V, (size_t)A + D};
+                      (size_t)4 * Hd, (size_t)Hd, (size_t)Hd, (size_t)Hd, (size_t)E, (size_t)imcap_config_fc_in(cfg),
+                      (size_t)V, (size_t)A + D};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         int infer_only = bufs[k] == &s->qg, train_only = bufs[k] == &s->tanh_pq || bufs[k] == &s->q ||
                                                          bufs[k] == &s->gate || bufs[k] == &s->h_fc;
         if ((train_only && !for_backward) || (infer_only && for_backward)) continue;
+        if (bufs[k] == &s->u && !cfg->deep_output) continue;
         if (!(*bufs[k] = imcap_aligned_alloc(sizes[k] * (size_t)N * sizeof(float)))) {
             imcap_step_cache_free(s);
             return IMCAP_E_NOMEM;
@@ -109,7 +111,7 @@ imcap_status imcap_step_cache_alloc_infer(imcap_step_cache *s, const imcap_confi
 
 void imcap_step_cache_free(imcap_step_cache *s) {
     free(s->q), free(s->tanh_pq), free(s->alpha), free(s->ctx), free(s->gate), free(s->x);
-    free(s->gates), free(s->c), free(s->tanh_c), free(s->h), free(s->h_fc), free(s->logits), free(s->qg);
+    free(s->gates), free(s->c), free(s->tanh_c), free(s->h), free(s->u), free(s->h_fc), free(s->logits), free(s->qg);
     memset(s, 0, sizeof *s);
 }
 
@@ -117,6 +119,37 @@ void imcap_step_cache_free(imcap_step_cache *s) {
  * otherwise over a + n * a_stride / p_att + n * p_stride. */
 static const float *row_a(const float *const *a_rows, const float *a, size_t stride, int n) {
     return a_rows ? a_rows[n] : a + n * stride;
+}
+
+/* Xu et al.'s deep output layer (eq. 7, with the tanh of the authors'
+ * code): u = tanh(deep_h(h) + deep_z(z) + E y) for N rows, z and E y read
+ * from the LSTM input x (row stride ldx, [E y; z; ...]). Training and
+ * inference share it, so both compute u with the same bits. */
+static void deep_output_forward(const imcap_config *cfg, const imcap_params *p, int N, const float *h, const float *x,
+                                size_t ldx, float *u) {
+    int E = cfg->embed_dim, Hd = cfg->hidden_dim, D = cfg->D;
+    imcap_mm_seg seg[2] = {{p->deep_h_w, (size_t)Hd, h, (size_t)Hd, Hd}, {p->deep_z_w, (size_t)D, x + E, ldx, D}};
+    imcap_rows_affine(u, (size_t)E, N, E, seg, 2, p->deep_h_b, p->deep_z_b);
+    for (int n = 0; n < N; n++)
+        for (int e = 0; e < E; e++) u[(size_t)n * E + e] += x[n * ldx + e];
+    imcap_vtanh(u, u, (size_t)N * E);
+}
+
+/* du [N,E] arrives at u (and is overwritten with the gradient before the
+ * tanh); accumulates into dh [N,Hd], dx [N, ldx] (its E y and z parts) and
+ * g's deep_h, deep_z. */
+static void deep_output_backward(const imcap_config *cfg, const imcap_params *p, const imcap_params *g, int N,
+                                 const float *h, const float *x, size_t ldx, const float *u, float *du, float *dh,
+                                 float *dx) {
+    int E = cfg->embed_dim, Hd = cfg->hidden_dim, D = cfg->D;
+    for (size_t k = 0; k < (size_t)N * E; k++) du[k] *= 1.0f - u[k] * u[k];
+    imcap_affine_backward(dh, g->deep_h_w, g->deep_h_b, du, h, p->deep_h_w, N, Hd, E);
+    for (int n = 0; n < N; n++)
+        for (int e = 0; e < E; e++) g->deep_z_b[e] += du[(size_t)n * E + e];
+    imcap_gemm(g->deep_z_w, (size_t)D, du, 1, (size_t)E, x + E, ldx, E, D, N, NULL, 1);  /* du^T z */
+    imcap_gemm(dx + E, ldx, du, (size_t)E, 1, p->deep_z_w, (size_t)D, N, D, E, NULL, 1); /* dz += du deep_z */
+    for (int n = 0; n < N; n++)
+        for (int e = 0; e < E; e++) dx[n * ldx + e] += du[(size_t)n * E + e];
 }
 
 /* Training's step: the products in dot form over the weights as stored
@@ -140,11 +173,16 @@ static void step_train(const imcap_config *cfg, const imcap_params *p, int V, in
     imcap_lstm_forward(s->h, s->c, s->tanh_c, s->gates, s->x, h_prev, c_prev, p->w_ih, p->b_ih, p->w_hh, p->b_hh, N,
                        X, Hd);
     const float *fc_in = s->h;
+    int F = imcap_config_fc_in(cfg);
+    if (cfg->deep_output) {
+        deep_output_forward(cfg, p, N, s->h, s->x, (size_t)X, s->u);
+        fc_in = s->u;
+    }
     if (dropout_mask) {
-        for (size_t k = 0; k < (size_t)N * Hd; k++) s->h_fc[k] = s->h[k] * dropout_mask[k];
+        for (size_t k = 0; k < (size_t)N * F; k++) s->h_fc[k] = fc_in[k] * dropout_mask[k];
         fc_in = s->h_fc;
     }
-    imcap_affine_forward(s->logits, fc_in, p->fc_w, p->fc_b, N, Hd, V);
+    imcap_affine_forward(s->logits, fc_in, p->fc_w, p->fc_b, N, F, V);
 }
 
 /* Inference's step: three products over the transposed weights of the
@@ -170,8 +208,14 @@ static void step_infer(const imcap_config *cfg, const imcap_params *p, const imc
     }
     imcap_affine_p(s->gates, (size_t)4 * Hd, N, 4 * Hd, s->x, (size_t)X, pk->gates_wt, X, pk->gates_b);
     imcap_lstm_cell(s->h, s->c, s->tanh_c, s->gates, c_prev, N, Hd);
-    if (pk->fc_wt) imcap_affine_p(s->logits, (size_t)V, N, V, s->h, (size_t)Hd, pk->fc_wt, Hd, p->fc_b);
-    else imcap_affine_forward(s->logits, s->h, p->fc_w, p->fc_b, N, Hd, V);
+    const float *fc_in = s->h;
+    int F = imcap_config_fc_in(cfg);
+    if (cfg->deep_output) {
+        deep_output_forward(cfg, p, N, s->h, s->x, (size_t)X, s->u);
+        fc_in = s->u;
+    }
+    if (pk->fc_wt) imcap_affine_p(s->logits, (size_t)V, N, V, fc_in, (size_t)F, pk->fc_wt, F, p->fc_b);
+    else imcap_affine_forward(s->logits, fc_in, p->fc_w, p->fc_b, N, F, V);
 }
 
 void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
@@ -198,7 +242,7 @@ imcap_status imcap_step_scratch_alloc(imcap_step_scratch *w, const imcap_config 
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim;
     w->cap = N;
     float **bufs[] = {&w->dh_fc, &w->dh, &w->dx, &w->dgate, &w->dctx, &w->dq, &w->lstm, &w->att};
-    size_t sizes[] = {(size_t)Hd * N, (size_t)Hd * N, (size_t)(E + D) * N, (size_t)D * N, (size_t)D * N,
+    size_t sizes[] = {(size_t)imcap_config_fc_in(cfg) * N, (size_t)Hd * N, (size_t)(E + D) * N, (size_t)D * N, (size_t)D * N,
                       (size_t)A * N, (size_t)4 * Hd * N, (size_t)L};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
         if (!(*bufs[k] = imcap_aligned_alloc(sizes[k] * sizeof(float)))) {
@@ -222,11 +266,23 @@ void imcap_decoder_step_backward(const imcap_config *cfg, const imcap_params *p,
     int L = cfg->L, D = cfg->D, Hd = cfg->hidden_dim, A = cfg->attention_dim, E = cfg->embed_dim, X = E + D;
     size_t NH = (size_t)N * Hd;
     /* fc, then dropout, then the gradient arriving from step t+1 */
-    memset(w->dh_fc, 0, NH * sizeof(float));
-    imcap_affine_backward(w->dh_fc, g->fc_w, g->fc_b, dlogits, dropout_mask ? s->h_fc : s->h, p->fc_w, N, Hd, V);
-    for (size_t k = 0; k < NH; k++)
-        w->dh[k] = w->dh_fc[k] * (dropout_mask ? dropout_mask[k] : 1.0f) + (dh_next ? dh_next[k] : 0.0f);
-    memset(w->dx, 0, (size_t)N * X * sizeof(float));
+    int F = imcap_config_fc_in(cfg);
+    size_t NF = (size_t)N * F;
+    memset(w->dh_fc, 0, NF * sizeof(float));
+    const float *fc_in = dropout_mask ? s->h_fc : cfg->deep_output ? s->u : s->h;
+    imcap_affine_backward(w->dh_fc, g->fc_w, g->fc_b, dlogits, fc_in, p->fc_w, N, F, V);
+    if (!cfg->deep_output) {
+        for (size_t k = 0; k < NH; k++)
+            w->dh[k] = w->dh_fc[k] * (dropout_mask ? dropout_mask[k] : 1.0f) + (dh_next ? dh_next[k] : 0.0f);
+        memset(w->dx, 0, (size_t)N * X * sizeof(float));
+    } else {
+        /* the dropout was on u; deep_output_backward adds into dh and into dx's E y and z */
+        if (dropout_mask)
+            for (size_t k = 0; k < NF; k++) w->dh_fc[k] *= dropout_mask[k];
+        for (size_t k = 0; k < NH; k++) w->dh[k] = dh_next ? dh_next[k] : 0.0f;
+        memset(w->dx, 0, (size_t)N * X * sizeof(float));
+        deep_output_backward(cfg, p, g, N, s->h, s->x, (size_t)X, s->u, w->dh_fc, w->dh, w->dx);
+    }
     imcap_lstm_backward(w->dx, dh_prev, dc_prev, g->w_ih, g->b_ih, g->w_hh, g->b_hh, w->dh, dc_next, s->x, h_prev,
                         c_prev, s->gates, s->tanh_c, p->w_ih, p->w_hh, N, X, Hd, w->lstm);
     memset(w->dq, 0, (size_t)N * A * sizeof(float));

@@ -39,7 +39,7 @@ imcap_status imcap_model_pack_alloc(imcap_model *m, imcap_error *err) {
     /* a few dozen outputs fill too few 16-lane vectors of the outer form
      * (measured: 49 words, 32 rows: 20 us against 10 in dot form) */
     int pack_fc = m->vocab.n >= IMCAP_PACK_MIN_V;
-    if (pack_fc) k->fc_wt = imcap_aligned_alloc(imcap_panel_floats(m->vocab.n, (int)Hd) * sizeof(float));
+    if (pack_fc) k->fc_wt = imcap_aligned_alloc(imcap_panel_floats(m->vocab.n, imcap_config_fc_in(c)) * sizeof(float));
     if (!k->enc_att_wt || !k->qg_wt || !k->qg_b || !k->gates_wt || !k->gates_b || (pack_fc && !k->fc_wt))
         return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the decoder's transposed weights");
     imcap_model_sync(m);
@@ -59,7 +59,8 @@ void imcap_model_sync(imcap_model *m) {
     imcap_panel_put(k->gates_wt, X + Hd, 0, 0, p->w_ih, 4 * Hd, X);
     imcap_panel_put(k->gates_wt, X + Hd, 0, X, p->w_hh, 4 * Hd, Hd);
     for (int o = 0; o < 4 * Hd; o++) k->gates_b[o] = p->b_ih[o] + p->b_hh[o];
-    if (k->fc_wt) imcap_panel_put(k->fc_wt, Hd, 0, 0, p->fc_w, V, Hd);
+    int F = imcap_config_fc_in(c);
+    if (k->fc_wt) imcap_panel_put(k->fc_wt, F, 0, 0, p->fc_w, V, F);
 }
 
 imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, imcap_model **out, imcap_error *err) {
@@ -181,7 +182,11 @@ void imcap_model_init_random(imcap_model *m, uint64_t seed) {
     xavier(p->f_beta_w, D, Hd, &r);
     xavier(p->w_ih, 4 * Hd, E + D, &r);
     xavier(p->w_hh, 4 * Hd, Hd, &r);
-    xavier(p->fc_w, V, Hd, &r);
+    xavier(p->fc_w, V, imcap_config_fc_in(c), &r);
+    if (c->deep_output) { /* after every format-1 tensor: the same seed gives a format-1 model the same weights */
+        xavier(p->deep_h_w, E, Hd, &r);
+        xavier(p->deep_z_w, E, D, &r);
+    }
     for (int j = Hd; j < 2 * Hd; j++) p->b_ih[j] = 1.0f; /* forget gate starts open */
     imcap_model_sync(m);
 }
@@ -249,5 +254,6 @@ void imcap_model_get_info(const imcap_model *m, imcap_model_info *info) {
     double L = c->L, D = c->D, A = c->attention_dim, Hd = c->hidden_dim, E = c->embed_dim, V = m->vocab.n;
     enc += 2.0 * L * D * A + 2.0 * 2.0 * Hd * D; /* encoder_att over the cells, init_h / init_c */
     info->encoder_flops = enc;
-    info->decoder_flops = 2.0 * A * Hd + 3.0 * L * A + 2.0 * D * Hd + 2.0 * L * D + 2.0 * 4 * Hd * (E + D + Hd) + 2.0 * V * Hd;
+    info->decoder_flops = 2.0 * A * Hd + 3.0 * L * A + 2.0 * D * Hd + 2.0 * L * D + 2.0 * 4 * Hd * (E + D + Hd) +
+                          2.0 * V * imcap_config_fc_in(&m->cfg) + (m->cfg.deep_output ? 2.0 * E * (Hd + D) : 0.0);
 }

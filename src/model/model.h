@@ -53,6 +53,9 @@ typedef struct {
     int n_layers;
     imcap_layer layers[IMCAP_MAX_LAYERS];
     int embed_dim, hidden_dim, attention_dim, max_length;
+    /* format 2, optional: Xu et al.'s deep output layer, logits from
+     * tanh(deep_h(h_t) + deep_z(z_t) + E y_{t-1}) instead of from h_t */
+    int deep_output;
     /* the in-domain check (format 2, optional; model/domain.h): its
      * descriptor is taken from encoder layer domain_layer's output */
     int has_domain, domain_layer;
@@ -62,6 +65,11 @@ typedef struct {
     int D, H, W, L;
     int domain_F;                       /* descriptor size, 0 without a domain check */
 } imcap_config;
+
+/* The width of fc's input: embed_dim with the deep output layer, else hidden_dim. */
+static inline int imcap_config_fc_in(const imcap_config *cfg) {
+    return cfg->deep_output ? cfg->embed_dim : cfg->hidden_dim;
+}
 
 /* Parses and validates config JSON text; derives every layer's shapes.
  * where names the source in messages ("model.safetensors: imcap.config"). */
@@ -119,7 +127,9 @@ typedef struct {
     float *f_beta_w, *f_beta_b;        /* [D, Hd], [D] */
     float *w_ih, *b_ih;                /* [4Hd, E+D], [4Hd] */
     float *w_hh, *b_hh;                /* [4Hd, Hd], [4Hd] */
-    float *fc_w, *fc_b;                /* [V, Hd], [V] */
+    float *deep_h_w, *deep_h_b;        /* deep output only: [E, Hd], [E] */
+    float *deep_z_w, *deep_z_b;        /* deep output only: [E, D], [E] */
+    float *fc_w, *fc_b;                /* [V, F], [V]: F = imcap_config_fc_in */
 } imcap_params;
 
 /* The table of tensors the config implies, in ascending name order (the
@@ -167,7 +177,7 @@ typedef struct {
     float *enc_att_wt;         /* A outputs over D: encoder_att, for the per-image preparation */
     float *qg_wt, *qg_b;       /* A + D outputs over Hd: decoder_att | f_beta; [A + D] */
     float *gates_wt, *gates_b; /* 4 Hd outputs over E + D + Hd: [w_ih | w_hh]; b_ih + b_hh */
-    float *fc_wt;              /* V outputs over Hd (its bias is fc_b); NULL for a small vocabulary (below
+    float *fc_wt;              /* V outputs over imcap_config_fc_in (its bias is fc_b); NULL for a small vocabulary (below
                                 * IMCAP_PACK_MIN_V words: fc_w in dot form is faster there) */
 } imcap_decoder_pack;
 

@@ -42,7 +42,8 @@ typedef struct {
     float *x;         /* [N,E+D] LSTM input */
     float *gates;     /* [N,4Hd] activated */
     float *c, *tanh_c, *h; /* [N,Hd] */
-    float *h_fc;      /* [N,Hd] fc input: h, or h with dropout applied */
+    float *u;         /* [N,E] deep output only: tanh(deep_h(h) + deep_z(z) + E y) */
+    float *h_fc;      /* [N,F] training: fc's input (h, or u with the deep output) with dropout applied */
     float *logits;    /* [N,V] */
     float *qg;        /* inference: [N,A+D] q and the gate side by side (q and gate are then NULL, x is [N,E+D+Hd]) */
 } imcap_step_cache;
@@ -53,7 +54,8 @@ imcap_status imcap_step_cache_alloc_infer(imcap_step_cache *s, const imcap_confi
 void imcap_step_cache_free(imcap_step_cache *s);
 
 /* Training's step. Row n reads a + n * a_stride and p + n * p_stride.
- * dropout_mask [N,Hd] scales h before fc (NULL: none). s from
+ * dropout_mask [N,F] (F = imcap_config_fc_in: h, or u with the deep
+ * output) scales fc's input (NULL: none). s from
  * imcap_step_cache_alloc. */
 void imcap_decoder_step_forward(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
                                 const float *h_prev, const float *c_prev, const float *a, size_t a_stride,
@@ -75,7 +77,7 @@ void imcap_decoder_step_infer_rows(const imcap_model *m, int N, const int *token
                                    imcap_step_cache *s);
 
 typedef struct {
-    float *dh_fc, *dh, *dx, *dgate, *dctx, *dq, *lstm, *att; /* sized for cap rows */
+    float *dh_fc, *dh, *dx, *dgate, *dctx, *dq, *lstm, *att; /* sized for cap rows; dh_fc: [N,F] */
     int cap;
 } imcap_step_scratch;
 

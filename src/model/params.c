@@ -92,7 +92,13 @@ void imcap_param_table_build(const imcap_config *cfg, int V, imcap_param_table *
     add(tab, "decoder.lstm.bias_ih", 1, 4 * Hd, 0, 0, 0);
     add(tab, "decoder.lstm.weight_hh", 2, 4 * Hd, Hd, 0, 0);
     add(tab, "decoder.lstm.bias_hh", 1, 4 * Hd, 0, 0, 0);
-    add(tab, "decoder.fc.weight", 2, V, Hd, 0, 0);
+    if (cfg->deep_output) {
+        add(tab, "decoder.deep_h.weight", 2, E, Hd, 0, 0);
+        add(tab, "decoder.deep_h.bias", 1, E, 0, 0, 0);
+        add(tab, "decoder.deep_z.weight", 2, E, D, 0, 0);
+        add(tab, "decoder.deep_z.bias", 1, E, 0, 0, 0);
+    }
+    add(tab, "decoder.fc.weight", 2, V, imcap_config_fc_in(cfg), 0, 0);
     add(tab, "decoder.fc.bias", 1, V, 0, 0, 0);
     if (cfg->has_domain) { /* "stats." sorts after every trained tensor */
         add(tab, "stats.domain.mean", 1, cfg->domain_F, 0, 0, 0);
@@ -175,6 +181,10 @@ void imcap_params_point(imcap_params *p, const imcap_config *cfg, const imcap_pa
     p->b_ih = view(tab, block, "decoder.lstm.bias_ih");
     p->w_hh = view(tab, block, "decoder.lstm.weight_hh");
     p->b_hh = view(tab, block, "decoder.lstm.bias_hh");
+    p->deep_h_w = view(tab, block, "decoder.deep_h.weight");
+    p->deep_h_b = view(tab, block, "decoder.deep_h.bias");
+    p->deep_z_w = view(tab, block, "decoder.deep_z.weight");
+    p->deep_z_b = view(tab, block, "decoder.deep_z.bias");
     p->fc_w = view(tab, block, "decoder.fc.weight");
     p->fc_b = view(tab, block, "decoder.fc.bias");
     p->domain_mean = view(tab, block, "stats.domain.mean");

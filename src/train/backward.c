@@ -24,7 +24,7 @@ struct imcap_trainer_worker {
     float *dlogits;              /* [cap,V] */
     float *lse;                  /* [T,cap] log-sum-exp of each row's logits, from the loss */
     float *dalpha, *alpha_sum;   /* [cap,L] */
-    float *masks;                /* [T,cap,Hd] dropout */
+    float *masks;                /* [T,cap,F] dropout of fc's input (F = imcap_config_fc_in) */
     int *tokens;                 /* [cap] inputs of the current step */
     int *order;                  /* [cap] examples, longest first */
     int *active;                 /* [T] rows still running at step t */
@@ -61,7 +61,7 @@ imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap, int frozen
     size_t sizes[] = {(size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd,
                       (size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * D * L,
                       (size_t)D + Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd,
-                      (size_t)cap * V, (size_t)T * cap, (size_t)cap * L, (size_t)cap * L, (size_t)T * cap * Hd,
+                      (size_t)cap * V, (size_t)T * cap, (size_t)cap * L, (size_t)cap * L, (size_t)T * cap * imcap_config_fc_in(c),
                       imcap_trained_floats(m, frozen)};
     for (size_t k = 0; ok && k < sizeof sizes / sizeof sizes[0]; k++)
         ok = (*bufs[k] = imcap_aligned_alloc(sizes[k] * sizeof(float))) != NULL;
@@ -124,6 +124,7 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
     const imcap_config *c = &m->cfg;
     const imcap_params *P = &m->p;
     int L = c->L, D = c->D, A = c->attention_dim, Hd = c->hidden_dim, V = m->vocab.n, S = c->image_size;
+    int Fd = imcap_config_fc_in(c);
     /* longest first, ties by position: deterministic */
     for (int i = 0; i < n; i++) {
         int j = i;
@@ -160,12 +161,12 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         const float *hp = t == 0 ? w->h0 : w->steps[t - 1].h, *cp = t == 0 ? w->c0 : w->steps[t - 1].c;
         float *mask = NULL;
         if (use_dropout) {
-            mask = w->masks + (size_t)t * w->cap * Hd;
+            mask = w->masks + (size_t)t * w->cap * Fd;
             for (int r = 0; r < N; r++) {
                 imcap_rng rng;
                 imcap_rng_seed(&rng, imcap_mix64(opt->seed ^ imcap_mix64((uint64_t)opt->step * 1000003ULL + ex[w->order[r]].id)) ^ (uint64_t)t);
-                for (int j = 0; j < Hd; j++)
-                    mask[(size_t)r * Hd + j] = imcap_rng_uniform(&rng) < opt->dropout ? 0.0f : keep_scale;
+                for (int j = 0; j < Fd; j++)
+                    mask[(size_t)r * Fd + j] = imcap_rng_uniform(&rng) < opt->dropout ? 0.0f : keep_scale;
             }
         }
         imcap_decoder_step_forward(c, P, V, N, w->tokens, hp, cp, w->a, (size_t)L * D, w->p, (size_t)L * A, mask,
@@ -228,7 +229,7 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         memset(dhp, 0, (size_t)n * Hd * sizeof(float));
         memset(dcp, 0, (size_t)n * Hd * sizeof(float));
         imcap_decoder_step_backward(c, P, &w->g, V, N, w->tokens, hp, cp, w->a, (size_t)L * D,
-                                    use_dropout ? w->masks + (size_t)t * w->cap * Hd : NULL, s, w->dlogits, dh_next,
+                                    use_dropout ? w->masks + (size_t)t * w->cap * Fd : NULL, s, w->dlogits, dh_next,
                                     dc_next, opt->att_reg != 0 ? w->dalpha : NULL, dhp, dcp, da, w->dp,
                                     (size_t)L * A, &w->scratch);
         dh_next = dhp, dc_next = dcp;

@@ -58,6 +58,8 @@ int ref_model_init(ref_model *r, const imcap_model *m, char *why, size_t wn) {
         if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b)) bad = why_set(why, wn, "config mean/std");
         else r->mean[c] = a->valuedouble, r->std[c] = b->valuedouble;
     }
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(j, "output");
+    r->deep = cJSON_IsString(out) && !strcmp(out->valuestring, "deep");
     const cJSON *enc = cJSON_GetObjectItemCaseSensitive(j, "encoder");
     int C = 3, H = r->S, W = r->S;
     r->n_layers = cJSON_GetArraySize(enc);
@@ -132,7 +134,13 @@ int ref_model_init(ref_model *r, const imcap_model *m, char *why, size_t wn) {
     T1(b_ih, "decoder.lstm.bias_ih", 4 * Hd);
     T2(w_hh, "decoder.lstm.weight_hh", 4 * Hd, Hd);
     T1(b_hh, "decoder.lstm.bias_hh", 4 * Hd);
-    T2(fc_w, "decoder.fc.weight", V, Hd);
+    if (r->deep) {
+        T2(deep_h_w, "decoder.deep_h.weight", E, Hd);
+        T1(deep_h_b, "decoder.deep_h.bias", E);
+        T2(deep_z_w, "decoder.deep_z.weight", E, D);
+        T1(deep_z_b, "decoder.deep_z.bias", E);
+    }
+    T2(fc_w, "decoder.fc.weight", V, r->deep ? E : Hd);
     T1(fc_b, "decoder.fc.bias", V);
 #undef T1
 #undef T2
@@ -317,7 +325,17 @@ void ref_step(const ref_prep *pp, int y, const double *h, const double *c, doubl
         c2[j] = gf * c[j] + gi * gg;
         h2[j] = go * tanh(c2[j]);
     }
-    affine(logits, r->fc_w, r->fc_b, h2, Hd, V);
+    if (r->deep) {
+        /* u = tanh(deep_h(h_t) + deep_z(z) + E[y]) */
+        double *u = malloc(E * sizeof(double)), *uz = malloc(E * sizeof(double));
+        affine(u, r->deep_h_w, r->deep_h_b, h2, Hd, E);
+        affine(uz, r->deep_z_w, r->deep_z_b, x + E, D, E);
+        for (int k = 0; k < E; k++) u[k] = tanh(u[k] + uz[k] + x[k]);
+        affine(logits, r->fc_w, r->fc_b, u, E, V);
+        free(u), free(uz);
+    } else {
+        affine(logits, r->fc_w, r->fc_b, h2, Hd, V);
+    }
     free(q), free(e), free(t), free(gate), free(x), free(g), free(g2);
 }
 

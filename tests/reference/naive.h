@@ -24,9 +24,11 @@ typedef struct {
     int n_layers;
     ref_layer layers[REF_MAX_LAYERS];
     int E, Hd, A, max_length, V;
+    int deep; /* "output": "deep" (Format 2) */
     int D, H, W, L;
     const float *emb, *init_h_w, *init_h_b, *init_c_w, *init_c_b, *enc_att_w, *enc_att_b, *dec_att_w, *dec_att_b,
         *full_att_w, *full_att_b, *f_beta_w, *f_beta_b, *w_ih, *b_ih, *w_hh, *b_hh, *fc_w, *fc_b;
+    const float *deep_h_w, *deep_h_b, *deep_z_w, *deep_z_b; /* deep output only */
 } ref_model;
 
 /* Fills r from the model's config JSON and parameter table; 0 on success,
