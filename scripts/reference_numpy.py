@@ -126,7 +126,11 @@ class Decoder:
         gg, o = np.tanh(gates[2 * Hd:3 * Hd]), sigmoid(gates[3 * Hd:])
         c2 = f * c + i * gg
         h2 = o * np.tanh(c2)
-        return h2, c2, g("fc.weight") @ h2 + g("fc.bias"), alpha
+        fc_in = h2
+        if "decoder.deep_h.weight" in self.T:  # format 2's deep output layer
+            E = g("embedding.weight").shape[1]
+            fc_in = np.tanh(g("deep_h.weight") @ h2 + g("deep_h.bias") + g("deep_z.weight") @ z + g("deep_z.bias") + x[:E])
+        return h2, c2, g("fc.weight") @ fc_in + g("fc.bias"), alpha
 
 
 def beam_search(dec, k, max_length, V):

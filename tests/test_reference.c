@@ -593,8 +593,8 @@ Test(reference, numpy_script_agrees_with_the_engine, .timeout = 300) {
     snprintf(dir, sizeof dir, "%s", tu_tmpdir("reference-numpy"));
     char cmd[32768];
     int checked = 0;
-    /* variants: tiny, stride-2 (odd sizes), 1x1 grid, large vocabulary */
-    static const size_t which[] = {0, 2, 3, 4};
+    /* variants: tiny, stride-2 (odd sizes), 1x1 grid, large vocabulary, deep output layer */
+    static const size_t which[] = {0, 2, 3, 4, 6};
     for (size_t wi = 0; wi < sizeof which / sizeof which[0]; wi++) {
         size_t vi = which[wi];
         imcap_model *m = make_model(&VARIANTS[vi]);
@@ -629,7 +629,7 @@ Test(reference, numpy_script_agrees_with_the_engine, .timeout = 300) {
         }
         imcap_model_free(m);
     }
-    cr_expect_eq(checked, 5);
+    cr_expect_eq(checked, 6);
     /* the script must be able to fail: a trace with one logit moved by 0.01
      * (well over 1e-4) is rejected */
     snprintf(cmd, sizeof cmd,

@@ -575,12 +575,18 @@ static void F(attention_fused)(float *ctx, float *alpha, float *tanh_pq, const f
         int r = lanes_left(L, i);
         stn(alpha + i, ldn(alpha + i, r) * inv, r);
     }
-    /* ctx = sum_i alpha_i a_i, cells in order */
-    for (int d = 0; d < D; d += LANES) {
-        int r = lanes_left(D, d);
-        vf c = {0};
-        for (int j = 0; j < L; j++) c += alpha[j] * ldn(a + (size_t)j * D + d, r);
-        stn(ctx + d, c, r);
+    /* ctx = sum_i alpha_i a_i, cells in order; up to eight vectors of d
+     * at a time, so that eight chains of dependent multiply-adds overlap
+     * (one at a time, each waited on the latency of the last) */
+    for (int d0 = 0; d0 < D; d0 += 8 * LANES) {
+        int left = D - d0, nv = left >= 8 * LANES ? 8 : (left + LANES - 1) / LANES;
+        vf c[8];
+        for (int v = 0; v < nv; v++) c[v] = (vf){0};
+        for (int j = 0; j < L; j++) {
+            const float *aj = a + (size_t)j * D + d0;
+            for (int v = 0; v < nv; v++) c[v] += alpha[j] * ldn(aj + v * LANES, lanes_left(left, v * LANES));
+        }
+        for (int v = 0; v < nv; v++) stn(ctx + d0 + v * LANES, c[v], lanes_left(left, v * LANES));
     }
 }
 
