@@ -125,6 +125,12 @@ Test(train, resume_is_exact) {
     cr_assert(memcmp(ma->block, mb->block, n * sizeof(float)) == 0, "weights differ after resume");
     cr_assert(memcmp(sa.m, sb.m, n * sizeof(float)) == 0, "Adam m differs after resume");
     cr_assert(memcmp(sa.v, sb.v, n * sizeof(float)) == 0, "Adam v differs after resume");
+    /* the recipe in the metadata is the command that started the run (the
+     * interruption came before any validation), the resume beside it */
+    const char *first = imcap_model_metadata(mb, "imcap.train.command"),
+               *again = imcap_model_metadata(mb, "imcap.train.resume_command");
+    cr_expect(first && strstr(first, "--stop-after 7") && !strstr(first, "--resume"), "train.command: %s", first);
+    cr_expect(again && strstr(again, "--resume"), "train.resume_command: %s", again);
     /* and the run did train: the weights moved from the step-7 checkpoint's */
     imcap_train_state_free(&sa), imcap_train_state_free(&sb);
     imcap_model_free(ma), imcap_model_free(mb);

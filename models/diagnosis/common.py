@@ -82,9 +82,16 @@ def parse(words):
     return ms, rs
 
 
+class _ByFileName(dict):
+    """Scenes by image file name: a caption file's "path" (held/images/000123.png) finds its scene."""
+
+    def __getitem__(self, path):
+        return dict.__getitem__(self, path.rsplit("/", 1)[-1])
+
+
 def load_scenes(path):
     d = json.load(open(path))
-    scenes = {}
+    scenes = _ByFileName()
     for im in d["images"]:
         objs = []
         for o in im["objects"]:

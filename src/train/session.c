@@ -106,6 +106,29 @@ static imcap_status resume_options(const ctx_t *c, const imcap_train_request *r,
 }
 
 /* The model to train: a checkpoint's, weights to start from, or new. */
+/* The command that started a run is the model's recipe
+ * ("imcap.train.command", set from the first step on, so a checkpoint
+ * carries it); the commands that resumed it are kept beside it, in order
+ * ("imcap.train.resume_command", joined by " ; "), instead of replacing it. */
+static imcap_status record_command(imcap_model *m, const imcap_train_request *r, imcap_train_options *o,
+                                   imcap_error *err) {
+    o->command = NULL;
+    if (!r->command) return IMCAP_OK;
+    const char *first = imcap_model_metadata(m, "imcap.train.command");
+    if (!r->resume || !first) {
+        o->command = r->command;
+        if (imcap_model_set_metadata(m, "imcap.train.command", r->command))
+            return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the model's metadata");
+        return IMCAP_OK;
+    }
+    const char *before = imcap_model_metadata(m, "imcap.train.resume_command");
+    imcap_buf b = {0};
+    imcap_buf_printf(&b, "%s%s%s", before ? before : "", before ? " ; " : "", r->command);
+    imcap_status s = b.oom ? IMCAP_E_NOMEM : imcap_model_set_metadata(m, "imcap.train.resume_command", b.s);
+    imcap_buf_free(&b);
+    return s ? imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the model's metadata") : IMCAP_OK;
+}
+
 static imcap_status make_model(const ctx_t *c, const imcap_train_request *r, const imcap_train_options *given,
                                const imcap_dataset *ds, imcap_model **m, imcap_train_state *st, imcap_error *err) {
     imcap_status s;
@@ -212,7 +235,8 @@ imcap_status imcap_train(const imcap_train_request *r, const imcap_train_callbac
     }
     if ((s = make_model(&c, r, &given, &ds, &m, &st, err))) goto done;
     st.opt.threads = given.threads; /* a checkpoint's shards keep the run the same */
-    st.opt.out_path = r->out, st.opt.ckpt_path = ckpt, st.opt.command = r->command;
+    st.opt.out_path = r->out, st.opt.ckpt_path = ckpt;
+    if ((s = record_command(m, r, &st.opt, err))) goto done;
 
     /* rank 0 alone writes these (another machine's ranks would take its
      * live temporary files for a dead process's) */
