@@ -152,6 +152,13 @@ static void deep_output_backward(const imcap_config *cfg, const imcap_params *p,
         for (int e = 0; e < E; e++) dx[n * ldx + e] += du[(size_t)n * E + e];
 }
 
+/* fc's input: h, or u, computed here, with the deep output layer. */
+static const float *fc_input(const imcap_config *cfg, const imcap_params *p, int N, size_t ldx, imcap_step_cache *s) {
+    if (!cfg->deep_output) return s->h;
+    deep_output_forward(cfg, p, N, s->h, s->x, ldx, s->u);
+    return s->u;
+}
+
 /* Training's step: the products in dot form over the weights as stored
  * (they change at every step), with what the backward needs kept. */
 static void step_train(const imcap_config *cfg, const imcap_params *p, int V, int N, const int *tokens,
@@ -172,12 +179,8 @@ static void step_train(const imcap_config *cfg, const imcap_params *p, int V, in
     }
     imcap_lstm_forward(s->h, s->c, s->tanh_c, s->gates, s->x, h_prev, c_prev, p->w_ih, p->b_ih, p->w_hh, p->b_hh, N,
                        X, Hd);
-    const float *fc_in = s->h;
+    const float *fc_in = fc_input(cfg, p, N, (size_t)X, s);
     int F = imcap_config_fc_in(cfg);
-    if (cfg->deep_output) {
-        deep_output_forward(cfg, p, N, s->h, s->x, (size_t)X, s->u);
-        fc_in = s->u;
-    }
     if (dropout_mask) {
         for (size_t k = 0; k < (size_t)N * F; k++) s->h_fc[k] = fc_in[k] * dropout_mask[k];
         fc_in = s->h_fc;
@@ -208,12 +211,8 @@ static void step_infer(const imcap_config *cfg, const imcap_params *p, const imc
     }
     imcap_affine_p(s->gates, (size_t)4 * Hd, N, 4 * Hd, s->x, (size_t)X, pk->gates_wt, X, pk->gates_b);
     imcap_lstm_cell(s->h, s->c, s->tanh_c, s->gates, c_prev, N, Hd);
-    const float *fc_in = s->h;
+    const float *fc_in = fc_input(cfg, p, N, (size_t)X, s);
     int F = imcap_config_fc_in(cfg);
-    if (cfg->deep_output) {
-        deep_output_forward(cfg, p, N, s->h, s->x, (size_t)X, s->u);
-        fc_in = s->u;
-    }
     if (pk->fc_wt) imcap_affine_p(s->logits, (size_t)V, N, V, fc_in, (size_t)F, pk->fc_wt, F, p->fc_b);
     else imcap_affine_forward(s->logits, fc_in, p->fc_w, p->fc_b, N, F, V);
 }
@@ -271,16 +270,15 @@ void imcap_decoder_step_backward(const imcap_config *cfg, const imcap_params *p,
     memset(w->dh_fc, 0, NF * sizeof(float));
     const float *fc_in = dropout_mask ? s->h_fc : cfg->deep_output ? s->u : s->h;
     imcap_affine_backward(w->dh_fc, g->fc_w, g->fc_b, dlogits, fc_in, p->fc_w, N, F, V);
+    memset(w->dx, 0, (size_t)N * X * sizeof(float));
     if (!cfg->deep_output) {
         for (size_t k = 0; k < NH; k++)
             w->dh[k] = w->dh_fc[k] * (dropout_mask ? dropout_mask[k] : 1.0f) + (dh_next ? dh_next[k] : 0.0f);
-        memset(w->dx, 0, (size_t)N * X * sizeof(float));
     } else {
         /* the dropout was on u; deep_output_backward adds into dh and into dx's E y and z */
         if (dropout_mask)
             for (size_t k = 0; k < NF; k++) w->dh_fc[k] *= dropout_mask[k];
         for (size_t k = 0; k < NH; k++) w->dh[k] = dh_next ? dh_next[k] : 0.0f;
-        memset(w->dx, 0, (size_t)N * X * sizeof(float));
         deep_output_backward(cfg, p, g, N, s->h, s->x, (size_t)X, s->u, w->dh_fc, w->dh, w->dx);
     }
     imcap_lstm_backward(w->dx, dh_prev, dc_prev, g->w_ih, g->b_ih, g->w_hh, g->b_hh, w->dh, dc_next, s->x, h_prev,
