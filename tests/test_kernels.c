@@ -738,6 +738,45 @@ Test(format2_kernels, padded_maxpool_ignores_padding) {
     cr_expect_arr_eq(a, b, sizeof a);
 }
 
+/* The padded pool is separable (rows, then columns); the loop it replaced
+ * folded each window in row-major order. Same element, to the bit, with
+ * NaNs, signed zeros and ties, for every window shape and border. */
+static float pool_take(float m, float x) { return x > m || (x != x && m == m) ? x : m; }
+Test(format2_kernels, padded_maxpool_is_the_row_major_fold) {
+    const int shapes[][3] = {{3, 2, 1}, {3, 1, 1}, {2, 2, 1}, {5, 2, 2}, {3, 3, 1}, {4, 1, 2}};
+    for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++)
+        for (int H = 1; H <= 9; H += 2)
+            for (int W = 1; W <= 300; W += W < 20 ? 1 : 137) {
+                int k = shapes[t][0], s = shapes[t][1], pad = shapes[t][2];
+                if (H + 2 * pad < k || W + 2 * pad < k) continue;
+                int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
+                float *in = malloc(sizeof(float) * 2 * H * W), *got = malloc(sizeof(float) * 2 * Ho * Wo);
+                uint32_t r = 12345u + (uint32_t)(H * 1000 + W);
+                for (int i = 0; i < 2 * H * W; i++) {
+                    r = r * 1664525u + 1013904223u;
+                    int v = (int)(r >> 24) % 11;
+                    in[i] = v == 0 ? NAN : v == 1 ? -0.0f : v == 2 ? 0.0f : (float)(v % 4) - 2.0f;
+                    if (v == 3) in[i] = (r & 256) ? -NAN : NAN; /* two NaN signs: which one is kept shows */
+                }
+                imcap_maxpool_pad_infer(got, in, 2, H, W, k, s, pad);
+                for (int c = 0; c < 2; c++)
+                    for (int oy = 0; oy < Ho; oy++)
+                        for (int ox = 0; ox < Wo; ox++) {
+                            int y0 = oy * s - pad, x0 = ox * s - pad, y1 = y0 + k, x1 = x0 + k;
+                            y0 = y0 < 0 ? 0 : y0, x0 = x0 < 0 ? 0 : x0, y1 = y1 > H ? H : y1, x1 = x1 > W ? W : x1;
+                            const float *pl = in + (size_t)c * H * W;
+                            float m = pl[y0 * W + x0];
+                            for (int y = y0; y < y1; y++)
+                                for (int x = x0; x < x1; x++) m = pool_take(m, pl[y * W + x]);
+                            float g = got[(c * Ho + oy) * Wo + ox];
+                            cr_assert(!memcmp(&g, &m, sizeof g), "k %d s %d pad %d H %d W %d: (%d,%d,%d) %g vs %g", k, s,
+                                      pad, H, W, c, oy, ox, g, m);
+                        }
+                free(in);
+                free(got);
+            }
+}
+
 Test(format2_kernels, batchnorm_eval_and_residual_relu) {
     float x[4] = {1, -2, 3, 0.5f}, y[4];
     float w[2] = {2, 0.5f}, b[2] = {0.1f, -1}, mu[2] = {1, -1}, var[2] = {3, 0.25f};

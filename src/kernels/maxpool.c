@@ -86,11 +86,45 @@ void imcap_maxpool_infer(float *out, const float *in, int C, int H, int W, int k
     }
 }
 
+/* Window ox of one input row, clipped to [0, W): the fold of take over its
+ * columns in order. */
+static float row_window(const float *row, int W, int ox, int k, int stride, int pad) {
+    int x0 = ox * stride - pad, x1 = x0 + k;
+    if (x0 < 0) x0 = 0;
+    if (x1 > W) x1 = W;
+    float m = row[x0];
+    for (int x = x0 + 1; x < x1; x++) m = take(m, row[x]);
+    return m;
+}
+
+/* hm[i] = window o0 + i of one input row, i < n. The windows that lie
+ * inside the row need no clipping; ResNet's stem pool (3 wide, stride 2)
+ * gets its own loop, which the compiler vectorises. */
+static void row_windows(float *restrict hm, const float *restrict row, int W, int o0, int n, int k, int stride,
+                        int pad) {
+    int lo = (pad + stride - 1) / stride, hi = W - k + pad < 0 ? 0 : (W - k + pad) / stride + 1;
+    int i = 0;
+    for (; i < n && o0 + i < lo; i++) hm[i] = row_window(row, W, o0 + i, k, stride, pad);
+    int end = hi - o0 < n ? hi - o0 : n;
+    if (k == 3 && stride == 2) {
+        const float *r = row + 2 * o0 - pad;
+        for (; i < end; i++) hm[i] = take(take(r[2 * i], r[2 * i + 1]), r[2 * i + 2]);
+    }
+    for (; i < end; i++) hm[i] = row_window(row, W, o0 + i, k, stride, pad);
+    for (; i < n; i++) hm[i] = row_window(row, W, o0 + i, k, stride, pad);
+}
+
+/* Separable: each row's window maxima, then their fold down the window's
+ * rows. The fold of take (first NaN, else first maximum) over the window in
+ * row-major order picks the same element as the fold over the rows of each
+ * row's fold, so the result is the row-major loop's to the bit. */
 void imcap_maxpool_pad_infer(float *out, const float *in, int C, int H, int W, int k, int stride, int pad) {
     if (pad == 0) {
         imcap_maxpool_infer(out, in, C, H, W, k, stride, 0);
         return;
     }
+    enum { CHUNK = 128 };
+    float hm[CHUNK];
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
     for (int c = 0; c < C; c++) {
         const float *plane = in + (size_t)c * H * W;
@@ -100,14 +134,14 @@ void imcap_maxpool_pad_infer(float *out, const float *in, int C, int H, int W, i
             int y0 = oy * stride - pad, y1 = y0 + k;
             if (y0 < 0) y0 = 0;
             if (y1 > H) y1 = H;
-            for (int ox = 0; ox < Wo; ox++) {
-                int x0 = ox * stride - pad, x1 = x0 + k;
-                if (x0 < 0) x0 = 0;
-                if (x1 > W) x1 = W;
-                float m = plane[(size_t)y0 * W + x0];
-                for (int y = y0; y < y1; y++)
-                    for (int x = x0; x < x1; x++) m = take(m, plane[(size_t)y * W + x]);
-                op[(size_t)oy * Wo + ox] = m;
+            for (int o0 = 0; o0 < Wo; o0 += CHUNK) {
+                int n = Wo - o0 < CHUNK ? Wo - o0 : CHUNK;
+                float *dst = op + (size_t)oy * Wo + o0;
+                row_windows(dst, plane + (size_t)y0 * W, W, o0, n, k, stride, pad);
+                for (int y = y0 + 1; y < y1; y++) {
+                    row_windows(hm, plane + (size_t)y * W, W, o0, n, k, stride, pad);
+                    for (int i = 0; i < n; i++) dst[i] = take(dst[i], hm[i]);
+                }
             }
         }
     }
