@@ -413,7 +413,7 @@ static int work_encoder(void *vctx, int tid) {
     net_ctx *c = vctx;
     const imcap_model *m = c->m;
     imcap_workspace *ws = c->ws[tid];
-    imcap_encoder_forward(&m->cfg, &m->p, &ws->enc);
+    imcap_encoder_forward(&m->cfg, &m->p, &m->epack, &ws->enc);
     imcap_decoder_prepare_forward(&m->cfg, &m->p, &m->pack, imcap_encoder_output(&m->cfg, &ws->enc), &ws->init);
     return 0;
 }
@@ -422,7 +422,7 @@ static int work_encoder_n(void *vctx, int tid) {
     net_ctx *c = vctx;
     const imcap_model *m = c->m;
     imcap_workspace *ws = c->ws[tid];
-    imcap_encoder_forward_n(&m->cfg, &m->p, &c->encn[tid], c->n_images);
+    imcap_encoder_forward_n(&m->cfg, &m->p, &m->epack, &c->encn[tid], c->n_images);
     /* outputs [n, D, H, W], one image after the other */
     const float *out = imcap_encoder_output(&m->cfg, &c->encn[tid]);
     size_t per = (size_t)m->cfg.D * m->cfg.L;

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/simd.h"
 #include "model/encoder.h"
 #include "model/network.h"
 #include "model/model.h"
@@ -323,7 +324,7 @@ static void forward_case(const char *json, int n, uint64_t seed) {
     cr_assert_eq(imcap_encoder_acts_init(&one, c, 1, 0), IMCAP_OK);
     for (int j = 0; j < n; j++) {
         memcpy(one.act[0], imgs + j * in, in * sizeof(float));
-        imcap_encoder_forward(c, &m->p, &one);
+        imcap_encoder_forward(c, &m->p, &m->epack, &one);
         memcpy(alone + j * F, imcap_encoder_output(c, &one), F * sizeof(float));
     }
     imcap_encoder_acts_free(&one);
@@ -331,7 +332,7 @@ static void forward_case(const char *json, int n, uint64_t seed) {
         imcap_encoder_acts e;
         cr_assert_eq(imcap_encoder_acts_init(&e, c, n + 2, wb), IMCAP_OK); /* more room than used */
         memcpy(e.act[0], imgs, n * in * sizeof(float));
-        imcap_encoder_forward_n(c, &m->p, &e, n);
+        imcap_encoder_forward_n(c, &m->p, &m->epack, &e, n);
         const float *out = imcap_encoder_output(c, &e);
         for (int j = 0; j < n; j++)
             cr_expect(!memcmp(out + j * F, alone + j * F, F * sizeof(float)),
@@ -374,13 +375,13 @@ static void backward_case(const char *json, int n, uint64_t seed) {
     cr_assert_eq(imcap_encoder_acts_init(&e, c, 1, 1), IMCAP_OK);
     for (int j = 0; j < n; j++) {
         memcpy(e.act[0], imgs + j * in, in * sizeof(float));
-        imcap_encoder_forward(c, &m->p, &e);
+        imcap_encoder_forward(c, &m->p, &m->epack, &e);
         imcap_encoder_backward(c, &m->p, &v1, &e, dfeat + j * F);
     }
     imcap_encoder_acts_free(&e);
     cr_assert_eq(imcap_encoder_acts_init(&e, c, n, 1), IMCAP_OK);
     memcpy(e.act[0], imgs, n * in * sizeof(float));
-    imcap_encoder_forward_n(c, &m->p, &e, n);
+    imcap_encoder_forward_n(c, &m->p, &m->epack, &e, n);
     imcap_encoder_backward_n(c, &m->p, &v2, &e, dfeat, n);
     imcap_encoder_acts_free(&e);
     int nonzero = 0;
@@ -397,6 +398,70 @@ static void backward_case(const char *json, int n, uint64_t seed) {
     }
     cr_expect_gt(nonzero, 0, "no gradient at all");
     free(imgs), free(dfeat), free(g1), free(g2);
+    imcap_model_free(m);
+}
+
+/* A strided conv whose output rows fill whole 16-lane vectors runs direct
+ * from its input split into phases; every output must keep the bits of the
+ * im2col product, for ResNet's stem and for other strides and pads. */
+Test(encoder, strided_direct_conv_is_the_im2col_product) {
+    rng_state = 36;
+    /* C, H, W, O, k, s, pad: output widths 32, 16, 16, 48 */
+    const int shapes[][7] = {{3, 64, 64, 16, 7, 2, 3}, {5, 9, 32, 7, 3, 2, 1}, {2, 11, 47, 9, 5, 3, 2},
+                             {4, 6, 96, 20, 3, 2, 1}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int C = shapes[si][0], H = shapes[si][1], W = shapes[si][2], O = shapes[si][3], k = shapes[si][4],
+            st = shapes[si][5], p = shapes[si][6];
+        int Ho = (H + 2 * p - k) / st + 1, Wo = (W + 2 * p - k) / st + 1, K = C * k * k, P = Ho * Wo;
+        cr_assert_eq(Wo % 16, 0, "shape %zu must fill its vectors", si);
+        float *in = rand_vec((size_t)C * H * W, -1, 1), *w = rand_vec((size_t)O * K, -1, 1), *b = rand_vec(O, -1, 1);
+        float *col = malloc(imcap_conv2d_col_size(C, k, Ho, Wo) * sizeof(float)), *cm = malloc((size_t)K * P * 4);
+        float *got = malloc((size_t)O * P * 4), *want = malloc((size_t)O * P * 4);
+        cr_assert(col && cm && got && want);
+        imcap_conv2d_forward(got, in, w, b, C, H, W, O, k, st, p, col);
+        naive_im2col(cm, in, C, H, W, k, st, p, Ho, Wo);
+        imcap_gemm(want, (size_t)P, w, (size_t)K, 1, cm, (size_t)P, O, P, K, b, 0);
+        cr_expect(!memcmp(got, want, (size_t)O * P * sizeof(float)), "C%d %dx%d O%d k%d s%d p%d: not the im2col bits", C,
+                  H, W, O, k, st, p);
+        free(in), free(w), free(b), free(col), free(cm), free(got), free(want);
+    }
+}
+
+/* ResNet's layer4 at 224 ends in 7 x 7 maps: those convs run transposed
+ * from the model's encoder pack. The same bits as without the pack, and
+ * the pack must be there for the config below (6 x 6 outputs). */
+Test(encoder, block_pack_keeps_the_bits) {
+    rng_state = 37;
+    const char *json =
+        "{\"image_size\": 48, \"mean\": [0.485, 0.456, 0.406], \"std\": [0.229, 0.224, 0.225], \"encoder\": ["
+        "{\"type\": \"conv\", \"out\": 16, \"kernel\": 7, \"stride\": 2, \"pad\": 3, \"bias\": false},"
+        "{\"type\": \"batchnorm\"}, {\"type\": \"relu\"}, {\"type\": \"maxpool\", \"kernel\": 3, \"stride\": 2, \"pad\": 1},"
+        "{\"type\": \"basic\", \"planes\": 16, \"stride\": 1, \"downsample\": false},"
+        "{\"type\": \"bottleneck\", \"planes\": 16, \"stride\": 2, \"downsample\": true},"
+        "{\"type\": \"basic\", \"planes\": 32, \"stride\": 1, \"downsample\": true}],"
+        " \"embed_dim\": 8, \"hidden_dim\": 8, \"attention_dim\": 8, \"max_length\": 6}";
+    imcap_model *m = make_model(json, 41);
+    const imcap_config *c = &m->cfg;
+    int packed = 0;
+    for (int i = 0; i < c->n_layers; i++)
+        for (int j = 0; j < 4; j++) packed += m->epack.wt[i][j] != NULL;
+    cr_assert_eq(packed, 3 + 3, "the 6 x 6 convs (bottleneck conv2, conv3, downsample; basic conv1, conv2, downsample)");
+    size_t in = (size_t)3 * c->image_size * c->image_size, F = feat_size(c);
+    float *img = rand_vec(in, -2.5, 2.5), *with = malloc(F * sizeof(float));
+    cr_assert_not_null(with);
+    imcap_encoder_acts e;
+    cr_assert_eq(imcap_encoder_acts_init(&e, c, 1, 0), IMCAP_OK);
+    memcpy(e.act[0], img, in * sizeof(float));
+    imcap_encoder_forward(c, &m->p, &m->epack, &e);
+    memcpy(with, imcap_encoder_output(c, &e), F * sizeof(float));
+    memcpy(e.act[0], img, in * sizeof(float));
+    imcap_encoder_forward(c, &m->p, NULL, &e);
+    cr_expect(!memcmp(with, imcap_encoder_output(c, &e), F * sizeof(float)), "the pack changed the features");
+    double norm = 0;
+    for (size_t i = 0; i < F; i++) norm += fabs(with[i]);
+    cr_expect(norm > 0, "the features are all zero: nothing was compared");
+    imcap_encoder_acts_free(&e);
+    free(img), free(with);
     imcap_model_free(m);
 }
 

@@ -192,7 +192,7 @@ static void encoder_signature(fixture *f, int *sig) {
     const imcap_config *c = &f->m->cfg;
     size_t k = 0;
     for (int e = 0; e < N_EX; e++) {
-        imcap_encoder_forward(c, &f->m->p, &f->enc[e]);
+        imcap_encoder_forward(c, &f->m->p, NULL, &f->enc[e]);
         for (int i = 0; i < c->n_layers; i++) {
             const imcap_layer *l = &c->layers[i];
             size_t n = (size_t)l->out_c * l->out_h * l->out_w;

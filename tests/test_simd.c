@@ -1090,6 +1090,32 @@ Test(simd_tables, gemm) {
             }
 }
 
+/* The product with B in panels is imcap_gemm with its operands swapped: a
+ * conv computed transposed (out^T = col^T w^T) has the bits of the conv,
+ * on every table, for pixel counts that split vectors and long k (slices). */
+Test(simd_tables, gemm_p_is_the_transposed_gemm) {
+    const imcap_simd_ops *T[3];
+    int nt = tables(T);
+    const int shapes[][3] = {{16, 49, 30}, {64, 49, 300}, {80, 9, 7}, {16, 1, 1}, {144, 36, 129}}; /* O, P, K */
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int O = shapes[si][0], P = shapes[si][1], K = shapes[si][2];
+        size_t ldb = (size_t)P + 3;
+        float *w = rand_vec((size_t)O * K, -1, 1), *col = rand_vec((size_t)K * ldb, -1, 1);
+        float *wp = alloc_f(imcap_panel_floats(O, K)), *want = alloc_f((size_t)O * P), *got = alloc_f((size_t)P * O);
+        imcap_panel_put(wp, K, 0, 0, w, O, K);
+        for (int t = 0; t < nt; t++) {
+            T[t]->gemm(want, (size_t)P, w, (size_t)K, 1, col, ldb, O, P, K, NULL, 0);
+            T[t]->gemm_p(got, (size_t)O, col, 1, ldb, wp, P, O, K, NULL);
+            for (int o = 0; o < O; o++)
+                for (int p = 0; p < P; p++)
+                    cr_assert(same(got[(size_t)p * O + o], want[(size_t)o * P + p]),
+                              "%s gemm_p O%d P%d K%d at (%d,%d): %.9g, gemm %.9g", T[t]->name, O, P, K, o, p,
+                              got[(size_t)p * O + o], want[(size_t)o * P + p]);
+        }
+        free(w), free(col), free(wp), free(want), free(got);
+    }
+}
+
 /* The direct convolution is the im2col product without the matrix: every
  * table's conv_direct gives the bits of its own gemm over the im2col
  * matrix (the encoder's outputs must not depend on which path a layer
@@ -1101,7 +1127,7 @@ Test(simd_tables, conv_direct) {
     /* C, H, W, O, k, pad */
     const int shapes[][6] = {{3, 16, 16, 16, 3, 1}, {8, 5, 17, 7, 3, 1}, {20, 4, 33, 5, 3, 1},
                              {2, 3, 64, 3, 3, 1},   {4, 6, 14, 9, 3, 0}, {3, 9, 20, 2, 5, 2},
-                             {64, 3, 16, 130, 3, 1}}; /* the last: weights past 256 KB, taps in slices */
+                             {64, 3, 16, 260, 3, 1}}; /* the last: weights past 512 KB, taps in slices */
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int C = shapes[si][0], H = shapes[si][1], W = shapes[si][2], O = shapes[si][3], k = shapes[si][4],
             pad = shapes[si][5];

@@ -153,7 +153,7 @@ static void encode_queued(imcap_batcher *b) {
                 n++;
             }
         if (n == 0) break;
-        imcap_encoder_forward_n(cfg, &m->p, &b->enc, n);
+        imcap_encoder_forward_n(cfg, &m->p, &m->epack, &b->enc, n);
         const float *out = imcap_encoder_output(cfg, &b->enc);
         for (int j = 0; j < n; j++) {
             imcap_decoder_prepare_forward(cfg, &m->p, &m->pack, out + j * feat, &group[j]->init);

@@ -46,7 +46,7 @@ imcap_status imcap_workspace_reserve(imcap_workspace *ws, int k) {
 
 void imcap_workspace_encode(imcap_workspace *ws) {
     const imcap_model *m = ws->model;
-    imcap_encoder_forward(&m->cfg, &m->p, &ws->enc);
+    imcap_encoder_forward(&m->cfg, &m->p, &m->epack, &ws->enc);
     const float *feat = imcap_encoder_output(&m->cfg, &ws->enc);
     imcap_decoder_prepare_forward(&m->cfg, &m->p, &m->pack, feat, &ws->init);
     ws->domain_score = ws->enc.domain_score ? ws->enc.domain_score[0] : NAN;

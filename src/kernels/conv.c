@@ -149,19 +149,66 @@ size_t imcap_conv2d_col_size_n(int n, int C, int k, int Ho, int Wo) {
 }
 
 /* The direct convolution (imcap_conv_direct) replaces im2col's copy of
- * every input k*k times by one zero-padded copy. It needs stride 1 and
- * rows that fill most of their 16-lane vectors: a narrow map (8 wide, 7
- * wide) would leave half the lanes idle, and there im2col's matrix, whose
- * columns run on across rows and images, keeps the vectors full. */
+ * every input k*k times by one zero-padded copy. It needs rows that fill
+ * most of their 16-lane vectors: a narrow map (8 wide, 7 wide) would leave
+ * half the lanes idle, and there im2col's matrix, whose columns run on
+ * across rows and images, keeps the vectors full. A strided conv takes its
+ * input split into phases (conv_direct_strided), which pays only with full
+ * vectors (measured, 3x3 stride 2: 28 wide 84 GFLOP/s direct against 96 by
+ * im2col; ResNet's 7x7 stem, 112 wide: 97 against 58); k > stride keeps
+ * the phases smaller than the im2col matrix whose scratch they use. */
 static int use_direct(int k, int stride, int Wo) {
     int vectors = (Wo + 15) / 16;
-    return stride == 1 && k > 1 && Wo >= 14 && 8 * Wo >= 7 * 16 * vectors;
+    if (stride > 1) return k > stride && Wo % 16 == 0;
+    return k > 1 && Wo >= 14 && 8 * Wo >= 7 * 16 * vectors;
+}
+
+/* Floats of scratch conv_direct_image needs: the phases, 16 readable floats
+ * after them, the tap offsets. */
+static size_t direct_scratch(int C, int H, int W, int k, int s, int pad) {
+    size_t Hq = (size_t)(H + 2 * pad + s - 1) / s, Wq = (size_t)(W + 2 * pad + s - 1) / s;
+    return (size_t)C * s * s * Hq * Wq + 16 + (size_t)C * k * k;
+}
+
+/* A strided conv reads every s-th input of a row, which no vector load
+ * does. Split into s x s phases, phase (py, px) of channel c holding the
+ * padded input's [y*s + py][x*s + px] at [y][x] (Hq x Wq), output (oy, ox)
+ * of tap (c, ky, kx) is phase (ky % s, kx % s) of c at (oy + ky/s,
+ * ox + kx/s): consecutive outputs read consecutive floats, and the taps
+ * keep im2col's order, so the bits are the im2col product's. */
+static void conv_direct_strided(float *out, size_t ld, const float *in, size_t in_ch, const float *w, const float *b,
+                                int C, int H, int W, int O, int k, int s, int pad, float *scratch) {
+    int Hp = H + 2 * pad, Wp = W + 2 * pad, Ho = (Hp - k) / s + 1, Wo = (Wp - k) / s + 1, K = C * k * k;
+    int Hq = (Hp + s - 1) / s, Wq = (Wp + s - 1) / s;
+    size_t plane = (size_t)Hq * Wq, padded = (size_t)C * s * s * plane + 16;
+    float *xp = scratch;
+    int32_t *koff = (int32_t *)(scratch + padded);
+    memset(xp, 0, padded * sizeof *xp);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++) {
+            int py = (y + pad) % s, yq = (y + pad) / s;
+            const float *src = in + (size_t)c * in_ch + (size_t)y * W;
+            for (int px = 0; px < s; px++) {
+                int x0 = ((px - pad) % s + s) % s; /* the first x with (x + pad) % s == px */
+                float *dst = xp + ((size_t)(c * s + py) * s + px) * plane + (size_t)yq * Wq + (x0 + pad) / s;
+                for (int x = x0, i = 0; x < W; x += s, i++) dst[i] = src[x];
+            }
+        }
+    for (int c = 0, t = 0; c < C; c++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++)
+                koff[t++] = (int32_t)(((size_t)(c * s + ky % s) * s + kx % s) * plane + (size_t)(ky / s) * Wq + kx / s);
+    imcap_conv_direct(out, ld, w, O, K, xp, koff, Wq, Ho, Wo, b);
 }
 
 /* The padded copy of one image, its tap offsets after it; fits in the
  * im2col scratch (C (H+2p)(W+2p) + 16 + K floats against K (P + COL_PAD)). */
 static void conv_direct_image(float *out, size_t ld, const float *in, size_t in_ch, const float *w, const float *b,
-                              int C, int H, int W, int O, int k, int pad, float *scratch) {
+                              int C, int H, int W, int O, int k, int s, int pad, float *scratch) {
+    if (s > 1) {
+        conv_direct_strided(out, ld, in, in_ch, w, b, C, H, W, O, k, s, pad, scratch);
+        return;
+    }
     int Hp = H + 2 * pad, Wp = W + 2 * pad, Ho = Hp - k + 1, Wo = Wp - k + 1, K = C * k * k;
     size_t plane = (size_t)Hp * Wp, padded = (size_t)C * plane + 16;
     float *xp = scratch;
@@ -188,9 +235,10 @@ static void conv_direct_image(float *out, size_t ld, const float *in, size_t in_
 static void forward_group(float *out, size_t ld, const float *in, size_t in_img, size_t in_ch, const float *w,
                           const float *b, int n, int C, int H, int W, int O, int k, int stride, int pad, float *col) {
     int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, K = C * k * k;
-    if (use_direct(k, stride, Wo)) {
+    if (use_direct(k, stride, Wo) && direct_scratch(C, H, W, k, stride, pad) <= imcap_conv2d_col_size(C, k, Ho, Wo)) {
         for (int j = 0; j < n; j++)
-            conv_direct_image(out + (size_t)j * Ho * Wo, ld, in + j * in_img, in_ch, w, b, C, H, W, O, k, pad, col);
+            conv_direct_image(out + (size_t)j * Ho * Wo, ld, in + j * in_img, in_ch, w, b, C, H, W, O, k, stride, pad,
+                              col);
         return;
     }
     int NP = n * Ho * Wo;
@@ -252,6 +300,20 @@ void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout
     for (int j0 = 0; j0 < n; j0 += g)
         backward_group(din ? din + j0 * in_img : NULL, dw, dout + (size_t)j0 * P, ld, in + j0 * in_img, in_img, in_ch,
                        w, n - j0 < g ? n - j0 : g, C, H, W, O, k, stride, pad, col);
+}
+
+int imcap_conv_runs_transposed(int O, int P) {
+    int vectors = (P + 15) / 16;
+    return O % 16 == 0 && 100 * P < 85 * 16 * vectors;
+}
+
+void imcap_conv2d_forward_t(float *out_t, size_t ldt, const float *in, const float *wp, int C, int H, int W, int O,
+                            int k, int stride, int pad, float *col) {
+    int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, P = Ho * Wo;
+    size_t plane = (size_t)H * W;
+    const float *B = build_col(col, in, (size_t)C * plane, plane, 1, C, H, W, k, stride, pad, Ho, Wo);
+    size_t ldb = B == in ? plane : col_ld((size_t)P);
+    imcap_gemm_p(out_t, ldt, B, 1, ldb, wp, P, O, C * k * k, NULL);
 }
 
 void imcap_conv2d_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int O,

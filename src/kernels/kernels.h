@@ -38,6 +38,15 @@ void imcap_conv2d_backward_n(float *din, float *dw, float *db, const float *dout
                              size_t in_img, size_t in_ch, const float *w, int n, int C, int H, int W, int O, int k,
                              int stride, int pad, float *col);
 
+/* Inference, transposed: out_t[p*ldt + o] = out[o][p] of
+ * imcap_conv2d_forward without bias, to the bit, from wp, the weights in
+ * panels (imcap_panel_put(wp, C*k*k, 0, 0, w, O, C*k*k)). For outputs of too
+ * few pixels to fill 16-lane vectors; imcap_conv_runs_transposed(O, P)
+ * says when (O outputs, P = Ho*Wo pixels). */
+void imcap_conv2d_forward_t(float *out_t, size_t ldt, const float *in, const float *wp, int C, int H, int W, int O,
+                            int k, int stride, int pad, float *col);
+int imcap_conv_runs_transposed(int O, int P);
+
 /* ---- relu (out may be in) */
 void imcap_relu_forward(float *out, const float *in, size_t n);
 void imcap_relu_backward(float *din, const float *dout, const float *out, size_t n);
@@ -61,6 +70,10 @@ void imcap_maxpool_pad_infer(float *out, const float *in, int C, int H, int W, i
  * relu != 0 applies a ReLU after it in the same pass. */
 void imcap_batchnorm_infer(float *out, const float *in, int C, size_t P, const float *weight, const float *bias,
                            const float *mean, const float *var, float eps, int relu);
+/* The same from in_t [P, C] (rows ldt apart) into out [C, P]: the
+ * transposed conv's output back in channel-major order. */
+void imcap_batchnorm_infer_t(float *out, const float *in_t, size_t ldt, int C, size_t P, const float *weight,
+                             const float *bias, const float *mean, const float *var, float eps, int relu);
 /* out = relu(a + b): a residual block's end (out may be a or b) */
 void imcap_add_relu(float *out, const float *a, const float *b, size_t n);
 /* [C,H,W] -> [C,Ho,Wo], torch's adaptive_avg_pool2d */

@@ -64,7 +64,12 @@ void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, co
 
 void imcap_affine_p(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wp, int K,
                     const float *bias) {
-    best()->affine_p(y, ldy, N, M, x, ldx, wp, K, bias);
+    best()->gemm_p(y, ldy, x, ldx, 1, wp, N, M, K, bias);
+}
+
+void imcap_gemm_p(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N, int K,
+                  const float *bcol) {
+    best()->gemm_p(C, ldc, a, ars, acs, wp, M, N, K, bcol);
 }
 
 size_t imcap_panel_floats(int M, int K) {

@@ -107,6 +107,16 @@ void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, co
 void imcap_affine_p(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wp, int K,
                     const float *bias);
 size_t imcap_panel_floats(int M, int K);
+/* imcap_gemm with B in panels (N outputs over K, as imcap_affine_p's
+ * weights) and a bias along the columns (bcol [N] or NULL):
+ *   C[m*ldc + n] = sum_k A(m,k) B(k,n) + bcol[n],  A(m,k) = a[m*ars + k*acs]
+ * each output summed over k in order, as imcap_gemm sums it. A convolution
+ * whose output has too few pixels to fill 16-lane vectors (7 x 7) runs
+ * transposed through it: C = out^T [P,O], A = im2col^T (ars 1, acs its row
+ * stride), B = w^T, so its vectors run along the outputs instead, with the
+ * bits of imcap_gemm(out, w, im2col). */
+void imcap_gemm_p(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N, int K,
+                  const float *bcol);
 /* Puts w [out, in] (row-major, as the model file stores a weight) at
  * outputs o0.. and inputs k0.. of the paneled K-input matrix wp. */
 void imcap_panel_put(float *wp, int K, int o0, int k0, const float *w, int out, int in);

@@ -420,11 +420,10 @@ static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs
     gemm_body(C, ldc, a, ars, acs, B, ldb, 0, M, N, K, bias, NULL, accumulate);
 }
 
-/* imcap_affine_p (simd.h): the product with the rows as A and the
- * paneled weights as B, the bias along B's columns. */
-static void F(affine_p)(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wp, int K,
-                        const float *bias) {
-    gemm_body(y, ldy, x, ldx, 1, wp, 0, (size_t)K * IMCAP_PANEL, N, M, K, NULL, bias, 0);
+/* imcap_gemm_p (simd.h): B in panels, the bias along B's columns. */
+static void F(gemm_p)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N,
+                      int K, const float *bcol) {
+    gemm_body(C, ldc, a, ars, acs, wp, 0, (size_t)K * IMCAP_PANEL, M, N, K, NULL, bcol, 0);
 }
 
 /* ------------------------------------------------------- direct convolution */
@@ -767,7 +766,7 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .vsigmoid = F(vsigmoid),
     .rows_affine = F(rows_affine),
     .gemm = F(gemm),
-    .affine_p = F(affine_p),
+    .gemm_p = F(gemm_p),
     .conv_direct = F(conv_direct),
     .attention_fused = F(attention_fused),
     .attention_backward = F(attention_backward),

@@ -19,8 +19,8 @@ typedef struct {
                         float step_size, float inv_bc2, float eps, float lr_wd);
     void (*gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
                  int K, const float *bias, int accumulate);
-    void (*affine_p)(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wp, int K,
-                     const float *bias);
+    void (*gemm_p)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N, int K,
+                   const float *bcol);
     void (*conv_direct)(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
                         int Wp, int Ho, int Wo, const float *bias);
     void (*attention_fused)(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,

@@ -333,6 +333,7 @@ imcap_status imcap_backbone_model_create(const imcap_backbone_spec *b, const cha
     if ((s = imcap_model_create(cfg, vocab, &m, err))) goto done;
     imcap_model_init_random(m, seed);
     if ((s = load_weights(a, &net, cut, b->weights, m, err))) goto done;
+    imcap_model_sync(m);
     char note[256];
     snprintf(note, sizeof note, "%s through %s", a->name,
              b->layer ? b->layer : a->vgg ? "its last ReLU" : "layer4");

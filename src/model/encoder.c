@@ -151,7 +151,9 @@ void imcap_encoder_acts_free(imcap_encoder_acts *e) {
 
 /* Inference: image j alone through every layer, in one image's buffers
  * (they stay in cache), its features into block j of the output. */
-static void forward_image(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e, int j) {
+static void forward_image(const imcap_config *cfg, const imcap_params *p, const imcap_encoder_pack *pk,
+                          imcap_encoder_acts *e, int j) {
+    static float *const none[4];
     int nl = cfg->n_layers, S = cfg->image_size;
     const float *x = e->act[0] + (size_t)j * 3 * S * S;
     for (int i = 0; i < nl; i++) {
@@ -176,7 +178,8 @@ static void forward_image(const imcap_config *cfg, const imcap_params *p, imcap_
                                   p->enc_var[i], l->eps, i + 1 < nl && relu_in_batchnorm(cfg, i + 1));
             break;
         case IMCAP_LAYER_BASIC:
-        case IMCAP_LAYER_BOTTLENECK: imcap_block_forward(l, &p->enc_block[i], y, x, e->blk, e->col); break;
+        case IMCAP_LAYER_BOTTLENECK: imcap_block_forward(l, &p->enc_block[i], pk ? pk->wt[i] : none, y, x, e->blk, e->col);
+            break;
         case IMCAP_LAYER_AVGPOOL: imcap_adaptive_avgpool_forward(y, x, l->in_c, l->in_h, l->in_w, l->out, l->out); break;
         }
         if (cfg->has_domain && cfg->domain_layer == i)
@@ -217,13 +220,14 @@ static void forward_batch(const imcap_config *cfg, const imcap_params *p, imcap_
     swap_outer(e->act[nl], e->last, last->out_c, n, (size_t)last->out_h * last->out_w);
 }
 
-void imcap_encoder_forward_n(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e, int n) {
+void imcap_encoder_forward_n(const imcap_config *cfg, const imcap_params *p, const imcap_encoder_pack *pk,
+                             imcap_encoder_acts *e, int n) {
     if (cfg->n_layers == 0 || n < 1 || n > e->max_images) return;
     if (e->with_backward) {
         forward_batch(cfg, p, e, n);
         return;
     }
-    for (int j = 0; j < n; j++) forward_image(cfg, p, e, j);
+    for (int j = 0; j < n; j++) forward_image(cfg, p, pk, e, j);
     /* the images' domain scores in one product (the statistics read once);
      * a threshold of 0 means the statistics are still being made */
     if (cfg->has_domain && cfg->domain_threshold > 0) {
@@ -233,8 +237,9 @@ void imcap_encoder_forward_n(const imcap_config *cfg, const imcap_params *p, imc
     }
 }
 
-void imcap_encoder_forward(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e) {
-    imcap_encoder_forward_n(cfg, p, e, 1);
+void imcap_encoder_forward(const imcap_config *cfg, const imcap_params *p, const imcap_encoder_pack *pk,
+                           imcap_encoder_acts *e) {
+    imcap_encoder_forward_n(cfg, p, pk, e, 1);
 }
 
 void imcap_encoder_backward_n(const imcap_config *cfg, const imcap_params *p, const imcap_params *g,

@@ -63,10 +63,13 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
 void imcap_encoder_acts_free(imcap_encoder_acts *e);
 /* Runs every layer on the n images (1 <= n <= max_images) in e->act[0]; the
  * features end in e->act[n_layers]. Each image's features have the bits it
- * gets alone (and the same in both modes). */
-void imcap_encoder_forward_n(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e, int n);
+ * gets alone (and the same in both modes). pk: the model's encoder pack
+ * (imcap_model.epack, in step with p), or NULL for none. */
+void imcap_encoder_forward_n(const imcap_config *cfg, const imcap_params *p, const imcap_encoder_pack *pk,
+                             imcap_encoder_acts *e, int n);
 /* n = 1 */
-void imcap_encoder_forward(const imcap_config *cfg, const imcap_params *p, imcap_encoder_acts *e);
+void imcap_encoder_forward(const imcap_config *cfg, const imcap_params *p, const imcap_encoder_pack *pk,
+                           imcap_encoder_acts *e);
 /* After imcap_encoder_forward_n over the same n images (e made with
  * with_backward): dfeat [n,D,H,W], the gradient at the output; accumulates
  * into g the sum over the images, each conv's as one product over the n

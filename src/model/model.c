@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "kernels/simd.h"
 #include "model.h"
 #include "util/util.h"
@@ -23,6 +24,8 @@ void imcap_model_free(imcap_model *m) {
     free(m->block);
     imcap_decoder_pack *k = &m->pack;
     free(k->enc_att_wt), free(k->qg_wt), free(k->qg_b), free(k->gates_wt), free(k->gates_b), free(k->fc_wt);
+    for (int i = 0; i < IMCAP_MAX_LAYERS; i++)
+        for (int j = 0; j < 4; j++) free(m->epack.wt[i][j]);
     free(m);
 }
 
@@ -42,6 +45,17 @@ imcap_status imcap_model_pack_alloc(imcap_model *m, imcap_error *err) {
     if (pack_fc) k->fc_wt = imcap_aligned_alloc(imcap_panel_floats(m->vocab.n, imcap_config_fc_in(c)) * sizeof(float));
     if (!k->enc_att_wt || !k->qg_wt || !k->qg_b || !k->gates_wt || !k->gates_b || (pack_fc && !k->fc_wt))
         return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the decoder's transposed weights");
+    for (int i = 0; i < c->n_layers; i++) {
+        const imcap_layer *l = &c->layers[i];
+        if (l->type != IMCAP_LAYER_BASIC && l->type != IMCAP_LAYER_BOTTLENECK) continue;
+        for (int j = 0; j < 4; j++) {
+            const imcap_conv_shape *cs = &l->conv[j];
+            if (!m->p.enc_block[i].conv[j] || !imcap_conv_runs_transposed(cs->out, cs->out_h * cs->out_w)) continue;
+            int K = cs->in_c * cs->kernel * cs->kernel;
+            if (!(m->epack.wt[i][j] = imcap_aligned_alloc(imcap_panel_floats(cs->out, K) * sizeof(float))))
+                return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the encoder's transposed weights");
+        }
+    }
     imcap_model_sync(m);
     return IMCAP_OK;
 }
@@ -61,6 +75,13 @@ void imcap_model_sync(imcap_model *m) {
     for (int o = 0; o < 4 * Hd; o++) k->gates_b[o] = p->b_ih[o] + p->b_hh[o];
     int F = imcap_config_fc_in(c);
     if (k->fc_wt) imcap_panel_put(k->fc_wt, F, 0, 0, p->fc_w, V, F);
+    for (int i = 0; i < c->n_layers; i++)
+        for (int j = 0; j < 4; j++)
+            if (m->epack.wt[i][j]) {
+                const imcap_conv_shape *cs = &c->layers[i].conv[j];
+                int K = cs->in_c * cs->kernel * cs->kernel;
+                imcap_panel_put(m->epack.wt[i][j], K, 0, 0, p->enc_block[i].conv[j], cs->out, K);
+            }
 }
 
 imcap_status imcap_model_reshape(const imcap_model *m, const imcap_config *cfg, imcap_model **out, imcap_error *err) {

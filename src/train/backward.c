@@ -145,7 +145,7 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
     } else {
         for (int r = 0; r < n; r++)
             imcap_normalise(ex[w->order[r]].rgb, S, c->mean, c->std, w->enc.act[0] + (size_t)r * 3 * S * S);
-        imcap_encoder_forward_n(c, P, &w->enc, n);
+        imcap_encoder_forward_n(c, P, NULL, &w->enc, n);
         feat = imcap_encoder_output(c, &w->enc);
     }
     for (int r = 0; r < n; r++) imcap_decoder_prepare_forward(c, P, NULL, feat + (size_t)r * D * L, &w->init[r]);

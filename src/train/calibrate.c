@@ -39,7 +39,7 @@ static imcap_status describe(const imcap_model *m, const imcap_image_cache *cach
         for (int k = 0; k < n; k++) {
             imcap_encoder_acts *e = &acts[omp_get_thread_num()];
             imcap_normalise(imcap_cache_image(cache, idx[k]), S, c->mean, c->std, e->act[0]);
-            imcap_encoder_forward(c, &m->p, e);
+            imcap_encoder_forward(c, &m->p, &m->epack, e);
             memcpy(x + (size_t)k * F, e->domain_x, (size_t)F * sizeof(float));
         }
     }

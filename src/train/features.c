@@ -122,7 +122,7 @@ imcap_status imcap_features_open(const char *path, const imcap_model *m, const i
             int t = omp_get_thread_num();
             imcap_encoder_acts *e = &acts[t];
             imcap_normalise(imcap_cache_image(images, i), S, c->mean, c->std, e->act[0]);
-            imcap_encoder_forward(c, &m->p, e);
+            imcap_encoder_forward(c, &m->p, &m->epack, e);
             const float *f = imcap_encoder_output(c, e);
             uint16_t *h = half + (size_t)t * per;
             for (size_t k = 0; k < per; k++) h[k] = imcap_float_to_half(f[k]);
