@@ -1090,6 +1090,53 @@ Test(simd_tables, gemm) {
             }
 }
 
+/* The flat direct convolution (vectors across row ends, lanes outside the
+ * row masked to +0) is the im2col product too, on every table: "same"
+ * convs of 3, 5 and 7 taps, maps narrower than a vector, one pixel wide,
+ * and taps in slices (large weights). */
+Test(simd_tables, conv_direct_flat) {
+    const imcap_simd_ops *T[3];
+    int nt = tables(T);
+    /* C, H, W, O, k (pad = k / 2) */
+    const int shapes[][5] = {{3, 14, 14, 16, 3}, {5, 7, 7, 9, 3},  {2, 9, 5, 7, 5},    {4, 3, 1, 5, 3},
+                             {2, 1, 20, 3, 7},   {6, 5, 13, 4, 3}, {64, 7, 7, 300, 3}}; /* the last: taps in slices */
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int C = shapes[si][0], H = shapes[si][1], W = shapes[si][2], O = shapes[si][3], k = shapes[si][4], pad = k / 2;
+        int K = C * k * k, P = H * W;
+        size_t plane = (size_t)(H + 2 * pad) * W, ldc = (size_t)P + 5, lead = 16, n = lead + C * plane + pad + 32;
+        float *in = rand_vec((size_t)C * H * W, -1, 1), *w = rand_vec((size_t)O * K, -1, 1);
+        float *bias = rand_vec((size_t)O, -1, 1), *buf = alloc_f(n), *col = alloc_f((size_t)K * P);
+        /* what the masked lanes read is NaN: a lane that leaked would show */
+        for (size_t i = 0; i < n; i++) buf[i] = NAN;
+        for (int c = 0; c < C; c++)
+            for (int y = -pad; y < H + pad; y++)
+                for (int x = 0; x < W; x++)
+                    buf[lead + c * plane + (size_t)(y + pad) * W + x] = y < 0 || y >= H ? 0.0f : in[(c * H + y) * W + x];
+        int32_t *koff = malloc(sizeof(int32_t) * K);
+        uint8_t *tapx = malloc((size_t)K);
+        cr_assert(koff && tapx);
+        for (int c = 0, t = 0; c < C; c++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++, t++) {
+                    koff[t] = (int32_t)(c * plane + (size_t)ky * W + kx), tapx[t] = (uint8_t)kx;
+                    for (int p = 0; p < P; p++) {
+                        int y = p / W + ky - pad, x = p % W + kx - pad;
+                        col[(size_t)t * P + p] = y < 0 || y >= H || x < 0 || x >= W ? 0.0f : in[(c * H + y) * W + x];
+                    }
+                }
+        for (int t = 0; t < nt; t++) {
+            float *want = sentinel_vec((size_t)O * ldc), *got = sentinel_vec((size_t)O * ldc);
+            T[t]->gemm(want, ldc, w, (size_t)K, 1, col, (size_t)P, O, P, K, bias, 0);
+            T[t]->conv_direct_flat(got, ldc, w, O, K, buf + lead - pad, koff, tapx, k, pad, W, P, bias);
+            for (size_t i = 0; i < (size_t)O * ldc; i++)
+                cr_assert(same(got[i], want[i]), "%s conv_direct_flat C%d %dx%d O%d k%d: [%zu] = %.9g, gemm %.9g",
+                          T[t]->name, C, H, W, O, k, i, got[i], want[i]);
+            free(want), free(got);
+        }
+        free(in), free(w), free(bias), free(buf), free(col), free(koff), free(tapx);
+    }
+}
+
 /* The product with B in panels is imcap_gemm with its operands swapped: a
  * conv computed transposed (out^T = col^T w^T) has the bits of the conv,
  * on every table, for pixel counts that split vectors and long k (slices). */

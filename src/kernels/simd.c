@@ -89,6 +89,11 @@ void imcap_conv_direct(float *C, size_t ldc, const float *a, int M, int K, const
     best()->conv_direct(C, ldc, a, M, K, xp, koff, Wp, Ho, Wo, bias);
 }
 
+void imcap_conv_direct_flat(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
+                            const uint8_t *tapx, int kw, int pad, int Wo, int P, const float *bias) {
+    best()->conv_direct_flat(C, ldc, a, M, K, xp, koff, tapx, kw, pad, Wo, P, bias);
+}
+
 void imcap_attention_fused(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
                            const float *w, float b, int L, int A, int D) {
     best()->attention_fused(ctx, alpha, tanh_pq, a, p, q, w, b, L, A, D);

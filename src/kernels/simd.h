@@ -133,6 +133,21 @@ void imcap_panel_put(float *wp, int K, int o0, int k0, const float *w, int out, 
 void imcap_conv_direct(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff, int Wp,
                        int Ho, int Wo, const float *bias);
 
+/* A stride-1 "same" convolution (Wo = W) whose vectors run on across row
+ * ends: a map of 14 x 14 fills 13 vectors of 16 instead of 14 of which two
+ * lanes in eight idle. xp holds the input with its pad zero rows above and
+ * below each channel and no side padding (rows Wo apart, channels
+ * plane = (H + 2 pad) Wo apart), shifted so that output q of tap
+ * k = (c*kw + ky)*kw + kx reads xp[koff[k] + q], koff[k] = c*plane +
+ * ky*Wo + kx; tapx[k] = kx. A lane whose column x = q % Wo reads outside
+ * the row (x + kx - pad outside [0, Wo)) takes +0 instead:
+ *   C[m*ldc + q] = sum_k a[m*K + k] (inside ? xp[koff[k] + q] : 0) + bias[m]
+ * for q < P = Ho*Wo, kw <= IMCAP_FLAT_KMAX: the bits of imcap_gemm over the
+ * im2col matrix. Reads xp[koff[k] + q] for q up to P rounded up to 16. */
+#define IMCAP_FLAT_KMAX 8
+void imcap_conv_direct_flat(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
+                            const uint8_t *tapx, int kw, int pad, int Wo, int P, const float *bias);
+
 /* Soft attention for one query, fused: e_i = w . tanh(p_i + q) + b,
  * alpha = softmax(e), ctx = sum_i alpha_i a_i. tanh_pq [L,A] receives the
  * tanh values when non-NULL (training keeps them for the backward);

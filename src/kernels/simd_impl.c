@@ -434,10 +434,12 @@ static void F(gemm_p)(float *C, size_t ldc, const float *a, size_t ars, size_t a
  * Tap k adds koff[k] to every start, so a vector's input for tap k is one
  * load; the lanes past rl[v] read what follows (zero padding, the next
  * row) and are never stored. The sums, slices and bias are gemm_block's,
- * one to one. */
+ * one to one. mk (imcap_conv_direct_flat): vector v's input for tap k is
+ * masked by mk[v][tapx[k]], its lanes whose tap column falls outside the
+ * row set to +0, the value im2col would have copied there. */
 AI void conv_block(float *C, size_t ldc, const float *a, size_t K, const float *xp, const int32_t *koff,
-                   const size_t *bpos, const size_t *cpos, const int *rl, int k0, int k1, const float *bias, int phase,
-                   int m0, int MBx, int NV) {
+                   const uint8_t *tapx, const vi (*mk)[IMCAP_FLAT_KMAX], const size_t *bpos, const size_t *cpos,
+                   const int *rl, int k0, int k1, const float *bias, int phase, int m0, int MBx, int NV) {
     vf acc[GEMM_MB][GEMM_NV];
     for (int i = 0; i < MBx; i++)
         for (int v = 0; v < NV; v++)
@@ -448,7 +450,10 @@ AI void conv_block(float *C, size_t ldc, const float *a, size_t K, const float *
     for (int k = k0; k < k1; k++) {
         size_t o = (size_t)koff[k];
         vf bv[GEMM_NV];
-        for (int v = 0; v < NV; v++) bv[v] = ld(bp[v] + o);
+        if (mk)
+            for (int v = 0; v < NV; v++) bv[v] = (vf)((vi)ld(bp[v] + o) & mk[v][tapx[k]]);
+        else
+            for (int v = 0; v < NV; v++) bv[v] = ld(bp[v] + o);
         for (int i = 0; i < MBx; i++) {
             vf av = splat(arow[i][k]);
             for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
@@ -465,10 +470,10 @@ AI void conv_block(float *C, size_t ldc, const float *a, size_t K, const float *
 }
 
 AI void conv_panel(float *C, size_t ldc, const float *a, int M, size_t K, const float *xp, const int32_t *koff,
-                   const size_t *bpos, const size_t *cpos, const int *rl, int k0, int k1, const float *bias, int phase,
-                   int NV) {
+                   const uint8_t *tapx, const vi (*mk)[IMCAP_FLAT_KMAX], const size_t *bpos, const size_t *cpos,
+                   const int *rl, int k0, int k1, const float *bias, int phase, int NV) {
     int m0 = 0;
-#define CB(MBx) conv_block(C, ldc, a, K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, m0, MBx, NV)
+#define CB(MBx) conv_block(C, ldc, a, K, xp, koff, tapx, mk, bpos, cpos, rl, k0, k1, bias, phase, m0, MBx, NV)
     for (; m0 + GEMM_MB <= M; m0 += GEMM_MB) CB(GEMM_MB);
     switch (M - m0) {
 #if GEMM_MB > 3
@@ -483,6 +488,25 @@ AI void conv_panel(float *C, size_t ldc, const float *a, int M, size_t K, const 
 #undef CB
 }
 
+/* one panel of nv vectors, unmasked (mk NULL) or masked */
+AI void conv_panel_nv(float *C, size_t ldc, const float *a, int M, size_t K, const float *xp, const int32_t *koff,
+                      const uint8_t *tapx, const vi (*mk)[IMCAP_FLAT_KMAX], const size_t *bpos, const size_t *cpos,
+                      const int *rl, int k0, int k1, const float *bias, int phase, int nv) {
+#define CP(NVx) conv_panel(C, ldc, a, M, K, xp, koff, tapx, mk, bpos, cpos, rl, k0, k1, bias, phase, NVx)
+    switch (nv) {
+    case GEMM_NV: CP(GEMM_NV); break;
+#if GEMM_NV > 3
+    case 3: CP(3); break;
+#endif
+#if GEMM_NV > 2
+    case 2: CP(2); break;
+#endif
+    case 1: CP(1); break;
+    default: break;
+    }
+#undef CP
+}
+
 /* A panel's inputs over every tap are a few rows of each channel, already
  * in L1, so k needs no slicing for their sake; the whole sum in one pass
  * keeps the partial sums out of C (a 32x1024 output is 128 KB, through L2
@@ -492,10 +516,14 @@ AI void conv_panel(float *C, size_t ldc, const float *a, int M, size_t K, const 
  * 87.5 against 99 GFLOP/s at 128 channels, 28 x 28), for the stores and
  * reloads of the running sums. Slicing never changes the bits. */
 #define DIRECT_SLICE 131072
+static int direct_kc(int M, int K) {
+    size_t slices = ((size_t)M * K + DIRECT_SLICE - 1) / DIRECT_SLICE;
+    return (int)(((size_t)K + slices - 1) / slices);
+}
+
 static void F(conv_direct)(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
                            int Wp, int Ho, int Wo, const float *bias) {
-    size_t slices = ((size_t)M * K + DIRECT_SLICE - 1) / DIRECT_SLICE;
-    int kc = (int)(((size_t)K + slices - 1) / slices);
+    int kc = direct_kc(M, K);
     for (int k0 = 0; k0 < K; k0 += kc) {
         int k1 = k0 + kc < K ? k0 + kc : K;
         int phase = K <= kc ? 0 : k0 == 0 ? 1 : k1 == K ? 3 : 2;
@@ -508,17 +536,41 @@ static void F(conv_direct)(float *C, size_t ldc, const float *a, int M, int K, c
                 rl[nv] = Wo - x < LANES ? Wo - x : LANES;
                 if ((x += LANES) >= Wo) x = 0, y++;
             }
-            switch (nv) {
-            case GEMM_NV: conv_panel(C, ldc, a, M, (size_t)K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, GEMM_NV); break;
-#if GEMM_NV > 3
-            case 3: conv_panel(C, ldc, a, M, (size_t)K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, 3); break;
-#endif
-#if GEMM_NV > 2
-            case 2: conv_panel(C, ldc, a, M, (size_t)K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, 2); break;
-#endif
-            case 1: conv_panel(C, ldc, a, M, (size_t)K, xp, koff, bpos, cpos, rl, k0, k1, bias, phase, 1); break;
-            default: break;
+            conv_panel_nv(C, ldc, a, M, (size_t)K, xp, koff, NULL, NULL, bpos, cpos, rl, k0, k1, bias, phase, nv);
+        }
+    }
+}
+
+/* imcap_conv_direct_flat (simd.h): vectors of 16 consecutive pixels of the
+ * whole map, across row ends; a lane whose tap column leaves the row is
+ * masked to +0 (each vector's masks for the kw tap columns made once per
+ * panel). */
+static void F(conv_direct_flat)(float *C, size_t ldc, const float *a, int M, int K, const float *xp,
+                                const int32_t *koff, const uint8_t *tapx, int kw, int pad, int Wo, int P,
+                                const float *bias) {
+    int kc = direct_kc(M, K);
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        int k1 = k0 + kc < K ? k0 + kc : K;
+        int phase = K <= kc ? 0 : k0 == 0 ? 1 : k1 == K ? 3 : 2;
+        /* the vectors shared out evenly among the panels: 13 vectors (14 x 14)
+         * as 4 + 3 + 3 + 3, not 4 + 4 + 4 + 1, whose last panel of one
+         * vector would load a vector per four multiply-adds */
+        int V = (P + LANES - 1) / LANES, np = (V + GEMM_NV - 1) / GEMM_NV;
+        for (int i = 0, q0 = 0; i < np; i++) {
+            int want = V / np + (i < V % np);
+            size_t pos[GEMM_NV];
+            int rl[GEMM_NV], nv = 0;
+            vi mk[GEMM_NV][IMCAP_FLAT_KMAX];
+            for (int q = q0; nv < want; nv++, q += LANES, q0 += LANES) {
+                pos[nv] = (size_t)q, rl[nv] = P - q < LANES ? P - q : LANES;
+                for (int kx = 0; kx < kw; kx++)
+                    for (int l = 0; l < LANES; l++) {
+                        int col = (q + l) % Wo + kx - pad;
+                        mk[nv][kx][l] = col >= 0 && col < Wo ? -1 : 0;
+                    }
             }
+            conv_panel_nv(C, ldc, a, M, (size_t)K, xp, koff, tapx, (const vi(*)[IMCAP_FLAT_KMAX])mk, pos, pos, rl, k0,
+                          k1, bias, phase, nv);
         }
     }
 }
@@ -768,6 +820,7 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .gemm = F(gemm),
     .gemm_p = F(gemm_p),
     .conv_direct = F(conv_direct),
+    .conv_direct_flat = F(conv_direct_flat),
     .attention_fused = F(attention_fused),
     .attention_backward = F(attention_backward),
     .lstm_cell = F(lstm_cell),

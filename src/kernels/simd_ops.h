@@ -23,6 +23,8 @@ typedef struct {
                    const float *bcol);
     void (*conv_direct)(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
                         int Wp, int Ho, int Wo, const float *bias);
+    void (*conv_direct_flat)(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
+                             const uint8_t *tapx, int kw, int pad, int Wo, int P, const float *bias);
     void (*attention_fused)(float *ctx, float *alpha, float *tanh_pq, const float *a, const float *p, const float *q,
                             const float *w, float b, int L, int A, int D);
     void (*attention_backward)(float *da, float *dp, float *dq, float *dw, float *db, const float *dctx,
