@@ -792,4 +792,15 @@ Test(format2_kernels, batchnorm_eval_and_residual_relu) {
     float s[4];
     imcap_add_relu(s, x, y, 4);
     for (int i = 0; i < 4; i++) cr_expect_eq(s[i], x[i] + y[i] > 0 ? x[i] + y[i] : 0.0f);
+    /* one pass of bn, residual and ReLU = the passes one after the other,
+     * from [C,P] and from the transposed [P,C] */
+    imcap_bn_params bp = {w, b, mu, var, 1e-5f};
+    float xt[4] = {x[0], x[2], x[1], x[3]}, res[4] = {0.5f, 3, -7, 0.25f}, u[4], ut[4], sep[4];
+    imcap_batchnorm_infer_ex(u, x, 2, 1, 2, 2, &bp, res, 1);
+    imcap_batchnorm_infer_ex(ut, xt, 1, 2, 2, 2, &bp, res, 1);
+    imcap_add_relu(sep, y, res, 4);
+    cr_expect_arr_eq(u, sep, sizeof u);
+    cr_expect_arr_eq(ut, sep, sizeof ut);
+    imcap_batchnorm_infer_ex(ut, xt, 1, 2, 2, 2, &bp, NULL, 0);
+    cr_expect_arr_eq(ut, y, sizeof ut);
 }

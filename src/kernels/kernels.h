@@ -70,10 +70,17 @@ void imcap_maxpool_pad_infer(float *out, const float *in, int C, int H, int W, i
  * relu != 0 applies a ReLU after it in the same pass. */
 void imcap_batchnorm_infer(float *out, const float *in, int C, size_t P, const float *weight, const float *bias,
                            const float *mean, const float *var, float eps, int relu);
-/* The same from in_t [P, C] (rows ldt apart) into out [C, P]: the
- * transposed conv's output back in channel-major order. */
-void imcap_batchnorm_infer_t(float *out, const float *in_t, size_t ldt, int C, size_t P, const float *weight,
-                             const float *bias, const float *mean, const float *var, float eps, int relu);
+/* The same with the input's layout given (value p of channel c at
+ * in[c*ch_stride + p*px_stride]: [C,P] is (P, 1), a transposed conv's
+ * [P,C] output with rows ldt apart is (1, ldt)) into out [C,P], and a
+ * residual [C,P] (or NULL) added before the ReLU: a residual block's end
+ * in one pass, with the bits of the three passes. */
+typedef struct {
+    const float *weight, *bias, *mean, *var;
+    float eps;
+} imcap_bn_params;
+void imcap_batchnorm_infer_ex(float *out, const float *in, size_t ch_stride, size_t px_stride, int C, size_t P,
+                              const imcap_bn_params *bn, const float *residual, int relu);
 /* out = relu(a + b): a residual block's end (out may be a or b) */
 void imcap_add_relu(float *out, const float *a, const float *b, size_t n);
 /* [C,H,W] -> [C,Ho,Wo], torch's adaptive_avg_pool2d */
