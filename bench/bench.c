@@ -539,10 +539,15 @@ static int work_stream(void *vctx, int tid) {
 
 /* The bytes of the weights one decoder step reads for one row (the per-step
  * matrices and biases, and one embedding row; not the per-image encoder_att,
- * init_h, init_c). */
-static double decoder_step_weight_bytes(const imcap_config *c, int V) {
+ * init_h, init_c). With the pack's per-word table of the gates' embedding
+ * sums (imcap_decoder_pack.gates_emb), a row reads its word's 4 Hd sums
+ * instead of the E columns of w_ih (and still the embedding row, which the
+ * step copies into [E y; z; h]). */
+static double decoder_step_weight_bytes(const imcap_model *m, int V) {
+    const imcap_config *c = &m->cfg;
     double A = c->attention_dim, Hd = c->hidden_dim, D = c->D, E = c->embed_dim;
-    double floats = (A * Hd + A) + (A + 1) + (D * Hd + D) + (4 * Hd * (E + D) + 4 * Hd * Hd + 8 * Hd) + (V * Hd + V) + E;
+    double gates_in = m->pack.gates_emb ? 4 * Hd * D + 4 * Hd : 4 * Hd * (E + D);
+    double floats = (A * Hd + A) + (A + 1) + (D * Hd + D) + (gates_in + 4 * Hd * Hd + 8 * Hd) + (V * Hd + V) + E;
     return 4 * floats;
 }
 
@@ -1082,7 +1087,7 @@ int main(int argc, char **argv) {
             free(g.w), free(g.x), free(g.y);
         }
         stream_pick();
-        double wbytes = decoder_step_weight_bytes(&m->cfg, V);
+        double wbytes = decoder_step_weight_bytes(m, V);
         double bw[2] = {0, 0};
         size_t sizes[2] = {((size_t)wbytes + 31) / 32 * 32, STREAM_BIG};
         for (int k = 0; k < 2; k++) {

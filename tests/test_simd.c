@@ -1152,7 +1152,7 @@ Test(simd_tables, gemm_p_is_the_transposed_gemm) {
         imcap_panel_put(wp, K, 0, 0, w, O, K);
         for (int t = 0; t < nt; t++) {
             T[t]->gemm(want, (size_t)P, w, (size_t)K, 1, col, ldb, O, P, K, NULL, 0);
-            T[t]->gemm_p(got, (size_t)O, col, 1, ldb, wp, P, O, K, NULL);
+            T[t]->gemm_p(got, (size_t)O, col, 1, ldb, wp, P, O, K, 0, K, 0, 1, NULL);
             for (int o = 0; o < O; o++)
                 for (int p = 0; p < P; p++)
                     cr_assert(same(got[(size_t)p * O + o], want[(size_t)o * P + p]),
@@ -1160,6 +1160,38 @@ Test(simd_tables, gemm_p_is_the_transposed_gemm) {
                               got[(size_t)p * O + o], want[(size_t)o * P + p]);
         }
         free(w), free(col), free(wp), free(want), free(got);
+    }
+}
+
+/* A product split at any k (the first part left without its bias, the
+ * second continuing from C and adding it) has the bits of the product in
+ * one piece, on every table: the decoder keeps the LSTM gates' sums over
+ * the embedding per word and continues them at every step. Rows of one
+ * register block and of several, k in one slice and in many. */
+Test(simd_tables, gemm_p_split_at_any_k_keeps_the_bits) {
+    const imcap_simd_ops *T[3];
+    int nt = tables(T);
+    const int shapes[][3] = {{1, 1024, 386}, {3, 1024, 386}, {37, 200, 300}, {5, 70, 64}}; /* M rows, N, K */
+    const int splits[] = {1, 17, 64, 65, 200};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        size_t lda = (size_t)K + 5;
+        float *w = rand_vec((size_t)N * K, -1, 1), *a = rand_vec((size_t)M * lda, -1, 1), *b = rand_vec((size_t)N, -1, 1);
+        float *wp = alloc_f(imcap_panel_floats(N, K)), *want = alloc_f((size_t)M * N), *got = alloc_f((size_t)M * N);
+        imcap_panel_put(wp, K, 0, 0, w, N, K);
+        for (int t = 0; t < nt; t++) {
+            T[t]->gemm_p(want, (size_t)N, a, lda, 1, wp, M, N, K, 0, K, 0, 1, b);
+            for (size_t sp = 0; sp < sizeof splits / sizeof splits[0]; sp++) {
+                int k = splits[sp];
+                if (k >= K) continue;
+                T[t]->gemm_p(got, (size_t)N, a, lda, 1, wp, M, N, K, 0, k, 0, 0, b);
+                T[t]->gemm_p(got, (size_t)N, a, lda, 1, wp, M, N, K, k, K, 1, 1, b);
+                for (size_t i = 0; i < (size_t)M * N; i++)
+                    cr_assert(same(got[i], want[i]), "%s gemm_p M%d N%d K%d split at %d: [%zu] = %.9g, whole %.9g",
+                              T[t]->name, M, N, K, k, i, got[i], want[i]);
+            }
+        }
+        free(w), free(a), free(b), free(wp), free(want), free(got);
     }
 }
 

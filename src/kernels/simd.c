@@ -64,12 +64,17 @@ void imcap_gemm(float *C, size_t ldc, const float *a, size_t ars, size_t acs, co
 
 void imcap_affine_p(float *y, size_t ldy, int N, int M, const float *x, size_t ldx, const float *wp, int K,
                     const float *bias) {
-    best()->gemm_p(y, ldy, x, ldx, 1, wp, N, M, K, bias);
+    best()->gemm_p(y, ldy, x, ldx, 1, wp, N, M, K, 0, K, 0, 1, bias);
 }
 
 void imcap_gemm_p(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N, int K,
                   const float *bcol) {
-    best()->gemm_p(C, ldc, a, ars, acs, wp, M, N, K, bcol);
+    best()->gemm_p(C, ldc, a, ars, acs, wp, M, N, K, 0, K, 0, 1, bcol);
+}
+
+void imcap_gemm_p_range(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N,
+                        int K, int k0, int k1, int load, int finish, const float *bcol) {
+    best()->gemm_p(C, ldc, a, ars, acs, wp, M, N, K, k0, k1, load, finish, bcol);
 }
 
 size_t imcap_panel_floats(int M, int K) {

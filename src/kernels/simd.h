@@ -117,6 +117,14 @@ size_t imcap_panel_floats(int M, int K);
  * bits of imcap_gemm(out, w, im2col). */
 void imcap_gemm_p(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N, int K,
                   const float *bcol);
+/* imcap_gemm_p over k in [k0, k1) only (K is still the panels' full
+ * depth): each output's sum starts from C's value (load) or from zero, and
+ * bcol is added at the end only if finish. Splitting a product at any k
+ * (the first part without finish, the second with load) gives the bits of
+ * imcap_gemm_p: a sum over k in order, continued. The decoder keeps the
+ * first part of the LSTM gates, over the embedding, per word. */
+void imcap_gemm_p_range(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N,
+                        int K, int k0, int k1, int load, int finish, const float *bcol);
 /* Puts w [out, in] (row-major, as the model file stores a weight) at
  * outputs o0.. and inputs k0.. of the paneled K-input matrix wp. */
 void imcap_panel_put(float *wp, int K, int o0, int k0, const float *w, int out, int in);

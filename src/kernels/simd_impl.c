@@ -399,31 +399,37 @@ AI void gemm_slice(float *C, size_t ldc, const float *a, size_t ars, size_t acs,
  * (GEMM_KC x 64 floats) stays in L1 while every block of rows of A uses
  * it; a long k in one pass reads each panel from L2 once per block of rows.
  * The running sums go through C between slices (see gemm_block), which
- * needs C to start empty: accumulate takes k in one pass. */
+ * needs C to start empty: accumulate takes k in one pass. k in [k0, k1):
+ * load starts from the sums in C (gemm_block's phase 2) instead of zero,
+ * and the bias is added after k1 only if finish is set, so a product split
+ * at any k has the bits of the product in one piece. */
 AI void gemm_body(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb,
-                  size_t pstride, int M, int N, int K, const float *bias, const float *bcol, int accumulate) {
+                  size_t pstride, int M, int N, int k0, int k1, int load, int finish, const float *bias,
+                  const float *bcol, int accumulate) {
+#define PHASE(ld, fin) ((ld) ? ((fin) ? 3 : 2) : ((fin) ? 0 : 1))
     /* rows that fit one register block reuse nothing from L1 across blocks:
      * one pass streams each panel front to back */
-    if (accumulate || K <= GEMM_KC || M <= GEMM_MB) {
-        gemm_slice(C, ldc, a, ars, acs, B, ldb, pstride, M, N, 0, K, bias, bcol, accumulate, 0);
+    if (accumulate || k1 - k0 <= GEMM_KC || M <= GEMM_MB) {
+        gemm_slice(C, ldc, a, ars, acs, B, ldb, pstride, M, N, k0, k1, bias, bcol, accumulate, PHASE(load, finish));
         return;
     }
-    for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
-        int k1 = k0 + GEMM_KC < K ? k0 + GEMM_KC : K;
-        int phase = k0 == 0 ? 1 : k1 == K ? 3 : 2;
-        gemm_slice(C, ldc, a, ars, acs, B, ldb, pstride, M, N, k0, k1, bias, bcol, 0, phase);
+    for (int s0 = k0; s0 < k1; s0 += GEMM_KC) {
+        int s1 = s0 + GEMM_KC < k1 ? s0 + GEMM_KC : k1;
+        gemm_slice(C, ldc, a, ars, acs, B, ldb, pstride, M, N, s0, s1, bias, bcol, 0,
+                   PHASE(load || s0 > k0, finish && s1 == k1));
     }
+#undef PHASE
 }
 
 static void F(gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M,
                     int N, int K, const float *bias, int accumulate) {
-    gemm_body(C, ldc, a, ars, acs, B, ldb, 0, M, N, K, bias, NULL, accumulate);
+    gemm_body(C, ldc, a, ars, acs, B, ldb, 0, M, N, 0, K, 0, 1, bias, NULL, accumulate);
 }
 
-/* imcap_gemm_p (simd.h): B in panels, the bias along B's columns. */
+/* imcap_gemm_p_range (simd.h): B in panels, the bias along B's columns. */
 static void F(gemm_p)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N,
-                      int K, const float *bcol) {
-    gemm_body(C, ldc, a, ars, acs, wp, 0, (size_t)K * IMCAP_PANEL, M, N, K, NULL, bcol, 0);
+                      int K, int k0, int k1, int load, int finish, const float *bcol) {
+    gemm_body(C, ldc, a, ars, acs, wp, 0, (size_t)K * IMCAP_PANEL, M, N, k0, k1, load, finish, NULL, bcol, 0);
 }
 
 /* ------------------------------------------------------- direct convolution */

@@ -20,7 +20,7 @@ typedef struct {
     void (*gemm)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *B, size_t ldb, int M, int N,
                  int K, const float *bias, int accumulate);
     void (*gemm_p)(float *C, size_t ldc, const float *a, size_t ars, size_t acs, const float *wp, int M, int N, int K,
-                   const float *bcol);
+                   int k0, int k1, int load, int finish, const float *bcol);
     void (*conv_direct)(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,
                         int Wp, int Ho, int Wo, const float *bias);
     void (*conv_direct_flat)(float *C, size_t ldc, const float *a, int M, int K, const float *xp, const int32_t *koff,

@@ -209,7 +209,14 @@ static void step_infer(const imcap_config *cfg, const imcap_params *p, const imc
         for (int d = 0; d < D; d++) x[E + d] = g[d] * ctx[d];
         memcpy(x + E + D, h_prev + (size_t)n * Hd, (size_t)Hd * sizeof(float));
     }
-    imcap_affine_p(s->gates, (size_t)4 * Hd, N, 4 * Hd, s->x, (size_t)X, pk->gates_wt, X, pk->gates_b);
+    if (pk->gates_emb) { /* the sums over E y are the word's row of the table: continue from them */
+        for (int n = 0; n < N; n++)
+            memcpy(s->gates + (size_t)n * 4 * Hd, pk->gates_emb + (size_t)tokens[n] * 4 * Hd,
+                   (size_t)4 * Hd * sizeof(float));
+        imcap_gemm_p_range(s->gates, (size_t)4 * Hd, s->x, (size_t)X, 1, pk->gates_wt, N, 4 * Hd, X, E, X, 1, 1,
+                           pk->gates_b);
+    } else
+        imcap_affine_p(s->gates, (size_t)4 * Hd, N, 4 * Hd, s->x, (size_t)X, pk->gates_wt, X, pk->gates_b);
     imcap_lstm_cell(s->h, s->c, s->tanh_c, s->gates, c_prev, N, Hd);
     const float *fc_in = fc_input(cfg, p, N, (size_t)X, s);
     int F = imcap_config_fc_in(cfg);

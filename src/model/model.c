@@ -23,7 +23,7 @@ void imcap_model_free(imcap_model *m) {
     free(m->config_json);
     free(m->block);
     imcap_decoder_pack *k = &m->pack;
-    free(k->enc_att_wt), free(k->qg_wt), free(k->qg_b), free(k->gates_wt), free(k->gates_b), free(k->fc_wt);
+    free(k->enc_att_wt), free(k->qg_wt), free(k->qg_b), free(k->gates_wt), free(k->gates_b), free(k->gates_emb), free(k->fc_wt);
     for (int i = 0; i < IMCAP_MAX_LAYERS; i++)
         for (int j = 0; j < 4; j++) free(m->epack.wt[i][j]);
     free(m);
@@ -42,6 +42,9 @@ imcap_status imcap_model_pack_alloc(imcap_model *m, imcap_error *err) {
     /* a few dozen outputs fill too few 16-lane vectors of the outer form
      * (measured: 49 words, 32 rows: 20 us against 10 in dot form) */
     int pack_fc = m->vocab.n >= IMCAP_PACK_MIN_V;
+    size_t table = (size_t)m->vocab.n * 4 * Hd;
+    if (table <= IMCAP_GATES_TABLE_MAX && !(k->gates_emb = imcap_aligned_alloc(table * sizeof(float))))
+        return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the decoder's transposed weights");
     if (pack_fc) k->fc_wt = imcap_aligned_alloc(imcap_panel_floats(m->vocab.n, imcap_config_fc_in(c)) * sizeof(float));
     if (!k->enc_att_wt || !k->qg_wt || !k->qg_b || !k->gates_wt || !k->gates_b || (pack_fc && !k->fc_wt))
         return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the decoder's transposed weights");
@@ -73,6 +76,9 @@ void imcap_model_sync(imcap_model *m) {
     imcap_panel_put(k->gates_wt, X + Hd, 0, 0, p->w_ih, 4 * Hd, X);
     imcap_panel_put(k->gates_wt, X + Hd, 0, X, p->w_hh, 4 * Hd, Hd);
     for (int o = 0; o < 4 * Hd; o++) k->gates_b[o] = p->b_ih[o] + p->b_hh[o];
+    if (k->gates_emb)
+        imcap_gemm_p_range(k->gates_emb, (size_t)4 * Hd, p->embedding, (size_t)c->embed_dim, 1, k->gates_wt, V, 4 * Hd,
+                           X + Hd, 0, c->embed_dim, 0, 0, NULL);
     int F = imcap_config_fc_in(c);
     if (k->fc_wt) imcap_panel_put(k->fc_wt, F, 0, 0, p->fc_w, V, F);
     for (int i = 0; i < c->n_layers; i++)

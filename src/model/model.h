@@ -167,6 +167,10 @@ typedef struct {
     char *key, *value;
 } imcap_meta_entry;
 
+/* Up to this many floats (4 MB), the pack keeps the LSTM gates' embedding
+ * part per word: V * 4 Hd floats, 0.2 MB for the shipped model. */
+#define IMCAP_GATES_TABLE_MAX (1u << 20)
+
 /* The decoder's step weights laid out for inference's products
  * (imcap_affine_p: outputs in IMCAP_PANEL-wide panels, each panel's
  * weights contiguous, inputs major): q and the context gate in one product
@@ -177,6 +181,9 @@ typedef struct {
     float *enc_att_wt;         /* A outputs over D: encoder_att, for the per-image preparation */
     float *qg_wt, *qg_b;       /* A + D outputs over Hd: decoder_att | f_beta; [A + D] */
     float *gates_wt, *gates_b; /* 4 Hd outputs over E + D + Hd: [w_ih | w_hh]; b_ih + b_hh */
+    float *gates_emb;          /* [V, 4 Hd]: per word, the gates' sums over its embedding (the first E inputs,
+                                * no bias), so that a step continues from them instead of multiplying E y;
+                                * NULL when the table would pass IMCAP_GATES_TABLE_MAX floats (large vocabularies) */
     float *fc_wt;              /* V outputs over imcap_config_fc_in (its bias is fc_b); NULL for a small vocabulary (below
                                 * IMCAP_PACK_MIN_V words: fc_w in dot form is faster there) */
 } imcap_decoder_pack;
