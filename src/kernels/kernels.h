@@ -47,6 +47,22 @@ void imcap_conv2d_forward_t(float *out_t, size_t ldt, const float *in, const flo
                             int k, int stride, int pad, float *col);
 int imcap_conv_runs_transposed(int O, int P);
 
+/* ---- 3x3 stride-1 "same" convolution by Winograd's F(2x2, 3x3)
+ * (winograd.c): 16 multiplications per 2x2 outputs instead of 36, not the
+ * direct convolution's bits (it rounds differently; within a few units of
+ * float's precision of the sum of |w x| over the window), so only for the
+ * pretrained backbones, never for format 1's conv layers.
+ * imcap_winograd_fits: k 3, stride 1, pad 1 and an even output. u:
+ * imcap_winograd_weights_floats(O, C) floats made once from w [O,C,3,3];
+ * scratch: imcap_winograd_scratch(C, O, H, W) floats. in [C,H,W] -> out
+ * [O,H,W] (+ bias[o] if bias). */
+int imcap_winograd_fits(int k, int stride, int pad, int Ho, int Wo);
+size_t imcap_winograd_weights_floats(int O, int C);
+void imcap_winograd_weights(float *u, const float *w, int O, int C);
+size_t imcap_winograd_scratch(int C, int O, int Ho, int Wo);
+void imcap_conv_winograd(float *out, const float *in, const float *u, const float *bias, int C, int H, int W, int O,
+                         float *scratch);
+
 /* ---- relu (out may be in) */
 void imcap_relu_forward(float *out, const float *in, size_t n);
 void imcap_relu_backward(float *din, const float *dout, const float *out, size_t n);

@@ -178,7 +178,8 @@ static void forward_image(const imcap_config *cfg, const imcap_params *p, const 
                                   p->enc_var[i], l->eps, i + 1 < nl && relu_in_batchnorm(cfg, i + 1));
             break;
         case IMCAP_LAYER_BASIC:
-        case IMCAP_LAYER_BOTTLENECK: imcap_block_forward(l, &p->enc_block[i], pk ? pk->wt[i] : none, y, x, e->blk, e->col);
+        case IMCAP_LAYER_BOTTLENECK: imcap_block_forward(l, &p->enc_block[i], pk ? pk->wt[i] : none, pk ? pk->wino[i] : none, y, x, e->blk,
+                                                         e->col);
             break;
         case IMCAP_LAYER_AVGPOOL: imcap_adaptive_avgpool_forward(y, x, l->in_c, l->in_h, l->in_w, l->out, l->out); break;
         }

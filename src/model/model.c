@@ -25,7 +25,7 @@ void imcap_model_free(imcap_model *m) {
     imcap_decoder_pack *k = &m->pack;
     free(k->enc_att_wt), free(k->qg_wt), free(k->qg_b), free(k->gates_wt), free(k->gates_b), free(k->gates_emb), free(k->fc_wt);
     for (int i = 0; i < IMCAP_MAX_LAYERS; i++)
-        for (int j = 0; j < 4; j++) free(m->epack.wt[i][j]);
+        for (int j = 0; j < 4; j++) free(m->epack.wt[i][j]), free(m->epack.wino[i][j]);
     free(m);
 }
 
@@ -53,7 +53,16 @@ imcap_status imcap_model_pack_alloc(imcap_model *m, imcap_error *err) {
         if (l->type != IMCAP_LAYER_BASIC && l->type != IMCAP_LAYER_BOTTLENECK) continue;
         for (int j = 0; j < 4; j++) {
             const imcap_conv_shape *cs = &l->conv[j];
-            if (!m->p.enc_block[i].conv[j] || !imcap_conv_runs_transposed(cs->out, cs->out_h * cs->out_w)) continue;
+            if (!m->p.enc_block[i].conv[j]) continue;
+            if (!imcap_conv_runs_transposed(cs->out, cs->out_h * cs->out_w)) {
+                if (imcap_winograd_fits(cs->kernel, cs->stride, cs->pad, cs->out_h, cs->out_w) &&
+                    imcap_winograd_scratch(cs->in_c, cs->out, cs->out_h, cs->out_w) <=
+                        imcap_conv2d_col_size(cs->in_c, cs->kernel, cs->out_h, cs->out_w) &&
+                    !(m->epack.wino[i][j] =
+                          imcap_aligned_alloc(imcap_winograd_weights_floats(cs->out, cs->in_c) * sizeof(float))))
+                    return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the encoder's Winograd weights");
+                continue;
+            }
             int K = cs->in_c * cs->kernel * cs->kernel;
             if (!(m->epack.wt[i][j] = imcap_aligned_alloc(imcap_panel_floats(cs->out, K) * sizeof(float))))
                 return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the encoder's transposed weights");
@@ -87,6 +96,9 @@ void imcap_model_sync(imcap_model *m) {
                 const imcap_conv_shape *cs = &c->layers[i].conv[j];
                 int K = cs->in_c * cs->kernel * cs->kernel;
                 imcap_panel_put(m->epack.wt[i][j], K, 0, 0, p->enc_block[i].conv[j], cs->out, K);
+            } else if (m->epack.wino[i][j]) {
+                const imcap_conv_shape *cs = &c->layers[i].conv[j];
+                imcap_winograd_weights(m->epack.wino[i][j], p->enc_block[i].conv[j], cs->out, cs->in_c);
             }
 }
 

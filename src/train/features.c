@@ -30,6 +30,12 @@ static uint64_t encoder_key(const imcap_model *m) {
         h = imcap_fnv1a64(h, t->name, strlen(t->name) + 1);
         h = imcap_fnv1a64(h, m->block + t->offset, t->count * sizeof(float));
     }
+    /* and how: features made before the blocks' 3x3 convs ran by Winograd
+     * rounded differently, so a cache of them is stale for such a model */
+    int wino = 0;
+    for (int i = 0; i < IMCAP_MAX_LAYERS; i++)
+        for (int j = 0; j < 4; j++) wino |= m->epack.wino[i][j] != NULL;
+    if (wino) h = imcap_fnv1a64(h, "winograd F(2x2,3x3)", 19);
     return h;
 }
 
