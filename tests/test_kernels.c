@@ -167,6 +167,45 @@ Test(conv2d, multi_channel_padded_layout) {
     expect_vec(out, want, 6, 1e-6, "out");
 }
 
+/* Winograd's F(2x2, 3x3) against the convolution in double: within
+ * 1e-5 of the window's sum of |w x| (float's precision times the
+ * transforms' growth is about 1e-6; a wrong tap or a lost tile is of the
+ * order of the sum itself), with bias, for even and odd maps, one tile row
+ * and many, and ResNet's layer1 shape (taken a few tile rows per pass). */
+Test(conv2d, winograd_is_the_convolution) {
+    rng_state = 91;
+    const int shapes[][4] = {{3, 5, 7, 5}, {20, 9, 12, 33}, {16, 2, 2, 8}, {64, 56, 56, 64}, {40, 7, 7, 70}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int C = shapes[si][0], H = shapes[si][1], W = shapes[si][2], O = shapes[si][3];
+        cr_assert(imcap_winograd_fits(3, 1, 1, H, W));
+        float *in = rand_vec((size_t)C * H * W, -2, 2), *w = rand_vec((size_t)O * C * 9, -1, 1);
+        float *b = rand_vec((size_t)O, -1, 1), *out = malloc((size_t)O * H * W * sizeof(float));
+        float *u = malloc(imcap_winograd_weights_floats(O, C) * sizeof(float));
+        float *scratch = malloc(imcap_winograd_scratch(C, O, H, W) * sizeof(float));
+        cr_assert(out && u && scratch);
+        imcap_winograd_weights(u, w, O, C);
+        imcap_conv_winograd(out, in, u, b, C, H, W, O, scratch);
+        for (int o = 0; o < O; o++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    double ref = b[o], mag = fabs(b[o]);
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                int iy = y + ky - 1, ix = x + kx - 1;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                double t = (double)w[((size_t)o * C + c) * 9 + ky * 3 + kx] *
+                                           in[((size_t)c * H + iy) * W + ix];
+                                ref += t, mag += fabs(t);
+                            }
+                    float got = out[((size_t)o * H + y) * W + x];
+                    cr_assert(fabs(got - ref) <= 1e-5 * mag, "C%d %dx%d O%d at (%d,%d,%d): %.9g, want %.9g (sum |w x| %.3g)",
+                              C, H, W, O, o, y, x, got, ref, mag);
+                }
+        free(in), free(w), free(b), free(out), free(u), free(scratch);
+    }
+}
+
 /* backward of conv2d, all geometries the models use */
 typedef struct {
     float *in, *w, *b, *r, *out, *col;

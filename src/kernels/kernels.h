@@ -52,7 +52,8 @@ int imcap_conv_runs_transposed(int O, int P);
  * direct convolution's bits (it rounds differently; within a few units of
  * float's precision of the sum of |w x| over the window), so only for the
  * pretrained backbones, never for format 1's conv layers.
- * imcap_winograd_fits: k 3, stride 1, pad 1 and an even output. u:
+ * imcap_winograd_fits: k 3, stride 1, pad 1 (an odd map is computed to
+ * the next even size, the extra outputs dropped). u:
  * imcap_winograd_weights_floats(O, C) floats made once from w [O,C,3,3];
  * scratch: imcap_winograd_scratch(C, O, H, W) floats. in [C,H,W] -> out
  * [O,H,W] (+ bias[o] if bias). */

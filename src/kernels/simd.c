@@ -119,3 +119,11 @@ const char *imcap_simd_name(void) { return best()->name; }
 void imcap_pool2x2_row(float *out, const float *r0, const float *r1, int Wo, int relu) {
     best()->pool2x2_row(out, r0, r1, Wo, relu);
 }
+
+void imcap_winograd_in(float *V, const float *in, int C, int H, int W, int i0, int i1, float *plane, float *h) {
+    best()->winograd_in(V, in, C, H, W, i0, i1, plane, h);
+}
+
+void imcap_winograd_out(float *out, const float *Mt, const float *bias, int O, int H, int W, int i0, int i1) {
+    best()->winograd_out(out, Mt, bias, O, H, W, i0, i1);
+}

@@ -179,4 +179,15 @@ void imcap_pool2x2_row(float *out, const float *r0, const float *r1, int Wo, int
 
 /* Which build simd.c dispatches to: "avx512", "avx2" or "generic". */
 const char *imcap_simd_name(void);
+/* Winograd F(2x2, 3x3)'s transforms (winograd.c has the products), for
+ * in [C,H,W] and out [O,H,W], over the T = (i1 - i0) * tw tiles of tile
+ * rows [i0, i1) (tile (i, j): outputs 2i..2i+1, 2j..2j+1; tw = ceil(W/2),
+ * an odd map's last tiles cut): V [16][C][T] = B^T d B of each channel's
+ * tiles (plane: (2 (i1 - i0) + 2)(2 tw + 2) floats, h: (2 (i1 - i0) + 2)
+ * * 4 tw floats of scratch), and out = A^T m A (+ bias[o]) from the
+ * transposed products Mt [16][T][O].
+ * Additions only: the same bits on every build. */
+void imcap_winograd_in(float *V, const float *in, int C, int H, int W, int i0, int i1, float *plane, float *h);
+void imcap_winograd_out(float *out, const float *Mt, const float *bias, int O, int H, int W, int i0, int i1);
+
 #endif

@@ -814,6 +814,97 @@ static void F(adam_update)(float *p, const float *g, float *m, float *v, size_t 
     }
 }
 
+/* ------------------------------------------------- Winograd's transforms */
+
+/* imcap_winograd_in (simd.h): V_xi[c][t] for the tiles of tile rows
+ * [i0, i1) of every channel. Their padded input rows 2 i0 .. 2 i1 + 1, each
+ * row's horizontal transform over the columns 2j..2j+3 (16 tiles at a
+ * time, the last ones masked: the row's even and odd columns split by one
+ * shuffle each), then the
+ * vertical one over rows 2i..2i+3. Additions only, so every build gives
+ * the same bits. */
+static void F(winograd_in)(float *restrict V, const float *in, int C, int H, int W, int i0, int i1,
+                           float *restrict plane, float *restrict h) {
+    const vi ev = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const vi od = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+    int tw = (W + 1) / 2, Wp = 2 * tw + 2, rows = 2 * (i1 - i0) + 2; /* an odd map: one more zero column, row */
+    size_t T = (size_t)(i1 - i0) * tw, CT = (size_t)C * T;
+    memset(plane, 0, (size_t)rows * Wp * sizeof(float));
+    for (int c = 0; c < C; c++) {
+        const float *x = in + (size_t)c * H * W;
+        for (int y = 0; y < rows; y++) { /* padded row 2 i0 + y is input row 2 i0 + y - 1; the others stay 0 */
+            int sy = 2 * i0 + y - 1;
+            if (sy >= 0 && sy < H) memcpy(plane + (size_t)y * Wp + 1, x + (size_t)sy * W, W * sizeof(float));
+        }
+        for (int y = 0; y < rows; y++) {
+            const float *r = plane + (size_t)y * Wp;
+            float *h0 = h + (size_t)y * 4 * tw, *h1 = h0 + tw, *h2 = h1 + tw, *h3 = h2 + tw;
+            for (int j = 0; j < tw; j += LANES) {
+                /* n tiles read r[2j .. 2j + 2n + 1]: the row's end when n < 16 */
+                int n = lanes_left(tw, j), e = 2 * n + 2, ea = e < LANES ? e : LANES, e2 = e - 2 < LANES ? e - 2 : LANES;
+                vf a = ldn(r + 2 * j, ea), b = ldn(r + 2 * j + LANES, e - ea), a2 = ldn(r + 2 * j + 2, e2),
+                   b2 = ldn(r + 2 * j + 2 + LANES, e - 2 - e2);
+                vf x0 = shuffle2(a, b, ev), x1 = shuffle2(a, b, od), x2 = shuffle2(a2, b2, ev),
+                   x3 = shuffle2(a2, b2, od);
+                stn(h0 + j, x0 - x2, n), stn(h1 + j, x1 + x2, n), stn(h2 + j, x2 - x1, n), stn(h3 + j, x1 - x3, n);
+            }
+        }
+        for (int i = 0; i < i1 - i0; i++) {
+            const float *r0 = h + (size_t)(2 * i) * 4 * tw, *r1 = r0 + 4 * tw, *r2 = r1 + 4 * tw, *r3 = r2 + 4 * tw;
+            float *v = V + (size_t)c * T + (size_t)i * tw;
+            for (int b = 0; b < 4; b++) {
+                const float *a0 = r0 + b * tw, *a1 = r1 + b * tw, *a2 = r2 + b * tw, *a3 = r3 + b * tw;
+                float *v0 = v + (size_t)b * CT, *v1 = v0 + 4 * CT, *v2 = v1 + 4 * CT, *v3 = v2 + 4 * CT;
+                for (int j = 0; j < tw; j += LANES) {
+                    int n = lanes_left(tw, j);
+                    vf p0 = ldn(a0 + j, n), p1 = ldn(a1 + j, n), p2 = ldn(a2 + j, n), p3 = ldn(a3 + j, n);
+                    stn(v0 + j, p0 - p2, n), stn(v1 + j, p1 + p2, n), stn(v2 + j, p2 - p1, n), stn(v3 + j, p1 - p3, n);
+                }
+            }
+        }
+    }
+}
+
+/* imcap_winograd_out (simd.h): out[o][2i+r][2j+s] = (A^T m A)[r][s] + bias[o],
+ * A^T = [1 1 1 0; 0 1 -1 -1], for the tiles of tile rows [i0, i1) from Mt
+ * [16][T][O]: 16 outputs at a time, each lane's four values stored into
+ * its own output plane. */
+static void F(winograd_out)(float *restrict out, const float *Mt, const float *bias, int O, int H, int W, int i0,
+                            int i1) {
+    int tw = (W + 1) / 2;
+    size_t T = (size_t)(i1 - i0) * tw, TO = T * O, HW = (size_t)H * W;
+    for (size_t t = 0; t < T; t++) {
+        size_t i = i0 + t / tw, j = t % tw;
+        int right = 2 * (int)j + 1 < W, below = 2 * (int)i + 1 < H; /* an odd map's last tiles are cut */
+        float *y = out + 2 * i * W + 2 * j;
+        const float *m = Mt + t * O;
+        for (int o = 0; o < O; o += LANES) {
+            int n = lanes_left(O, o);
+#define MV(a, c) ldn(m + (size_t)(4 * (a) + (c)) * TO + o, n)
+            vf s00 = MV(0, 0) + MV(1, 0) + MV(2, 0), s01 = MV(0, 1) + MV(1, 1) + MV(2, 1);
+            vf s02 = MV(0, 2) + MV(1, 2) + MV(2, 2), s03 = MV(0, 3) + MV(1, 3) + MV(2, 3);
+            vf s10 = MV(1, 0) - MV(2, 0) - MV(3, 0), s11 = MV(1, 1) - MV(2, 1) - MV(3, 1);
+            vf s12 = MV(1, 2) - MV(2, 2) - MV(3, 2), s13 = MV(1, 3) - MV(2, 3) - MV(3, 3);
+#undef MV
+            vf b = bias ? ldn(bias + o, n) : (vf){0};
+            vf y00 = s00 + s01 + s02 + b, y01 = s01 - s02 - s03 + b;
+            vf y10 = s10 + s11 + s12 + b, y11 = s11 - s12 - s13 + b;
+            if (right && below)
+                for (int l = 0; l < n; l++) {
+                    float *p = y + (size_t)(o + l) * HW;
+                    p[0] = y00[l], p[1] = y01[l], p[W] = y10[l], p[W + 1] = y11[l];
+                }
+            else
+                for (int l = 0; l < n; l++) {
+                    float *p = y + (size_t)(o + l) * HW;
+                    p[0] = y00[l];
+                    if (right) p[1] = y01[l];
+                    if (below) p[W] = y10[l];
+                }
+        }
+    }
+}
+
 const imcap_simd_ops F(imcap_simd_ops) = {
     .sumsq = F(sumsq),
     .channel_moments = F(channel_moments),
@@ -831,4 +922,6 @@ const imcap_simd_ops F(imcap_simd_ops) = {
     .attention_backward = F(attention_backward),
     .lstm_cell = F(lstm_cell),
     .pool2x2_row = F(pool2x2_row),
+    .winograd_in = F(winograd_in),
+    .winograd_out = F(winograd_out),
 };

@@ -32,6 +32,8 @@ typedef struct {
                                const float *w, int L, int A, int D, float *scratch);
     void (*lstm_cell)(float *h, float *c, float *tanh_c, float *gates, const float *c_prev, int N, int H);
     void (*pool2x2_row)(float *out, const float *r0, const float *r1, int Wo, int relu);
+    void (*winograd_in)(float *V, const float *in, int C, int H, int W, int i0, int i1, float *plane, float *h);
+    void (*winograd_out)(float *out, const float *Mt, const float *bias, int O, int H, int W, int i0, int i1);
 } imcap_simd_ops;
 
 extern const imcap_simd_ops imcap_simd_ops_generic;

@@ -78,6 +78,10 @@ imcap_status imcap_encoder_acts_init(imcap_encoder_acts *e, const imcap_config *
                 const imcap_conv_shape *c = &l->conv[k];
                 if (c->out == 0) continue; /* no such conv in this block */
                 size_t o = (size_t)c->out * c->out_h * c->out_w, cs = imcap_conv2d_col_size(c->in_c, c->kernel, c->out_h, c->out_w);
+                if (imcap_winograd_fits(c->kernel, c->stride, c->pad, c->out_h, c->out_w)) {
+                    size_t ws = imcap_winograd_scratch(c->in_c, c->out, c->out_h, c->out_w);
+                    if (ws > cs) cs = ws; /* the pack runs it by Winograd (imcap_model_pack_alloc) */
+                }
                 if (o > M) M = o;
                 if (cs > K) K = cs;
             }

@@ -54,15 +54,13 @@ imcap_status imcap_model_pack_alloc(imcap_model *m, imcap_error *err) {
         for (int j = 0; j < 4; j++) {
             const imcap_conv_shape *cs = &l->conv[j];
             if (!m->p.enc_block[i].conv[j]) continue;
-            if (!imcap_conv_runs_transposed(cs->out, cs->out_h * cs->out_w)) {
-                if (imcap_winograd_fits(cs->kernel, cs->stride, cs->pad, cs->out_h, cs->out_w) &&
-                    imcap_winograd_scratch(cs->in_c, cs->out, cs->out_h, cs->out_w) <=
-                        imcap_conv2d_col_size(cs->in_c, cs->kernel, cs->out_h, cs->out_w) &&
-                    !(m->epack.wino[i][j] =
+            if (imcap_winograd_fits(cs->kernel, cs->stride, cs->pad, cs->out_h, cs->out_w)) {
+                if (!(m->epack.wino[i][j] =
                           imcap_aligned_alloc(imcap_winograd_weights_floats(cs->out, cs->in_c) * sizeof(float))))
                     return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the encoder's Winograd weights");
                 continue;
             }
+            if (!imcap_conv_runs_transposed(cs->out, cs->out_h * cs->out_w)) continue;
             int K = cs->in_c * cs->kernel * cs->kernel;
             if (!(m->epack.wt[i][j] = imcap_aligned_alloc(imcap_panel_floats(cs->out, K) * sizeof(float))))
                 return imcap_fail(err, IMCAP_E_NOMEM, "out of memory for the encoder's transposed weights");
