@@ -189,11 +189,12 @@ typedef struct {
 } imcap_decoder_pack;
 
 /* The residual blocks' convs whose output is too few pixels per image to
- * fill 16-lane vectors (ResNet's layer4 at 224: 7 x 7), their weights in
- * panels for the transposed product (imcap_conv2d_forward_t): wt[i][k] for
- * conv k of layer i (imcap_layer.conv's indices), NULL for every other conv.
- * A copy of those weights (ResNet-50: 15 M floats, 60 MB) bought for 77%
- * -> 100% of the vector lanes in a fifth of the network's work. */
+ * fill 16-lane vectors (ResNet's layer4 at 224: 7 x 7) but the 3x3
+ * stride-1 ones (wino, below), their weights in panels for the transposed
+ * product (imcap_conv2d_forward_t): wt[i][k] for conv k of layer i
+ * (imcap_layer.conv's indices), NULL for every other conv. A copy of those
+ * weights (ResNet-50: 9.7 M floats, 39 MB) bought for 77% -> 100% of the
+ * vector lanes. */
 typedef struct {
     float *wt[IMCAP_MAX_LAYERS][4];
     /* The residual blocks' 3x3 stride-1 convs (which then never run
