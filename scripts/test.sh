@@ -22,10 +22,11 @@ meson test -C build --print-errorlogs --num-processes 1
   -Db_lundef=false >/dev/null
 ninja -C build-asan >/dev/null
 # leak checks on; abort on the first UB report so a test cannot pass over it.
-# The Slurm cluster test (suite slurm) ran in build/: it tests the job script
-# and the cluster, not imcap's memory, so it runs once.
+# The Slurm cluster test (suite slurm) and the README's photo section (suite
+# readme) ran in build/: they test the job script, the cluster and the README's
+# commands, not imcap's memory, so they run once.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  meson test -C build-asan --print-errorlogs --num-processes 1 --timeout-multiplier 4 --no-suite slurm
+  meson test -C build-asan --print-errorlogs --num-processes 1 --timeout-multiplier 4 --no-suite slurm --no-suite readme
 
 # ThreadSanitizer (docs/reliability.md): batch, eval and train with
 # --threads 2, 8 threads captioning through the public API (test_threads), and

@@ -494,3 +494,37 @@ Test(train, checkpoint_header_number_out_of_range) {
     imcap_model_free(m);
     free(ck), free(header), free(model);
 }
+
+/* --att-sup: refused by name on a data set without "objects" (the Flickr
+ * layout fixture), and on synthetic scenes a run that takes it keeps it in
+ * its checkpoint (a resumed run goes on with it). Its gradient is checked in
+ * test_gradcheck (gradcheck/attention_targets). */
+Test(train, attention_targets_option) {
+    const char *dir = tu_tmpdir("train_att_sup");
+    tu_flickr_fixture(dir, 24);
+    char extra[4200], cmd[8192], *err = NULL;
+    snprintf(extra, sizeof extra, "--max-steps 3 --att-sup 1 -o '%s/m.safetensors'", dir);
+    int rc = tu_run(train_cmd(dir, extra), NULL, &err);
+    cr_expect_neq(rc, 0, "a data set without objects was taken");
+    cr_expect(err && strstr(err, "--att-sup needs object annotations"), "%s", err);
+    free(err);
+
+    snprintf(cmd, sizeof cmd, "'%s' synth --count 40 --seed 9 -q -o '%s/scenes'", tu_exe(), dir);
+    cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --data '%s/scenes/dataset.json' --images '%s/scenes' --config '%s/config.json' --batch 8 "
+             "--max-steps 4 --val-images 4 --att-sup 1.5 --threads 2 -q -o '%s/s.safetensors'",
+             tu_exe(), dir, dir, dir, dir);
+    rc = tu_run(cmd, NULL, &err);
+    cr_assert_eq(rc, 0, "%s", err);
+    free(err);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/s.safetensors.ckpt", dir);
+    imcap_model *m;
+    imcap_train_state st;
+    imcap_error e;
+    cr_assert_eq(imcap_checkpoint_load(path, &m, &st, &e), IMCAP_OK, "%s", e.msg);
+    cr_expect_eq(st.opt.att_sup, 1.5f);
+    imcap_train_state_free(&st);
+    imcap_model_free(m);
+}

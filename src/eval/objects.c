@@ -144,6 +144,27 @@ static unsigned desc_mask(const imcap_scene *s, const imcap_mention *m) {
     return mask;
 }
 
+int imcap_scene_cell_in(const imcap_scene *scene, unsigned mask, int cell, int grid_h, int grid_w) {
+    return in_region(scene, mask, cell, grid_h, grid_w);
+}
+
+int imcap_caption_word_objects(const imcap_scene *scene, int n_words, const char *const *words, uint8_t *out) {
+    imcap_parsed_caption parsed;
+    imcap_caption_parse(n_words, words, &parsed);
+    memset(out, 0, (size_t)(n_words > 0 ? n_words : 0));
+    int marked = 0;
+    for (int i = 0; i < parsed.n_mentions; i++) {
+        const imcap_mention *m = &parsed.m[i];
+        if (m->shape < 0 || m->colour < 0 || m->size < 0) continue;
+        unsigned mask = desc_mask(scene, m);
+        for (int w = m->first_word; mask && w <= m->shape_word && w < n_words; w++) {
+            marked += !out[w];
+            out[w] = (uint8_t)mask;
+        }
+    }
+    return marked;
+}
+
 void imcap_object_stats_add(imcap_object_stats *st, const imcap_scene *scene, int n_words,
                             const char *const *words, const float *attention, int grid_h, int grid_w) {
     imcap_parsed_caption parsed, *pc = &parsed;

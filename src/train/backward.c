@@ -24,9 +24,11 @@ struct imcap_trainer_worker {
     float *dlogits;              /* [cap,V] */
     float *lse;                  /* [T,cap] log-sum-exp of each row's logits, from the loss */
     float *dalpha, *alpha_sum;   /* [cap,L] */
+    float *dalpha_t;             /* [cap,L] a step's: dalpha plus the attention targets' */
     float *masks;                /* [T,cap,F] dropout of fc's input (F = imcap_config_fc_in) */
     int *tokens;                 /* [cap] inputs of the current step */
     int *order;                  /* [cap] examples, longest first */
+    uint8_t *cells;              /* [L] the cells inside a word's target objects */
     int *active;                 /* [T] rows still running at step t */
     float *grads;                /* imcap_trained_floats */
     int frozen;                  /* features arrive with the examples; no encoder */
@@ -57,18 +59,19 @@ imcap_trainer_worker *imcap_worker_new(const imcap_model *m, int cap, int frozen
     ok = ok && imcap_step_scratch_alloc(&w->scratch, c, cap) == IMCAP_OK;
     float **bufs[] = {&w->a, &w->p, &w->h0, &w->c0, &w->da, &w->dp, &w->dh0, &w->dc0, &w->dfeat, &w->prep_scratch,
                       &w->dh[0], &w->dh[1], &w->dc[0], &w->dc[1], &w->dlogits, &w->lse, &w->dalpha,
-                      &w->alpha_sum, &w->masks, &w->grads};
+                      &w->alpha_sum, &w->masks, &w->grads, &w->dalpha_t};
     size_t sizes[] = {(size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd,
                       (size_t)cap * L * D, (size_t)cap * L * A, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * D * L,
                       (size_t)D + Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd, (size_t)cap * Hd,
                       (size_t)cap * V, (size_t)T * cap, (size_t)cap * L, (size_t)cap * L, (size_t)T * cap * imcap_config_fc_in(c),
-                      imcap_trained_floats(m, frozen)};
+                      imcap_trained_floats(m, frozen), (size_t)cap * L};
     for (size_t k = 0; ok && k < sizeof sizes / sizeof sizes[0]; k++)
         ok = (*bufs[k] = imcap_aligned_alloc(sizes[k] * sizeof(float))) != NULL;
     w->tokens = calloc((size_t)cap, sizeof(int));
     w->order = calloc((size_t)cap, sizeof(int));
+    w->cells = calloc((size_t)L, 1);
     w->active = calloc((size_t)T, sizeof(int));
-    if (!ok || !w->tokens || !w->order || !w->active) {
+    if (!ok || !w->tokens || !w->order || !w->active || !w->cells) {
         imcap_worker_free(w);
         return NULL;
     }
@@ -97,13 +100,13 @@ void imcap_worker_free(imcap_trainer_worker *w) {
     imcap_step_scratch_free(&w->scratch);
     float *bufs[] = {w->a, w->p, w->h0, w->c0, w->da, w->dp, w->dh0, w->dc0, w->dfeat, w->prep_scratch,
                      w->dh[0], w->dh[1], w->dc[0], w->dc[1], w->dlogits, w->lse, w->dalpha, w->alpha_sum,
-                     w->masks, w->grads};
+                     w->masks, w->grads, w->dalpha_t};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
     if (w->init)
         for (int e = 0; e < w->cap; e++) free(w->init[e].abar);
     free(w->pt);
     free(w->feat);
-    free(w->init), free(w->steps), free(w->tokens), free(w->order), free(w->active);
+    free(w->init), free(w->steps), free(w->tokens), free(w->order), free(w->active), free(w->cells);
     free(w);
 }
 
@@ -115,6 +118,22 @@ float *imcap_worker_grads(imcap_trainer_worker *w, imcap_params *views) {
 void imcap_worker_target(imcap_trainer_worker *w, const imcap_model *m, float *block) {
     imcap_params_point(&w->g, &m->cfg, &m->tab, block ? block : w->grads);
 }
+
+/* The attention targets of row r at step t: how much of its attention
+ * lies inside the objects its target word names (*in_mask[i] = 1 for
+ * those cells), or -1 when the word names none. */
+static double target_mass(const imcap_example *e, int t, const float *alpha, int gh, int gw, uint8_t *in_mask) {
+    if (!e->att_objects || !e->scene || !e->att_objects[t]) return -1;
+    double s = 0;
+    for (int i = 0; i < gh * gw; i++) {
+        in_mask[i] = (uint8_t)imcap_scene_cell_in(e->scene, e->att_objects[t], i, gh, gw);
+        if (in_mask[i]) s += alpha[i];
+    }
+    return s;
+}
+
+/* a floor under the attention inside the targets, so -log stays finite */
+#define TARGET_MASS_MIN 1e-6
 
 /* splitmix-style hash: a mask depends only on (seed, step, example, t). */
 
@@ -201,6 +220,8 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
             stats->ce_sum += -(lg[y] - lse);
             stats->n_tokens++;
             stats->correct += best == y;
+            double in = target_mass(&ex[w->order[r]], t, w->steps[t].alpha + (size_t)r * L, c->H, c->W, w->cells);
+            if (in >= 0) stats->sup_sum += -log(in > TARGET_MASS_MIN ? in : TARGET_MASS_MIN), stats->n_sup++;
         }
     if (no_grad) {
         return;
@@ -224,13 +245,28 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
             dl[ex[w->order[r]].tokens[t]] -= (float)(1.0 / token_norm);
             w->tokens[r] = t == 0 ? IMCAP_TOK_START : ex[w->order[r]].tokens[t - 1];
         }
+        /* the attention targets: d(-log s)/d alpha_i = -1 / s inside them */
+        const float *dalpha = opt->att_reg != 0 ? w->dalpha : NULL;
+        for (int r = 0; opt->att_sup != 0 && r < N; r++) {
+            const float *al = s->alpha + (size_t)r * L;
+            double in = target_mass(&ex[w->order[r]], t, al, c->H, c->W, w->cells);
+            if (in < 0) continue;
+            if (dalpha != w->dalpha_t) {
+                if (dalpha) memcpy(w->dalpha_t, dalpha, (size_t)N * L * sizeof(float));
+                else memset(w->dalpha_t, 0, (size_t)N * L * sizeof(float));
+                dalpha = w->dalpha_t;
+            }
+            float g = in > TARGET_MASS_MIN ? (float)(-opt->att_sup / (in * token_norm)) : 0.0f;
+            for (int i = 0; i < L; i++)
+                if (w->cells[i]) w->dalpha_t[(size_t)r * L + i] += g;
+        }
         const float *hp = t == 0 ? w->h0 : w->steps[t - 1].h, *cp = t == 0 ? w->c0 : w->steps[t - 1].c;
         float *dhp = t == 0 ? w->dh0 : w->dh[cur], *dcp = t == 0 ? w->dc0 : w->dc[cur];
         memset(dhp, 0, (size_t)n * Hd * sizeof(float));
         memset(dcp, 0, (size_t)n * Hd * sizeof(float));
         imcap_decoder_step_backward(c, P, &w->g, V, N, w->tokens, hp, cp, w->a, (size_t)L * D,
                                     use_dropout ? w->masks + (size_t)t * w->cap * Fd : NULL, s, w->dlogits, dh_next,
-                                    dc_next, opt->att_reg != 0 ? w->dalpha : NULL, dhp, dcp, da, w->dp,
+                                    dc_next, dalpha, dhp, dcp, da, w->dp,
                                     (size_t)L * A, &w->scratch);
         dh_next = dhp, dc_next = dcp;
         cur ^= 1;

@@ -42,6 +42,7 @@ static cJSON *options_json(const imcap_train_options *o) {
     cJSON_AddNumberToObject(j, "warmup", (double)o->adam.warmup);
     cJSON_AddNumberToObject(j, "min_lr_frac", o->adam.min_lr_frac);
     cJSON_AddNumberToObject(j, "att_reg", o->att_reg);
+    cJSON_AddNumberToObject(j, "att_sup", o->att_sup);
     cJSON_AddNumberToObject(j, "dropout", o->dropout);
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
@@ -89,6 +90,7 @@ static const char *options_from_json(const cJSON *j, imcap_train_options *o) {
     o->adam.warmup = (long)whole(j, "warmup", (double)o->adam.warmup, 1, &bad);
     o->adam.min_lr_frac = (float)num(j, "min_lr_frac", o->adam.min_lr_frac);
     o->att_reg = (float)num(j, "att_reg", o->att_reg);
+    o->att_sup = (float)num(j, "att_sup", 0.0); /* checkpoints before --att-sup had none */
     o->dropout = (float)num(j, "dropout", o->dropout);
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     if (cJSON_IsString(seed)) o->seed = strtoull(seed->valuestring, NULL, 10);

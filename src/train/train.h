@@ -11,6 +11,7 @@
 #include "data/cache.h"
 #include "data/dataset.h"
 #include "features.h"
+#include "eval/objects.h"
 
 /* One example: an image already resized to S x S (8-bit RGB) and its target
  * tokens y_1..y_T with the final <end> (no <start>). */
@@ -20,6 +21,10 @@ typedef struct {
     const int *tokens;
     int length;       /* T, <end> included */
     uint64_t id;      /* stable example id: seeds its dropout masks */
+    /* attention targets (--att-sup), or NULL: per target token, the objects
+     * of scene it names (imcap_caption_word_objects; 0: none) */
+    const uint8_t *att_objects;
+    const imcap_scene *scene;
 } imcap_example;
 
 typedef struct {
@@ -27,6 +32,7 @@ typedef struct {
     float dropout;    /* probability of zeroing h before fc */
     uint64_t seed;    /* with the step and the example id, seeds the masks */
     long step;
+    float att_sup;    /* lambda of the attention targets' -log (attention inside the named objects), per token */
 } imcap_loss_options;
 
 typedef struct {
@@ -34,6 +40,8 @@ typedef struct {
     double reg_sum;   /* summed regulariser over examples (before lambda) */
     long n_tokens, n_examples;
     long correct;     /* teacher-forced argmax == target */
+    double sup_sum;   /* summed -log (attention mass inside the named objects) over the words with targets */
+    long n_sup;       /* words with targets */
 } imcap_loss_stats;
 
 /* Per-thread buffers for forward + backward of up to cap examples. frozen:
@@ -58,7 +66,8 @@ void imcap_worker_target(imcap_trainer_worker *w, const imcap_model *m, float *b
 /* Forward and backward for n examples (n <= cap): accumulates into the
  * worker's gradient block the gradient of
  *   (sum of CE over all tokens) / token_norm + att_reg * sum_examples reg / example_norm
- * and adds to stats. With no_grad set, only the forward and stats run. */
+ *     + att_sup * (sum over the tokens with targets of -log sum_{i in R} alpha_i) / token_norm
+ * (R: the cells inside the objects the token names) and adds to stats. With no_grad set, only the forward and stats run. */
 void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap_example *ex, int n,
                       const imcap_loss_options *opt, double token_norm, double example_norm, int no_grad,
                       imcap_loss_stats *stats);
@@ -125,6 +134,7 @@ typedef struct {
                             * result depends on it, not on threads or processes; 0: threads x processes */
     imcap_adam_options adam;
     float att_reg, dropout;
+    float att_sup;         /* attention targets' weight (0: none; needs scenes with "objects") */
     uint64_t seed;
     long val_every;        /* steps between validations (0: once per epoch) */
     int val_images;        /* val images captioned per validation (0: all) */

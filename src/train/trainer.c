@@ -17,6 +17,7 @@ typedef struct {
     int *tokens;       /* y_1..y_T, <end> included */
     int length;
     uint64_t id;
+    uint8_t *att_objects; /* [length] --att-sup: the objects each target word names, or NULL */
 } example_ref;
 
 typedef struct {
@@ -25,7 +26,7 @@ typedef struct {
 } example_set;
 
 static void examples_free(example_set *s) {
-    for (int i = 0; i < s->n; i++) free(s->ex[i].tokens);
+    for (int i = 0; i < s->n; i++) free(s->ex[i].tokens), free(s->ex[i].att_objects);
     free(s->ex);
     memset(s, 0, sizeof *s);
 }
@@ -48,9 +49,12 @@ int imcap_select_parse(const char *name) {
 float imcap_att_reg_default(const imcap_config *cfg) { return 1.0f / (float)(cfg->L > 0 ? cfg->L : 1); }
 
 /* Every (image, caption) pair of the wanted splits whose image decoded.
- * Captions longer than max_length - 1 words are cut so <end> still fits. */
+ * Captions longer than max_length - 1 words are cut so <end> still fits.
+ * scenes (the images' objects, n = 0 for none) give the pairs their
+ * attention targets. */
 static imcap_status collect(const imcap_dataset *ds, const imcap_image_cache *cache, const imcap_feature_cache *fc,
-                            const imcap_vocab_index *ix, int train, int max_length, example_set *out) {
+                            const imcap_vocab_index *ix, int train, int max_length, const imcap_scene *scenes,
+                            example_set *out) {
     memset(out, 0, sizeof *out);
     int cap = 0;
     for (int i = 0; i < ds->n; i++) {
@@ -73,11 +77,41 @@ static imcap_status collect(const imcap_dataset *ds, const imcap_image_cache *ca
             for (int t = 0; t < T; t++) e->tokens[t] = imcap_vocab_lookup(ix, se->tokens[t]);
             e->tokens[T] = IMCAP_TOK_END;
             e->length = T + 1;
+            e->att_objects = NULL;
+            if (scenes && scenes[i].n > 0) {
+                if (!(e->att_objects = malloc((size_t)T + 1))) return IMCAP_E_NOMEM;
+                imcap_caption_word_objects(&scenes[i], T, (const char *const *)se->tokens, e->att_objects);
+                e->att_objects[T] = 0;
+            }
             e->image = i;
             e->id = (uint64_t)out->n;
             out->n++;
         }
     }
+    return IMCAP_OK;
+}
+
+/* --att-sup: every train image's objects (n = 0 for an image without). */
+static imcap_status load_scenes(const imcap_dataset *ds, imcap_scene **out, imcap_error *err) {
+    imcap_scene *sc = calloc((size_t)(ds->n > 0 ? ds->n : 1), sizeof *sc);
+    if (!sc) return imcap_fail(err, IMCAP_E_NOMEM, "--att-sup: out of memory for the scenes' objects");
+    int any = 0;
+    for (int i = 0; i < ds->n; i++) {
+        const imcap_data_image *im = &ds->images[i];
+        if (!im->objects_json || (im->split != IMCAP_SPLIT_TRAIN && im->split != IMCAP_SPLIT_RESTVAL)) continue;
+        imcap_error e;
+        if (imcap_scene_from_json(im->objects_json, &sc[i], &e)) {
+            free(sc);
+            return imcap_fail(err, IMCAP_E_ARG, "--att-sup: image %s: %s", im->filename, e.msg);
+        }
+        any = 1;
+    }
+    if (!any) {
+        free(sc);
+        return imcap_fail(err, IMCAP_E_ARG, "--att-sup needs object annotations (\"objects\", as imcap synth writes "
+                                            "them) in the train split; this data set has none");
+    }
+    *out = sc;
     return IMCAP_OK;
 }
 
@@ -98,6 +132,7 @@ typedef struct {
     int batch_size;    /* examples per step: --batch, or fewer when the data set has fewer */
     imcap_example *batch;
     const imcap_feature_cache *features; /* frozen encoder: the examples' features */
+    const imcap_scene *scenes;           /* --att-sup: every image's objects (n = 0: none), or NULL */
 } pool;
 
 static int run_batch(pool *p, const imcap_model *m, int n, const imcap_loss_options *lo, int no_grad, float *grad_out,
@@ -120,6 +155,8 @@ static void fill_batch(pool *p, const example_set *set, const int *idx, int n, c
         p->batch[i].tokens = e->tokens;
         p->batch[i].length = e->length;
         p->batch[i].id = e->id;
+        p->batch[i].att_objects = e->att_objects;
+        p->batch[i].scene = p->scenes && e->att_objects ? &p->scenes[e->image] : NULL;
     }
 }
 
@@ -272,11 +309,13 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         return imcap_fail(err, IMCAP_E_ARG, "image cache is %dpx, the model wants %dpx", cache->S, m->cfg.image_size);
     imcap_vocab_index *ix = imcap_vocab_index_new(&m->vocab);
     example_set train = {0}, val = {0};
+    imcap_scene *scenes = NULL;
     pool p = {0};
     float *grad = NULL;
     int *perm = NULL;
-    if (!ix || collect(ds, cache, features, ix, 1, m->cfg.max_length, &train) ||
-        collect(ds, cache, features, ix, 0, m->cfg.max_length, &val)) {
+    if (o->att_sup > 0 && (s = load_scenes(ds, &scenes, err))) goto done;
+    if (!ix || collect(ds, cache, features, ix, 1, m->cfg.max_length, scenes, &train) ||
+        collect(ds, cache, features, ix, 0, m->cfg.max_length, NULL, &val)) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory collecting the examples");
         goto done;
     }
@@ -311,6 +350,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     p.batch_size = B;
     p.batch = calloc((size_t)B, sizeof *p.batch);
     p.features = features;
+    p.scenes = scenes;
     size_t n_train = imcap_trained_floats(m, frozen);
     grad = imcap_aligned_alloc(n_train * sizeof(float));
     perm = malloc((size_t)train.n * sizeof(int));
@@ -330,7 +370,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         int epoch = (int)(step / per_epoch);
         if (epoch != cur_epoch) epoch_order(perm, train.n, o->seed, epoch), cur_epoch = epoch;
         fill_batch(&p, &train, perm + (step % per_epoch) * B, B, cache);
-        imcap_loss_options lo = {o->att_reg, o->dropout, o->seed, step};
+        imcap_loss_options lo = {.att_reg = o->att_reg, .dropout = o->dropout, .seed = o->seed, .step = step,
+                                 .att_sup = o->att_sup};
         imcap_loss_stats ls = {0};
         if (run_batch(&p, m, B, &lo, 0, grad, &ls)) {
             s = imcap_fail(err, IMCAP_E_IO, "step %ld: the gradient could not be summed over the processes", step + 1);
@@ -342,7 +383,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         st->step = step + 1;
 
         double ce = ls.ce_sum / ls.n_tokens, reg = ls.reg_sum / ls.n_examples;
-        double loss = ce + o->att_reg * reg;
+        double loss = ce + o->att_reg * reg + o->att_sup * ls.sup_sum / ls.n_tokens;
         ema_loss = ema_loss < 0 ? loss : 0.95 * ema_loss + 0.05 * loss;
         double now = imcap_now();
         pr.step = st->step, pr.total_steps = total, pr.epoch = epoch;
@@ -435,6 +476,7 @@ done:
     imcap_pool_free(&p.pool);
     free(p.batch), free(grad), free(perm);
     examples_free(&train), examples_free(&val);
+    free(scenes);
     imcap_vocab_index_free(ix);
     return s;
 }
