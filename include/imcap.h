@@ -401,6 +401,7 @@ typedef struct {
     double warmup, lr, min_lr_frac, weight_decay, clip, att_reg, dropout, freeze_encoder;
     long stop_after;              /* testing aid: stop as if interrupted after this step (0: never) */
     double att_sup;               /* attention targets' weight (scenes with "objects"; default 0) */
+    double att_sup_rel;           /* relation phrases' attention targets' weight (default 0) */
 } imcap_train_request;
 
 typedef struct {

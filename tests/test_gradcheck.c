@@ -4,7 +4,7 @@
  * On tiny random models, the analytic gradient that imcap_worker_run leaves
  * in the worker's gradient block is compared, for every tensor of the
  * parameter table, with central differences of the loss
- *   L = ce_sum / token_norm + att_reg * reg_sum / example_norm + att_sup * sup_sum / token_norm
+ *   L = ce_sum / token_norm + att_reg * reg_sum / example_norm + sup_sum / token_norm
  * read from imcap_loss_stats, computed by perturbing m->block in place.
  *
  * Numerics (why these numbers; measured on these models):
@@ -214,7 +214,7 @@ static double loss(fixture *f) {
     if (!no_grad) memset(imcap_worker_grads(f->eval, NULL), 0, f->m->tab.total * sizeof(float));
     imcap_worker_run(f->eval, f->m, f->ex, N_EX, &f->opt, f->token_norm, f->example_norm, no_grad, &st);
     return st.ce_sum / f->token_norm + f->opt.att_reg * st.reg_sum / f->example_norm +
-           f->opt.att_sup * st.sup_sum / f->token_norm;
+           st.sup_sum / f->token_norm;
 }
 
 /* The analytic gradient, into a malloc'd copy. */
@@ -357,7 +357,7 @@ static void run_gradcheck(const char *json, float dropout, uint64_t seed, const 
     cr_assert_eq(st.n_tokens, (long)f.token_norm);
     cr_assert_eq(st.n_examples, N_EX);
     double l_grad = st.ce_sum / f.token_norm + f.opt.att_reg * st.reg_sum / f.example_norm +
-                    f.opt.att_sup * st.sup_sum / f.token_norm;
+                    st.sup_sum / f.token_norm;
     /* the loss FD differentiates is the loss the gradient belongs to */
     cr_assert_eq(loss(&f), l_grad, "%s: loss %.9g vs gradient-run loss %.9g", label, loss(&f), l_grad);
     if (dropout > 0) {
@@ -394,26 +394,27 @@ Test(gradcheck, attention_targets) {
     fixture_init(&f, CFG_COORDS, 0.0f, 0.3f, 23);
     cr_assert_eq(f.m->cfg.H * f.m->cfg.W, 9);
     imcap_scene scene = {2, {{0, 0, 0, 0.0f, 0.0f, 0.3f, 0.3f}, {0, 0, 0, 0.75f, 0.75f, 0.95f, 0.95f}}};
-    const uint8_t who[N_EX][8] = {{1, 0, 2, 0}, {3, 0}, {0, 2, 2, 1, 3, 0}};
+    const unsigned R = IMCAP_ATT_RELATION;
+    const uint16_t who[N_EX][8] = {{1, 0, 2 | R, 0}, {3, 0}, {0, 2, 2, 1 | R, 3, 0}};
     for (int e = 0; e < N_EX; e++) f.ex[e].att_objects = who[e], f.ex[e].scene = &scene;
     int inside = 0;
     for (int i = 0; i < 9; i++) inside += imcap_scene_cell_in(&scene, 1, i, 3, 3) + imcap_scene_cell_in(&scene, 2, i, 3, 3);
     cr_assert_eq(inside, 8, "each object's grown box holds four cells");
-    f.opt.att_sup = 0.7f;
+    f.opt.att_sup = 0.7f, f.opt.att_sup_rel = 1.3f;
     imcap_loss_stats st;
     memset(&st, 0, sizeof st);
     float *g = analytic(&f, f.eval, &f.opt, &st);
     cr_assert_eq(st.n_sup, 7, "the words with targets");
     cr_assert_gt(st.sup_sum, 0.5, "-log of attention masses below 1");
     double l_grad = st.ce_sum / f.token_norm + f.opt.att_reg * st.reg_sum / f.example_norm +
-                    f.opt.att_sup * st.sup_sum / f.token_norm;
+                    st.sup_sum / f.token_norm;
     cr_assert_eq(loss(&f), l_grad, "loss %.9g vs gradient-run loss %.9g", loss(&f), l_grad);
     int failing = check_all(&f, g, "targets", 1);
     cr_expect_eq(failing, 0, "targets: %d tensors fail the gradient check", failing);
 
     /* the targets' gradient left out: the attention tensors fail */
     imcap_loss_options nosup = f.opt;
-    nosup.att_sup = 0.0f;
+    nosup.att_sup = 0.0f, nosup.att_sup_rel = 0.0f;
     float *g_nosup = analytic(&f, f.eval, &nosup, NULL);
     imcap_rng r;
     imcap_rng_seed(&r, 6);
@@ -421,7 +422,13 @@ Test(gradcheck, attention_targets) {
     cr_assert_geq(fa, 0);
     tensor_report rep = check_tensor(&f, fa, g_nosup, &r);
     cr_expect_gt(rep.max_err, TOL, "a missing attention-target gradient went unnoticed (err %.2e)", rep.max_err);
-    free(g), free(g_nosup);
+    /* and the relation phrases' weight ignored (their words taken at att_sup's) */
+    imcap_loss_options norel = f.opt;
+    norel.att_sup_rel = norel.att_sup;
+    float *g_norel = analytic(&f, f.eval, &norel, NULL);
+    rep = check_tensor(&f, fa, g_norel, &r);
+    cr_expect_gt(rep.max_err, TOL, "the relation targets' weight went unnoticed (err %.2e)", rep.max_err);
+    free(g), free(g_nosup), free(g_norel);
     fixture_free(&f);
 }
 

@@ -412,6 +412,25 @@ Test(objects, relations_follow_the_geometry) {
     cr_expect(st.rel_total == 1 && st.rel_correct == 0);
 }
 
+/* Training's attention targets: each mention's words get the objects of
+ * its description (both red circles for "two red circles"), a relation
+ * phrase's words the partner named next, flagged; other words nothing. */
+Test(objects, attention_targets_of_a_caption) {
+    imcap_scene s = {3, {obj(IMCAP_SHAPE_CIRCLE, RED, IMCAP_SIZE_LARGE, 0.10f, 0.10f, 0.30f, 0.30f),
+                         obj(IMCAP_SHAPE_STAR, BLUE, IMCAP_SIZE_SMALL, 0.60f, 0.60f, 0.80f, 0.80f),
+                         obj(IMCAP_SHAPE_CIRCLE, RED, IMCAP_SIZE_LARGE, 0.10f, 0.60f, 0.30f, 0.80f)}};
+    const char *const w[] = {"two", "large", "red", "circles", "to", "the", "left", "of", "a", "small", "blue",
+                             "star", "and", "a", "green", "square"};
+    uint16_t out[16];
+    const unsigned R = IMCAP_ATT_RELATION;
+    const uint16_t want[16] = {5, 5, 5, 5, 2 | R, 2 | R, 2 | R, 2 | R, 2 | R, 2, 2, 2, 0, 0, 0, 0};
+    cr_expect_eq(imcap_caption_word_objects(&s, 16, w, out), 12);
+    for (int i = 0; i < 16; i++) cr_expect_eq(out[i], want[i], "word %d '%s': %#x, want %#x", i, w[i], out[i], want[i]);
+    /* the cells pointing and mass count: the grown box of each object */
+    cr_expect(imcap_scene_cell_in(&s, 1, 0, 4, 4) && !imcap_scene_cell_in(&s, 1, 15, 4, 4));
+    cr_expect(imcap_scene_cell_in(&s, 2, 15, 4, 4) && !imcap_scene_cell_in(&s, 2, 0, 4, 4));
+}
+
 Test(objects, relations_are_also_counted_by_axis) {
     imcap_scene s = {2, {obj(IMCAP_SHAPE_CIRCLE, RED, IMCAP_SIZE_LARGE, 0.10f, 0.10f, 0.40f, 0.40f),
                          obj(IMCAP_SHAPE_STAR, BLUE, IMCAP_SIZE_SMALL, 0.60f, 0.60f, 0.80f, 0.80f)}};

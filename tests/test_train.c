@@ -506,7 +506,7 @@ Test(train, attention_targets_option) {
     snprintf(extra, sizeof extra, "--max-steps 3 --att-sup 1 -o '%s/m.safetensors'", dir);
     int rc = tu_run(train_cmd(dir, extra), NULL, &err);
     cr_expect_neq(rc, 0, "a data set without objects was taken");
-    cr_expect(err && strstr(err, "--att-sup needs object annotations"), "%s", err);
+    cr_expect(err && strstr(err, "--att-sup and --att-sup-rel need object annotations"), "%s", err);
     free(err);
 
     snprintf(cmd, sizeof cmd, "'%s' synth --count 40 --seed 9 -q -o '%s/scenes'", tu_exe(), dir);

@@ -148,18 +148,29 @@ int imcap_scene_cell_in(const imcap_scene *scene, unsigned mask, int cell, int g
     return in_region(scene, mask, cell, grid_h, grid_w);
 }
 
-int imcap_caption_word_objects(const imcap_scene *scene, int n_words, const char *const *words, uint8_t *out) {
+static unsigned named_objects(const imcap_scene *scene, const imcap_mention *m) {
+    return m->shape < 0 || m->colour < 0 || m->size < 0 ? 0 : desc_mask(scene, m);
+}
+
+int imcap_caption_word_objects(const imcap_scene *scene, int n_words, const char *const *words, uint16_t *out) {
     imcap_parsed_caption parsed;
     imcap_caption_parse(n_words, words, &parsed);
-    memset(out, 0, (size_t)(n_words > 0 ? n_words : 0));
+    for (int w = 0; w < n_words; w++) out[w] = 0;
     int marked = 0;
     for (int i = 0; i < parsed.n_mentions; i++) {
         const imcap_mention *m = &parsed.m[i];
-        if (m->shape < 0 || m->colour < 0 || m->size < 0) continue;
-        unsigned mask = desc_mask(scene, m);
+        unsigned mask = named_objects(scene, m);
         for (int w = m->first_word; mask && w <= m->shape_word && w < n_words; w++) {
             marked += !out[w];
-            out[w] = (uint8_t)mask;
+            out[w] = (uint16_t)mask;
+        }
+    }
+    for (int k = 0; k < parsed.n_relations; k++) {
+        const imcap_mention *a = &parsed.m[parsed.r[k].a], *b = &parsed.m[parsed.r[k].b];
+        unsigned mask = named_objects(scene, b);
+        for (int w = a->shape_word + 1; mask && w < b->first_word && w < n_words; w++) {
+            marked += !out[w];
+            out[w] = (uint16_t)(mask | IMCAP_ATT_RELATION);
         }
     }
     return marked;

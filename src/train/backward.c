@@ -119,14 +119,19 @@ void imcap_worker_target(imcap_trainer_worker *w, const imcap_model *m, float *b
     imcap_params_point(&w->g, &m->cfg, &m->tab, block ? block : w->grads);
 }
 
-/* The attention targets of row r at step t: how much of its attention
- * lies inside the objects its target word names (*in_mask[i] = 1 for
- * those cells), or -1 when the word names none. */
-static double target_mass(const imcap_example *e, int t, const float *alpha, int gh, int gw, uint8_t *in_mask) {
+/* The attention target of an example at step t: how much of its attention
+ * lies inside the objects its target word names (in_mask[i] = 1 for those
+ * cells), or -1 when the word has no target or a zero weight; *lambda its
+ * weight. */
+static double target_mass(const imcap_example *e, int t, const imcap_loss_options *opt, const float *alpha, int gh,
+                          int gw, uint8_t *in_mask, float *lambda) {
     if (!e->att_objects || !e->scene || !e->att_objects[t]) return -1;
+    *lambda = e->att_objects[t] & IMCAP_ATT_RELATION ? opt->att_sup_rel : opt->att_sup;
+    if (*lambda == 0) return -1;
+    unsigned objects = e->att_objects[t] & 0xffu;
     double s = 0;
     for (int i = 0; i < gh * gw; i++) {
-        in_mask[i] = (uint8_t)imcap_scene_cell_in(e->scene, e->att_objects[t], i, gh, gw);
+        in_mask[i] = (uint8_t)imcap_scene_cell_in(e->scene, objects, i, gh, gw);
         if (in_mask[i]) s += alpha[i];
     }
     return s;
@@ -220,8 +225,10 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
             stats->ce_sum += -(lg[y] - lse);
             stats->n_tokens++;
             stats->correct += best == y;
-            double in = target_mass(&ex[w->order[r]], t, w->steps[t].alpha + (size_t)r * L, c->H, c->W, w->cells);
-            if (in >= 0) stats->sup_sum += -log(in > TARGET_MASS_MIN ? in : TARGET_MASS_MIN), stats->n_sup++;
+            float lambda;
+            double in = target_mass(&ex[w->order[r]], t, opt, w->steps[t].alpha + (size_t)r * L, c->H, c->W, w->cells,
+                                    &lambda);
+            if (in >= 0) stats->sup_sum += lambda * -log(in > TARGET_MASS_MIN ? in : TARGET_MASS_MIN), stats->n_sup++;
         }
     if (no_grad) {
         return;
@@ -247,16 +254,17 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         }
         /* the attention targets: d(-log s)/d alpha_i = -1 / s inside them */
         const float *dalpha = opt->att_reg != 0 ? w->dalpha : NULL;
-        for (int r = 0; opt->att_sup != 0 && r < N; r++) {
+        for (int r = 0; (opt->att_sup != 0 || opt->att_sup_rel != 0) && r < N; r++) {
             const float *al = s->alpha + (size_t)r * L;
-            double in = target_mass(&ex[w->order[r]], t, al, c->H, c->W, w->cells);
+            float lambda;
+            double in = target_mass(&ex[w->order[r]], t, opt, al, c->H, c->W, w->cells, &lambda);
             if (in < 0) continue;
             if (dalpha != w->dalpha_t) {
                 if (dalpha) memcpy(w->dalpha_t, dalpha, (size_t)N * L * sizeof(float));
                 else memset(w->dalpha_t, 0, (size_t)N * L * sizeof(float));
                 dalpha = w->dalpha_t;
             }
-            float g = in > TARGET_MASS_MIN ? (float)(-opt->att_sup / (in * token_norm)) : 0.0f;
+            float g = in > TARGET_MASS_MIN ? (float)(-lambda / (in * token_norm)) : 0.0f;
             for (int i = 0; i < L; i++)
                 if (w->cells[i]) w->dalpha_t[(size_t)r * L + i] += g;
         }

@@ -43,6 +43,7 @@ static cJSON *options_json(const imcap_train_options *o) {
     cJSON_AddNumberToObject(j, "min_lr_frac", o->adam.min_lr_frac);
     cJSON_AddNumberToObject(j, "att_reg", o->att_reg);
     cJSON_AddNumberToObject(j, "att_sup", o->att_sup);
+    cJSON_AddNumberToObject(j, "att_sup_rel", o->att_sup_rel);
     cJSON_AddNumberToObject(j, "dropout", o->dropout);
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
@@ -91,6 +92,7 @@ static const char *options_from_json(const cJSON *j, imcap_train_options *o) {
     o->adam.min_lr_frac = (float)num(j, "min_lr_frac", o->adam.min_lr_frac);
     o->att_reg = (float)num(j, "att_reg", o->att_reg);
     o->att_sup = (float)num(j, "att_sup", 0.0); /* checkpoints before --att-sup had none */
+    o->att_sup_rel = (float)num(j, "att_sup_rel", 0.0);
     o->dropout = (float)num(j, "dropout", o->dropout);
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     if (cJSON_IsString(seed)) o->seed = strtoull(seed->valuestring, NULL, 10);

@@ -22,8 +22,9 @@ typedef struct {
     int length;       /* T, <end> included */
     uint64_t id;      /* stable example id: seeds its dropout masks */
     /* attention targets (--att-sup), or NULL: per target token, the objects
-     * of scene it names (imcap_caption_word_objects; 0: none) */
-    const uint8_t *att_objects;
+     * of scene it names, IMCAP_ATT_RELATION for a relation phrase's words
+     * (imcap_caption_word_objects; 0: none) */
+    const uint16_t *att_objects;
     const imcap_scene *scene;
 } imcap_example;
 
@@ -33,6 +34,7 @@ typedef struct {
     uint64_t seed;    /* with the step and the example id, seeds the masks */
     long step;
     float att_sup;    /* lambda of the attention targets' -log (attention inside the named objects), per token */
+    float att_sup_rel; /* the same for the words of a relation phrase (targets: the partner named next) */
 } imcap_loss_options;
 
 typedef struct {
@@ -40,7 +42,7 @@ typedef struct {
     double reg_sum;   /* summed regulariser over examples (before lambda) */
     long n_tokens, n_examples;
     long correct;     /* teacher-forced argmax == target */
-    double sup_sum;   /* summed -log (attention mass inside the named objects) over the words with targets */
+    double sup_sum;   /* summed lambda x -log (attention mass inside the named objects) over the words with targets */
     long n_sup;       /* words with targets */
 } imcap_loss_stats;
 
@@ -66,8 +68,9 @@ void imcap_worker_target(imcap_trainer_worker *w, const imcap_model *m, float *b
 /* Forward and backward for n examples (n <= cap): accumulates into the
  * worker's gradient block the gradient of
  *   (sum of CE over all tokens) / token_norm + att_reg * sum_examples reg / example_norm
- *     + att_sup * (sum over the tokens with targets of -log sum_{i in R} alpha_i) / token_norm
- * (R: the cells inside the objects the token names) and adds to stats. With no_grad set, only the forward and stats run. */
+ *     + (sum over the tokens with targets of lambda_t * -log sum_{i in R_t} alpha_i) / token_norm
+ * (R_t: the cells inside the objects token t names; lambda_t: att_sup, or
+ * att_sup_rel for a relation phrase's words) and adds to stats. With no_grad set, only the forward and stats run. */
 void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap_example *ex, int n,
                       const imcap_loss_options *opt, double token_norm, double example_norm, int no_grad,
                       imcap_loss_stats *stats);
@@ -135,6 +138,7 @@ typedef struct {
     imcap_adam_options adam;
     float att_reg, dropout;
     float att_sup;         /* attention targets' weight (0: none; needs scenes with "objects") */
+    float att_sup_rel;     /* the relation phrases' targets' weight (0: none) */
     uint64_t seed;
     long val_every;        /* steps between validations (0: once per epoch) */
     int val_images;        /* val images captioned per validation (0: all) */

@@ -17,7 +17,7 @@ typedef struct {
     int *tokens;       /* y_1..y_T, <end> included */
     int length;
     uint64_t id;
-    uint8_t *att_objects; /* [length] --att-sup: the objects each target word names, or NULL */
+    uint16_t *att_objects; /* [length] --att-sup: the objects each target word names, or NULL */
 } example_ref;
 
 typedef struct {
@@ -79,7 +79,7 @@ static imcap_status collect(const imcap_dataset *ds, const imcap_image_cache *ca
             e->length = T + 1;
             e->att_objects = NULL;
             if (scenes && scenes[i].n > 0) {
-                if (!(e->att_objects = malloc((size_t)T + 1))) return IMCAP_E_NOMEM;
+                if (!(e->att_objects = malloc(((size_t)T + 1) * sizeof *e->att_objects))) return IMCAP_E_NOMEM;
                 imcap_caption_word_objects(&scenes[i], T, (const char *const *)se->tokens, e->att_objects);
                 e->att_objects[T] = 0;
             }
@@ -102,13 +102,13 @@ static imcap_status load_scenes(const imcap_dataset *ds, imcap_scene **out, imca
         imcap_error e;
         if (imcap_scene_from_json(im->objects_json, &sc[i], &e)) {
             free(sc);
-            return imcap_fail(err, IMCAP_E_ARG, "--att-sup: image %s: %s", im->filename, e.msg);
+            return imcap_fail(err, IMCAP_E_ARG, "attention targets: image %s: %s", im->filename, e.msg);
         }
         any = 1;
     }
     if (!any) {
         free(sc);
-        return imcap_fail(err, IMCAP_E_ARG, "--att-sup needs object annotations (\"objects\", as imcap synth writes "
+        return imcap_fail(err, IMCAP_E_ARG, "--att-sup and --att-sup-rel need object annotations (\"objects\", as imcap synth writes "
                                             "them) in the train split; this data set has none");
     }
     *out = sc;
@@ -313,7 +313,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     pool p = {0};
     float *grad = NULL;
     int *perm = NULL;
-    if (o->att_sup > 0 && (s = load_scenes(ds, &scenes, err))) goto done;
+    if ((o->att_sup > 0 || o->att_sup_rel > 0) && (s = load_scenes(ds, &scenes, err))) goto done;
     if (!ix || collect(ds, cache, features, ix, 1, m->cfg.max_length, scenes, &train) ||
         collect(ds, cache, features, ix, 0, m->cfg.max_length, NULL, &val)) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory collecting the examples");
@@ -371,7 +371,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         if (epoch != cur_epoch) epoch_order(perm, train.n, o->seed, epoch), cur_epoch = epoch;
         fill_batch(&p, &train, perm + (step % per_epoch) * B, B, cache);
         imcap_loss_options lo = {.att_reg = o->att_reg, .dropout = o->dropout, .seed = o->seed, .step = step,
-                                 .att_sup = o->att_sup};
+                                 .att_sup = o->att_sup, .att_sup_rel = o->att_sup_rel};
         imcap_loss_stats ls = {0};
         if (run_batch(&p, m, B, &lo, 0, grad, &ls)) {
             s = imcap_fail(err, IMCAP_E_IO, "step %ld: the gradient could not be summed over the processes", step + 1);
@@ -383,7 +383,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         st->step = step + 1;
 
         double ce = ls.ce_sum / ls.n_tokens, reg = ls.reg_sum / ls.n_examples;
-        double loss = ce + o->att_reg * reg + o->att_sup * ls.sup_sum / ls.n_tokens;
+        double loss = ce + o->att_reg * reg + ls.sup_sum / ls.n_tokens;
         ema_loss = ema_loss < 0 ? loss : 0.95 * ema_loss + 0.05 * loss;
         double now = imcap_now();
         pr.step = st->step, pr.total_steps = total, pr.epoch = epoch;
