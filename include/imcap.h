@@ -402,6 +402,7 @@ typedef struct {
     long stop_after;              /* testing aid: stop as if interrupted after this step (0: never) */
     double att_sup;               /* attention targets' weight (scenes with "objects"; default 0) */
     double att_sup_rel;           /* relation phrases' attention targets' weight (default 0) */
+    double att_sup_desc;          /* a mention's words before its noun (default: att_sup) */
 } imcap_train_request;
 
 typedef struct {

@@ -394,13 +394,13 @@ Test(gradcheck, attention_targets) {
     fixture_init(&f, CFG_COORDS, 0.0f, 0.3f, 23);
     cr_assert_eq(f.m->cfg.H * f.m->cfg.W, 9);
     imcap_scene scene = {2, {{0, 0, 0, 0.0f, 0.0f, 0.3f, 0.3f}, {0, 0, 0, 0.75f, 0.75f, 0.95f, 0.95f}}};
-    const unsigned R = IMCAP_ATT_RELATION;
-    const uint16_t who[N_EX][8] = {{1, 0, 2 | R, 0}, {3, 0}, {0, 2, 2, 1 | R, 3, 0}};
+    const unsigned R = IMCAP_ATT_RELATION, D = IMCAP_ATT_DESC;
+    const uint16_t who[N_EX][8] = {{1 | D, 0, 2 | R, 0}, {3, 0}, {0, 2 | D, 2, 1 | R, 3, 0}};
     for (int e = 0; e < N_EX; e++) f.ex[e].att_objects = who[e], f.ex[e].scene = &scene;
     int inside = 0;
     for (int i = 0; i < 9; i++) inside += imcap_scene_cell_in(&scene, 1, i, 3, 3) + imcap_scene_cell_in(&scene, 2, i, 3, 3);
     cr_assert_eq(inside, 8, "each object's grown box holds four cells");
-    f.opt.att_sup = 0.7f, f.opt.att_sup_rel = 1.3f;
+    f.opt.att_sup = 0.7f, f.opt.att_sup_rel = 1.3f, f.opt.att_sup_desc = 0.4f;
     imcap_loss_stats st;
     memset(&st, 0, sizeof st);
     float *g = analytic(&f, f.eval, &f.opt, &st);
@@ -414,7 +414,7 @@ Test(gradcheck, attention_targets) {
 
     /* the targets' gradient left out: the attention tensors fail */
     imcap_loss_options nosup = f.opt;
-    nosup.att_sup = 0.0f, nosup.att_sup_rel = 0.0f;
+    nosup.att_sup = 0.0f, nosup.att_sup_rel = 0.0f, nosup.att_sup_desc = 0.0f;
     float *g_nosup = analytic(&f, f.eval, &nosup, NULL);
     imcap_rng r;
     imcap_rng_seed(&r, 6);
@@ -428,7 +428,13 @@ Test(gradcheck, attention_targets) {
     float *g_norel = analytic(&f, f.eval, &norel, NULL);
     rep = check_tensor(&f, fa, g_norel, &r);
     cr_expect_gt(rep.max_err, TOL, "the relation targets' weight went unnoticed (err %.2e)", rep.max_err);
-    free(g), free(g_nosup), free(g_norel);
+    /* and the description words' weight ignored */
+    imcap_loss_options nodesc = f.opt;
+    nodesc.att_sup_desc = nodesc.att_sup;
+    float *g_nodesc = analytic(&f, f.eval, &nodesc, NULL);
+    rep = check_tensor(&f, fa, g_nodesc, &r);
+    cr_expect_gt(rep.max_err, TOL, "the description words' weight went unnoticed (err %.2e)", rep.max_err);
+    free(g), free(g_nosup), free(g_norel), free(g_nodesc);
     fixture_free(&f);
 }
 

@@ -422,8 +422,8 @@ Test(objects, attention_targets_of_a_caption) {
     const char *const w[] = {"two", "large", "red", "circles", "to", "the", "left", "of", "a", "small", "blue",
                              "star", "and", "a", "green", "square"};
     uint16_t out[16];
-    const unsigned R = IMCAP_ATT_RELATION;
-    const uint16_t want[16] = {5, 5, 5, 5, 2 | R, 2 | R, 2 | R, 2 | R, 2 | R, 2, 2, 2, 0, 0, 0, 0};
+    const unsigned R = IMCAP_ATT_RELATION, D = IMCAP_ATT_DESC;
+    const uint16_t want[16] = {5 | D, 5 | D, 5 | D, 5, 2 | R, 2 | R, 2 | R, 2 | R, 2 | R, 2 | D, 2 | D, 2, 0, 0, 0, 0};
     cr_expect_eq(imcap_caption_word_objects(&s, 16, w, out), 12);
     for (int i = 0; i < 16; i++) cr_expect_eq(out[i], want[i], "word %d '%s': %#x, want %#x", i, w[i], out[i], want[i]);
     /* the cells pointing and mass count: the grown box of each object */

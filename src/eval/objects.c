@@ -162,7 +162,7 @@ int imcap_caption_word_objects(const imcap_scene *scene, int n_words, const char
         unsigned mask = named_objects(scene, m);
         for (int w = m->first_word; mask && w <= m->shape_word && w < n_words; w++) {
             marked += !out[w];
-            out[w] = (uint16_t)mask;
+            out[w] = (uint16_t)(mask | (w < m->shape_word ? IMCAP_ATT_DESC : 0));
         }
     }
     for (int k = 0; k < parsed.n_relations; k++) {

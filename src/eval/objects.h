@@ -114,13 +114,15 @@ void imcap_object_stats_add(imcap_object_stats *st, const imcap_scene *scene, in
  * parsed mention with a size, a colour and a shape gives its words, from
  * its first (count, size or colour) to its shape noun, the bit mask of the
  * scene's objects of that description (bit i: scene->obj[i]), the objects
- * whose region pointing and mass score at that noun. The words of a parsed
+ * whose region pointing and mass score at that noun; the words before the
+ * noun also carry IMCAP_ATT_DESC. The words of a parsed
  * relation's phrase ("to the left of a", between the first mention's noun
  * and the second's first word) get the second mention's objects, with
  * IMCAP_ATT_RELATION set: the partner the caption goes on to name. Every
  * other word gets 0. out has n_words entries. Returns the number of words
  * given objects. */
 #define IMCAP_ATT_RELATION 0x100u
+#define IMCAP_ATT_DESC 0x200u
 int imcap_caption_word_objects(const imcap_scene *scene, int n_words, const char *const *words, uint16_t *out);
 /* 1 when cell `cell` of a grid_h x grid_w grid (row-major) counts as inside
  * the objects of mask: its centre lies in one of their grown boxes, the

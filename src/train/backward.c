@@ -126,7 +126,8 @@ void imcap_worker_target(imcap_trainer_worker *w, const imcap_model *m, float *b
 static double target_mass(const imcap_example *e, int t, const imcap_loss_options *opt, const float *alpha, int gh,
                           int gw, uint8_t *in_mask, float *lambda) {
     if (!e->att_objects || !e->scene || !e->att_objects[t]) return -1;
-    *lambda = e->att_objects[t] & IMCAP_ATT_RELATION ? opt->att_sup_rel : opt->att_sup;
+    unsigned kind = e->att_objects[t];
+    *lambda = kind & IMCAP_ATT_RELATION ? opt->att_sup_rel : kind & IMCAP_ATT_DESC ? opt->att_sup_desc : opt->att_sup;
     if (*lambda == 0) return -1;
     unsigned objects = e->att_objects[t] & 0xffu;
     double s = 0;
@@ -254,7 +255,7 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         }
         /* the attention targets: d(-log s)/d alpha_i = -1 / s inside them */
         const float *dalpha = opt->att_reg != 0 ? w->dalpha : NULL;
-        for (int r = 0; (opt->att_sup != 0 || opt->att_sup_rel != 0) && r < N; r++) {
+        for (int r = 0; (opt->att_sup != 0 || opt->att_sup_rel != 0 || opt->att_sup_desc != 0) && r < N; r++) {
             const float *al = s->alpha + (size_t)r * L;
             float lambda;
             double in = target_mass(&ex[w->order[r]], t, opt, al, c->H, c->W, w->cells, &lambda);

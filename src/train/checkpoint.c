@@ -44,6 +44,7 @@ static cJSON *options_json(const imcap_train_options *o) {
     cJSON_AddNumberToObject(j, "att_reg", o->att_reg);
     cJSON_AddNumberToObject(j, "att_sup", o->att_sup);
     cJSON_AddNumberToObject(j, "att_sup_rel", o->att_sup_rel);
+    cJSON_AddNumberToObject(j, "att_sup_desc", o->att_sup_desc);
     cJSON_AddNumberToObject(j, "dropout", o->dropout);
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
@@ -93,6 +94,7 @@ static const char *options_from_json(const cJSON *j, imcap_train_options *o) {
     o->att_reg = (float)num(j, "att_reg", o->att_reg);
     o->att_sup = (float)num(j, "att_sup", 0.0); /* checkpoints before --att-sup had none */
     o->att_sup_rel = (float)num(j, "att_sup_rel", 0.0);
+    o->att_sup_desc = (float)num(j, "att_sup_desc", -1.0); /* before it: --att-sup's */
     o->dropout = (float)num(j, "dropout", o->dropout);
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     if (cJSON_IsString(seed)) o->seed = strtoull(seed->valuestring, NULL, 10);

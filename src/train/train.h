@@ -35,6 +35,7 @@ typedef struct {
     long step;
     float att_sup;    /* lambda of the attention targets' -log (attention inside the named objects), per token */
     float att_sup_rel; /* the same for the words of a relation phrase (targets: the partner named next) */
+    float att_sup_desc; /* the same for a mention's words before its noun (count, size, colour) */
 } imcap_loss_options;
 
 typedef struct {
@@ -69,8 +70,9 @@ void imcap_worker_target(imcap_trainer_worker *w, const imcap_model *m, float *b
  * worker's gradient block the gradient of
  *   (sum of CE over all tokens) / token_norm + att_reg * sum_examples reg / example_norm
  *     + (sum over the tokens with targets of lambda_t * -log sum_{i in R_t} alpha_i) / token_norm
- * (R_t: the cells inside the objects token t names; lambda_t: att_sup, or
- * att_sup_rel for a relation phrase's words) and adds to stats. With no_grad set, only the forward and stats run. */
+ * (R_t: the cells inside the objects token t names; lambda_t: att_sup for
+ * a noun, att_sup_desc for the words before it, att_sup_rel for a relation
+ * phrase's words) and adds to stats. With no_grad set, only the forward and stats run. */
 void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap_example *ex, int n,
                       const imcap_loss_options *opt, double token_norm, double example_norm, int no_grad,
                       imcap_loss_stats *stats);
@@ -139,6 +141,7 @@ typedef struct {
     float att_reg, dropout;
     float att_sup;         /* attention targets' weight (0: none; needs scenes with "objects") */
     float att_sup_rel;     /* the relation phrases' targets' weight (0: none) */
+    float att_sup_desc;    /* the mention's words before the noun (< 0: att_sup) */
     uint64_t seed;
     long val_every;        /* steps between validations (0: once per epoch) */
     int val_images;        /* val images captioned per validation (0: all) */

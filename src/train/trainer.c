@@ -313,7 +313,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     pool p = {0};
     float *grad = NULL;
     int *perm = NULL;
-    if ((o->att_sup > 0 || o->att_sup_rel > 0) && (s = load_scenes(ds, &scenes, err))) goto done;
+    if ((o->att_sup > 0 || o->att_sup_rel > 0 || o->att_sup_desc > 0) && (s = load_scenes(ds, &scenes, err))) goto done;
     if (!ix || collect(ds, cache, features, ix, 1, m->cfg.max_length, scenes, &train) ||
         collect(ds, cache, features, ix, 0, m->cfg.max_length, NULL, &val)) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory collecting the examples");
@@ -371,7 +371,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         if (epoch != cur_epoch) epoch_order(perm, train.n, o->seed, epoch), cur_epoch = epoch;
         fill_batch(&p, &train, perm + (step % per_epoch) * B, B, cache);
         imcap_loss_options lo = {.att_reg = o->att_reg, .dropout = o->dropout, .seed = o->seed, .step = step,
-                                 .att_sup = o->att_sup, .att_sup_rel = o->att_sup_rel};
+                                 .att_sup = o->att_sup, .att_sup_rel = o->att_sup_rel,
+                                 .att_sup_desc = o->att_sup_desc < 0 ? o->att_sup : o->att_sup_desc};
         imcap_loss_stats ls = {0};
         if (run_batch(&p, m, B, &lo, 0, grad, &ls)) {
             s = imcap_fail(err, IMCAP_E_IO, "step %ld: the gradient could not be summed over the processes", step + 1);
