@@ -141,7 +141,8 @@ int run_train(int argc, char **argv) {
     int quiet = 0, first = 0, threads = 0, epochs = -1, batch = -1, shards = -1, seed = -1, min_count = -1;
     int val_images = -1, freeze = 0, json = 0;
     long max_steps = -1, val_every = -1, ckpt_every = -1, stop_after = 0, warmup = -1;
-    double lr = -1, min_lr_frac = -1, wd = -1, clip = -1, att_reg = -1, att_sup = -1, att_sup_rel = -1, att_sup_desc = -1, dropout = -1;
+    double lr = -1, min_lr_frac = -1, wd = -1, clip = -1, att_reg = -1, dropout = -1;
+    double att_sup = -1, att_sup_rel = -1, att_sup_desc = -1;
     int freeze_given = 0;
     const cli_opt opts[] = {
         CLI_OPT_OUTPUT(&r.out),
@@ -197,8 +198,8 @@ int run_train(int argc, char **argv) {
     r.epochs = epochs, r.max_steps = (double)max_steps, r.batch = batch, r.grad_shards = shards, r.seed = seed;
     r.min_count = min_count, r.val_every = (double)val_every, r.val_images = val_images;
     r.ckpt_every = (double)ckpt_every, r.warmup = (double)warmup, r.lr = lr, r.min_lr_frac = min_lr_frac;
-    r.weight_decay = wd, r.clip = clip, r.att_reg = att_reg, r.att_sup = att_sup, r.att_sup_rel = att_sup_rel, r.att_sup_desc = att_sup_desc;
-    r.dropout = dropout;
+    r.weight_decay = wd, r.clip = clip, r.att_reg = att_reg, r.dropout = dropout;
+    r.att_sup = att_sup, r.att_sup_rel = att_sup_rel, r.att_sup_desc = att_sup_desc;
     r.freeze_encoder = freeze_given ? 1 : IMCAP_TRAIN_UNSET;
     r.stop_after = stop_after;
     if (!threads) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;

@@ -255,7 +255,7 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         }
         /* the attention targets: d(-log s)/d alpha_i = -1 / s inside them */
         const float *dalpha = opt->att_reg != 0 ? w->dalpha : NULL;
-        for (int r = 0; (opt->att_sup != 0 || opt->att_sup_rel != 0 || opt->att_sup_desc != 0) && r < N; r++) {
+        for (int r = 0; r < N; r++) {
             const float *al = s->alpha + (size_t)r * L;
             float lambda;
             double in = target_mass(&ex[w->order[r]], t, opt, al, c->H, c->W, w->cells, &lambda);

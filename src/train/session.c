@@ -15,7 +15,8 @@ void imcap_train_request_init(imcap_train_request *r) {
     memset(r, 0, sizeof *r);
     double *unset[] = {&r->epochs, &r->max_steps, &r->batch, &r->grad_shards, &r->seed, &r->min_count,
                        &r->val_every, &r->val_images, &r->ckpt_every, &r->warmup, &r->lr, &r->min_lr_frac,
-                       &r->weight_decay, &r->clip, &r->att_reg, &r->dropout, &r->freeze_encoder, &r->att_sup, &r->att_sup_rel, &r->att_sup_desc};
+                       &r->weight_decay, &r->clip, &r->att_reg, &r->dropout, &r->freeze_encoder, &r->att_sup,
+                       &r->att_sup_rel, &r->att_sup_desc};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++) *unset[i] = IMCAP_TRAIN_UNSET;
 }
 
