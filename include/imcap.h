@@ -403,6 +403,7 @@ typedef struct {
     double att_sup;               /* attention targets' weight (scenes with "objects"; default 0) */
     double att_sup_rel;           /* relation phrases' attention targets' weight (default 0) */
     double att_sup_desc;          /* a mention's words before its noun (default: att_sup) */
+    double rel_weight;            /* cross-entropy weight of relation phrases and their partners (default 1) */
 } imcap_train_request;
 
 typedef struct {

@@ -4,7 +4,7 @@
  * On tiny random models, the analytic gradient that imcap_worker_run leaves
  * in the worker's gradient block is compared, for every tensor of the
  * parameter table, with central differences of the loss
- *   L = ce_sum / token_norm + att_reg * reg_sum / example_norm + sup_sum / token_norm
+ *   L = (ce_sum + ce_extra_sum) / token_norm + att_reg * reg_sum / example_norm + sup_sum / token_norm
  * read from imcap_loss_stats, computed by perturbing m->block in place.
  *
  * Numerics (why these numbers; measured on these models):
@@ -204,6 +204,13 @@ static void encoder_signature(fixture *f, int *sig) {
     }
 }
 
+/* L from a run's stats (the header's formula; ce_extra_sum: --rel-weight's
+ * extra share of the reweighted words' CE). */
+static double objective(const fixture *f, const imcap_loss_stats *st) {
+    return (st->ce_sum + st->ce_extra_sum) / f->token_norm + f->opt.att_reg * st->reg_sum / f->example_norm +
+           st->sup_sum / f->token_norm;
+}
+
 /* L at the current parameters. Dropout is applied by the worker only in
  * gradient mode, so then the loss comes from a gradient-mode run (its
  * gradient is discarded). */
@@ -213,8 +220,7 @@ static double loss(fixture *f) {
     int no_grad = f->opt.dropout == 0.0f;
     if (!no_grad) memset(imcap_worker_grads(f->eval, NULL), 0, f->m->tab.total * sizeof(float));
     imcap_worker_run(f->eval, f->m, f->ex, N_EX, &f->opt, f->token_norm, f->example_norm, no_grad, &st);
-    return st.ce_sum / f->token_norm + f->opt.att_reg * st.reg_sum / f->example_norm +
-           st.sup_sum / f->token_norm;
+    return objective(f, &st);
 }
 
 /* The analytic gradient, into a malloc'd copy. */
@@ -356,8 +362,7 @@ static void run_gradcheck(const char *json, float dropout, uint64_t seed, const 
     float *g = analytic(&f, f.eval, &f.opt, &st);
     cr_assert_eq(st.n_tokens, (long)f.token_norm);
     cr_assert_eq(st.n_examples, N_EX);
-    double l_grad = st.ce_sum / f.token_norm + f.opt.att_reg * st.reg_sum / f.example_norm +
-                    st.sup_sum / f.token_norm;
+    double l_grad = objective(&f, &st);
     /* the loss FD differentiates is the loss the gradient belongs to */
     cr_assert_eq(loss(&f), l_grad, "%s: loss %.9g vs gradient-run loss %.9g", label, loss(&f), l_grad);
     if (dropout > 0) {
@@ -406,8 +411,7 @@ Test(gradcheck, attention_targets) {
     float *g = analytic(&f, f.eval, &f.opt, &st);
     cr_assert_eq(st.n_sup, 7, "the words with targets");
     cr_assert_gt(st.sup_sum, 0.5, "-log of attention masses below 1");
-    double l_grad = st.ce_sum / f.token_norm + f.opt.att_reg * st.reg_sum / f.example_norm +
-                    st.sup_sum / f.token_norm;
+    double l_grad = objective(&f, &st);
     cr_assert_eq(loss(&f), l_grad, "loss %.9g vs gradient-run loss %.9g", loss(&f), l_grad);
     int failing = check_all(&f, g, "targets", 1);
     cr_expect_eq(failing, 0, "targets: %d tensors fail the gradient check", failing);
@@ -435,6 +439,44 @@ Test(gradcheck, attention_targets) {
     rep = check_tensor(&f, fa, g_nodesc, &r);
     cr_expect_gt(rep.max_err, TOL, "the description words' weight went unnoticed (err %.2e)", rep.max_err);
     free(g), free(g_nosup), free(g_norel), free(g_nodesc);
+    fixture_free(&f);
+}
+
+/* --rel-weight: a relation phrase's words and its partner's
+ * (IMCAP_ATT_RELATION, IMCAP_ATT_PARTNER) count W times in the CE. The
+ * gradient of the weighted loss is checked, and the weight ignored must
+ * fail the output layer. */
+Test(gradcheck, relation_weight) {
+    fixture f;
+    fixture_init(&f, CFG_COORDS, 0.0f, 0.3f, 24);
+    imcap_scene scene = {2, {{0, 0, 0, 0.0f, 0.0f, 0.3f, 0.3f}, {0, 0, 0, 0.75f, 0.75f, 0.95f, 0.95f}}};
+    const unsigned R = IMCAP_ATT_RELATION, P = IMCAP_ATT_PARTNER;
+    const uint16_t who[N_EX][8] = {{1, 0, 2 | R, 2 | P, 0}, {3, 0}, {0, 2, 2 | R, 1 | P, 1 | P, 0}};
+    for (int e = 0; e < N_EX; e++) f.ex[e].att_objects = who[e], f.ex[e].scene = &scene;
+    f.opt.rel_weight = 2.5f;
+    imcap_loss_stats st;
+    memset(&st, 0, sizeof st);
+    float *g = analytic(&f, f.eval, &f.opt, &st);
+    cr_assert_eq(st.n_sup, 0, "no attention targets: the CE's weights alone");
+    cr_assert_gt(st.ce_extra_sum, 0.0, "the four reweighted words add 1.5 x their CE");
+    cr_assert_lt(st.ce_extra_sum, 1.5 * st.ce_sum, "and only theirs");
+    cr_assert_eq(loss(&f), objective(&f, &st), "loss %.9g vs gradient-run loss %.9g", loss(&f), objective(&f, &st));
+    int failing = check_all(&f, g, "relation weight", 1);
+    cr_expect_eq(failing, 0, "relation weight: %d tensors fail the gradient check", failing);
+
+    /* the weight ignored: the output layer's gradient is that of another loss */
+    imcap_loss_options plain = f.opt;
+    plain.rel_weight = 1.0f;
+    memset(&st, 0, sizeof st);
+    float *g_plain = analytic(&f, f.eval, &plain, &st);
+    cr_expect_eq(st.ce_extra_sum, 0.0, "weight 1 adds nothing");
+    imcap_rng r;
+    imcap_rng_seed(&r, 7);
+    int fc = imcap_param_table_find(&f.m->tab, "decoder.fc.weight");
+    cr_assert_geq(fc, 0);
+    tensor_report rep = check_tensor(&f, fc, g_plain, &r);
+    cr_expect_gt(rep.max_err, TOL, "the relation weight went unnoticed (err %.2e)", rep.max_err);
+    free(g), free(g_plain);
     fixture_free(&f);
 }
 

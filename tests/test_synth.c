@@ -414,7 +414,8 @@ Test(objects, relations_follow_the_geometry) {
 
 /* Training's attention targets: each mention's words get the objects of
  * its description (both red circles for "two red circles"), a relation
- * phrase's words the partner named next, flagged; other words nothing. */
+ * phrase's words the partner named next, flagged, and the partner's words
+ * flagged as such (--rel-weight); other words nothing. */
 Test(objects, attention_targets_of_a_caption) {
     imcap_scene s = {3, {obj(IMCAP_SHAPE_CIRCLE, RED, IMCAP_SIZE_LARGE, 0.10f, 0.10f, 0.30f, 0.30f),
                          obj(IMCAP_SHAPE_STAR, BLUE, IMCAP_SIZE_SMALL, 0.60f, 0.60f, 0.80f, 0.80f),
@@ -422,8 +423,9 @@ Test(objects, attention_targets_of_a_caption) {
     const char *const w[] = {"two", "large", "red", "circles", "to", "the", "left", "of", "a", "small", "blue",
                              "star", "and", "a", "green", "square"};
     uint16_t out[16];
-    const unsigned R = IMCAP_ATT_RELATION, D = IMCAP_ATT_DESC;
-    const uint16_t want[16] = {5 | D, 5 | D, 5 | D, 5, 2 | R, 2 | R, 2 | R, 2 | R, 2 | R, 2 | D, 2 | D, 2, 0, 0, 0, 0};
+    const unsigned R = IMCAP_ATT_RELATION, D = IMCAP_ATT_DESC, P = IMCAP_ATT_PARTNER;
+    const uint16_t want[16] = {5 | D, 5 | D, 5 | D, 5, 2 | R, 2 | R, 2 | R, 2 | R, 2 | R, 2 | D | P, 2 | D | P, 2 | P,
+                               0, 0, 0, 0};
     cr_expect_eq(imcap_caption_word_objects(&s, 16, w, out), 12);
     for (int i = 0; i < 16; i++) cr_expect_eq(out[i], want[i], "word %d '%s': %#x, want %#x", i, w[i], out[i], want[i]);
     /* the cells pointing and mass count: the grown box of each object */

@@ -495,10 +495,11 @@ Test(train, checkpoint_header_number_out_of_range) {
     free(ck), free(header), free(model);
 }
 
-/* --att-sup: refused by name on a data set without "objects" (the Flickr
- * layout fixture), and on synthetic scenes a run that takes it keeps it in
- * its checkpoint (a resumed run goes on with it). Its gradient is checked in
- * test_gradcheck (gradcheck/attention_targets). */
+/* --att-sup, --rel-weight: refused by name on a data set without "objects"
+ * (the Flickr layout fixture), and on synthetic scenes a run that takes
+ * them keeps them in its checkpoint (a resumed run goes on with them).
+ * Their gradients are checked in test_gradcheck (gradcheck/attention_targets,
+ * gradcheck/relation_weight). */
 Test(train, attention_targets_option) {
     const char *dir = tu_tmpdir("train_att_sup");
     tu_flickr_fixture(dir, 24);
@@ -506,14 +507,19 @@ Test(train, attention_targets_option) {
     snprintf(extra, sizeof extra, "--max-steps 3 --att-sup 1 -o '%s/m.safetensors'", dir);
     int rc = tu_run(train_cmd(dir, extra), NULL, &err);
     cr_expect_neq(rc, 0, "a data set without objects was taken");
-    cr_expect(err && strstr(err, "--att-sup and --att-sup-rel need object annotations"), "%s", err);
+    cr_expect(err && strstr(err, "--att-sup, --att-sup-rel and --rel-weight need object annotations"), "%s", err);
+    free(err);
+    snprintf(extra, sizeof extra, "--max-steps 3 --rel-weight 2 -o '%s/m.safetensors'", dir);
+    rc = tu_run(train_cmd(dir, extra), NULL, &err);
+    cr_expect_neq(rc, 0, "--rel-weight on a data set without objects was taken");
+    cr_expect(err && strstr(err, "need object annotations"), "%s", err);
     free(err);
 
     snprintf(cmd, sizeof cmd, "'%s' synth --count 40 --seed 9 -q -o '%s/scenes'", tu_exe(), dir);
     cr_assert_eq(tu_run(cmd, NULL, NULL), 0);
     snprintf(cmd, sizeof cmd,
              "'%s' train --data '%s/scenes/dataset.json' --images '%s/scenes' --config '%s/config.json' --batch 8 "
-             "--max-steps 4 --val-images 4 --att-sup 1.5 --threads 2 -q -o '%s/s.safetensors'",
+             "--max-steps 4 --val-images 4 --att-sup 1.5 --rel-weight 2.5 --threads 2 -q -o '%s/s.safetensors'",
              tu_exe(), dir, dir, dir, dir);
     rc = tu_run(cmd, NULL, &err);
     cr_assert_eq(rc, 0, "%s", err);
@@ -525,6 +531,7 @@ Test(train, attention_targets_option) {
     imcap_error e;
     cr_assert_eq(imcap_checkpoint_load(path, &m, &st, &e), IMCAP_OK, "%s", e.msg);
     cr_expect_eq(st.opt.att_sup, 1.5f);
+    cr_expect_eq(st.opt.rel_weight, 2.5f);
     imcap_train_state_free(&st);
     imcap_model_free(m);
 }

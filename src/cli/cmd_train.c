@@ -42,6 +42,8 @@ static void usage(FILE *f) {
             "                     colour) apart (default: --att-sup's)\n"
             "  --att-sup-rel L    the same for the words of a relation phrase (\"to the left of a\"),\n"
             "                     whose targets are the objects the caption names next (default 0)\n"
+            "  --rel-weight W     the cross-entropy's weight at a relation phrase's words and at the\n"
+            "                     words of the partner it names (synthetic scenes; default 1)\n"
             "  --select WHAT      what \"best\" means at validation: loss (default; the lowest\n"
             "                     validation cross-entropy), bleu4, cider, or f1 ((object F1 +\n"
             "                     pointing) / 2, synthetic scenes only); a tie keeps the earlier\n"
@@ -142,7 +144,7 @@ int run_train(int argc, char **argv) {
     int val_images = -1, freeze = 0, json = 0;
     long max_steps = -1, val_every = -1, ckpt_every = -1, stop_after = 0, warmup = -1;
     double lr = -1, min_lr_frac = -1, wd = -1, clip = -1, att_reg = -1, dropout = -1;
-    double att_sup = -1, att_sup_rel = -1, att_sup_desc = -1;
+    double att_sup = -1, att_sup_rel = -1, att_sup_desc = -1, rel_weight = -1;
     int freeze_given = 0;
     const cli_opt opts[] = {
         CLI_OPT_OUTPUT(&r.out),
@@ -179,6 +181,7 @@ int run_train(int argc, char **argv) {
         {"att-sup", 0, CLI_FLOAT, &att_sup, 0, 1e3, NULL, NULL},
         {"att-sup-rel", 0, CLI_FLOAT, &att_sup_rel, 0, 1e3, NULL, NULL},
         {"att-sup-desc", 0, CLI_FLOAT, &att_sup_desc, 0, 1e3, NULL, NULL},
+        {"rel-weight", 0, CLI_FLOAT, &rel_weight, 0.01, 1e3, NULL, NULL},
         {"dropout", 0, CLI_FLOAT, &dropout, 0, 0.95, NULL, NULL},
         CLI_END,
     };
@@ -199,7 +202,7 @@ int run_train(int argc, char **argv) {
     r.min_count = min_count, r.val_every = (double)val_every, r.val_images = val_images;
     r.ckpt_every = (double)ckpt_every, r.warmup = (double)warmup, r.lr = lr, r.min_lr_frac = min_lr_frac;
     r.weight_decay = wd, r.clip = clip, r.att_reg = att_reg, r.dropout = dropout;
-    r.att_sup = att_sup, r.att_sup_rel = att_sup_rel, r.att_sup_desc = att_sup_desc;
+    r.att_sup = att_sup, r.att_sup_rel = att_sup_rel, r.att_sup_desc = att_sup_desc, r.rel_weight = rel_weight;
     r.freeze_encoder = freeze_given ? 1 : IMCAP_TRAIN_UNSET;
     r.stop_after = stop_after;
     if (!threads) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;

@@ -172,6 +172,7 @@ int imcap_caption_word_objects(const imcap_scene *scene, int n_words, const char
             marked += !out[w];
             out[w] = (uint16_t)(mask | IMCAP_ATT_RELATION);
         }
+        for (int w = b->first_word; mask && w <= b->shape_word && w < n_words; w++) out[w] |= IMCAP_ATT_PARTNER;
     }
     return marked;
 }

@@ -118,11 +118,13 @@ void imcap_object_stats_add(imcap_object_stats *st, const imcap_scene *scene, in
  * noun also carry IMCAP_ATT_DESC. The words of a parsed
  * relation's phrase ("to the left of a", between the first mention's noun
  * and the second's first word) get the second mention's objects, with
- * IMCAP_ATT_RELATION set: the partner the caption goes on to name. Every
- * other word gets 0. out has n_words entries. Returns the number of words
- * given objects. */
+ * IMCAP_ATT_RELATION set: the partner the caption goes on to name. The
+ * partner's own words (the second mention of a relation) also carry
+ * IMCAP_ATT_PARTNER (imcap train --rel-weight). Every other word gets 0.
+ * out has n_words entries. Returns the number of words given objects. */
 #define IMCAP_ATT_RELATION 0x100u
 #define IMCAP_ATT_DESC 0x200u
+#define IMCAP_ATT_PARTNER 0x400u
 int imcap_caption_word_objects(const imcap_scene *scene, int n_words, const char *const *words, uint16_t *out);
 /* 1 when cell `cell` of a grid_h x grid_w grid (row-major) counts as inside
  * the objects of mask: its centre lies in one of their grown boxes, the

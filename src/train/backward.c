@@ -138,6 +138,14 @@ static double target_mass(const imcap_example *e, int t, const imcap_loss_option
     return s;
 }
 
+/* The cross-entropy's weight at step t: --rel-weight's at a relation
+ * phrase's words and its partner's, where the choice of partner and
+ * relation is made; 1 elsewhere. */
+static float ce_weight(const imcap_example *e, int t, const imcap_loss_options *opt) {
+    if (!e->att_objects || opt->rel_weight <= 0 || opt->rel_weight == 1) return 1.0f;
+    return e->att_objects[t] & (IMCAP_ATT_RELATION | IMCAP_ATT_PARTNER) ? opt->rel_weight : 1.0f;
+}
+
 /* a floor under the attention inside the targets, so -log stays finite */
 #define TARGET_MASS_MIN 1e-6
 
@@ -223,7 +231,9 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
             for (int v = 0; v < V; v++) s += exp((double)(lg[v] - mx));
             double lse = mx + log(s);
             w->lse[(size_t)t * w->cap + r] = (float)lse; /* the backward's softmax reuses it */
-            stats->ce_sum += -(lg[y] - lse);
+            double ce = -(lg[y] - lse);
+            stats->ce_sum += ce;
+            stats->ce_extra_sum += (ce_weight(&ex[w->order[r]], t, opt) - 1.0) * ce;
             stats->n_tokens++;
             stats->correct += best == y;
             float lambda;
@@ -248,9 +258,10 @@ void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap
         for (int r = 0; r < N; r++) {
             float *dl = w->dlogits + (size_t)r * V;
             const float *lg = s->logits + (size_t)r * V;
-            float lse = w->lse[(size_t)t * w->cap + r], inv = (float)(1.0 / token_norm);
-            for (int v = 0; v < V; v++) dl[v] = expf(lg[v] - lse) * inv; /* softmax / token_norm */
-            dl[ex[w->order[r]].tokens[t]] -= (float)(1.0 / token_norm);
+            float lse = w->lse[(size_t)t * w->cap + r];
+            float inv = (float)(ce_weight(&ex[w->order[r]], t, opt) / token_norm);
+            for (int v = 0; v < V; v++) dl[v] = expf(lg[v] - lse) * inv; /* weight x softmax / token_norm */
+            dl[ex[w->order[r]].tokens[t]] -= inv;
             w->tokens[r] = t == 0 ? IMCAP_TOK_START : ex[w->order[r]].tokens[t - 1];
         }
         /* the attention targets: d(-log s)/d alpha_i = -1 / s inside them */

@@ -78,7 +78,7 @@ void imcap_pool_free(imcap_worker_pool *p) {
 static void add_stats(imcap_loss_stats *to, const imcap_loss_stats *s) {
     to->ce_sum += s->ce_sum, to->reg_sum += s->reg_sum;
     to->n_tokens += s->n_tokens, to->n_examples += s->n_examples, to->correct += s->correct;
-    to->sup_sum += s->sup_sum, to->n_sup += s->n_sup;
+    to->sup_sum += s->sup_sum, to->n_sup += s->n_sup, to->ce_extra_sum += s->ce_extra_sum;
 }
 
 int imcap_pool_run(imcap_worker_pool *p, const imcap_model *m, const imcap_example *ex, int n,

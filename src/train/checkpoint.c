@@ -45,6 +45,7 @@ static cJSON *options_json(const imcap_train_options *o) {
     cJSON_AddNumberToObject(j, "att_sup", o->att_sup);
     cJSON_AddNumberToObject(j, "att_sup_rel", o->att_sup_rel);
     cJSON_AddNumberToObject(j, "att_sup_desc", o->att_sup_desc);
+    cJSON_AddNumberToObject(j, "rel_weight", o->rel_weight);
     cJSON_AddNumberToObject(j, "dropout", o->dropout);
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
@@ -95,6 +96,7 @@ static const char *options_from_json(const cJSON *j, imcap_train_options *o) {
     o->att_sup = (float)num(j, "att_sup", 0.0); /* checkpoints before --att-sup had none */
     o->att_sup_rel = (float)num(j, "att_sup_rel", 0.0);
     o->att_sup_desc = (float)num(j, "att_sup_desc", -1.0); /* before it: --att-sup's */
+    o->rel_weight = (float)num(j, "rel_weight", 1.0);
     o->dropout = (float)num(j, "dropout", o->dropout);
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     if (cJSON_IsString(seed)) o->seed = strtoull(seed->valuestring, NULL, 10);

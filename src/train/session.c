@@ -16,7 +16,7 @@ void imcap_train_request_init(imcap_train_request *r) {
     double *unset[] = {&r->epochs, &r->max_steps, &r->batch, &r->grad_shards, &r->seed, &r->min_count,
                        &r->val_every, &r->val_images, &r->ckpt_every, &r->warmup, &r->lr, &r->min_lr_frac,
                        &r->weight_decay, &r->clip, &r->att_reg, &r->dropout, &r->freeze_encoder, &r->att_sup,
-                       &r->att_sup_rel, &r->att_sup_desc};
+                       &r->att_sup_rel, &r->att_sup_desc, &r->rel_weight};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++) *unset[i] = IMCAP_TRAIN_UNSET;
 }
 
@@ -56,6 +56,7 @@ static imcap_status fresh_options(const imcap_train_request *r, imcap_train_opti
     o->att_sup = set(r->att_sup) ? (float)r->att_sup : 0.0f;
     o->att_sup_rel = set(r->att_sup_rel) ? (float)r->att_sup_rel : 0.0f;
     o->att_sup_desc = set(r->att_sup_desc) ? (float)r->att_sup_desc : -1.0f;
+    o->rel_weight = set(r->rel_weight) ? (float)r->rel_weight : 1.0f;
     o->dropout = set(r->dropout) ? (float)r->dropout : 0.5f;
     o->freeze_encoder = set(r->freeze_encoder) && r->freeze_encoder != 0;
     o->select = IMCAP_SELECT_LOSS;
@@ -103,6 +104,7 @@ static imcap_status resume_options(const ctx_t *c, const imcap_train_request *r,
     APPLY(set(r->att_sup), "--att-sup", att_sup);
     APPLY(set(r->att_sup_rel), "--att-sup-rel", att_sup_rel);
     APPLY(set(r->att_sup_desc), "--att-sup-desc", att_sup_desc);
+    APPLY(set(r->rel_weight), "--rel-weight", rel_weight);
     APPLY(set(r->dropout), "--dropout", dropout);
     APPLY(set(r->val_every), "--val-every", val_every);
     APPLY(set(r->val_images), "--val-images", val_images);

@@ -36,6 +36,7 @@ typedef struct {
     float att_sup;    /* lambda of the attention targets' -log (attention inside the named objects), per token */
     float att_sup_rel; /* the same for the words of a relation phrase (targets: the partner named next) */
     float att_sup_desc; /* the same for a mention's words before its noun (count, size, colour) */
+    float rel_weight;   /* the cross-entropy's weight at a relation phrase's words and its partner's (0 or 1: 1) */
 } imcap_loss_options;
 
 typedef struct {
@@ -45,6 +46,7 @@ typedef struct {
     long correct;     /* teacher-forced argmax == target */
     double sup_sum;   /* summed lambda x -log (attention mass inside the named objects) over the words with targets */
     long n_sup;       /* words with targets */
+    double ce_extra_sum; /* (rel_weight - 1) x CE summed over the reweighted words: the loss adds it to ce_sum */
 } imcap_loss_stats;
 
 /* Per-thread buffers for forward + backward of up to cap examples. frozen:
@@ -72,7 +74,10 @@ void imcap_worker_target(imcap_trainer_worker *w, const imcap_model *m, float *b
  *     + (sum over the tokens with targets of lambda_t * -log sum_{i in R_t} alpha_i) / token_norm
  * (R_t: the cells inside the objects token t names; lambda_t: att_sup for
  * a noun, att_sup_desc for the words before it, att_sup_rel for a relation
- * phrase's words) and adds to stats. With no_grad set, only the forward and stats run. */
+ * phrase's words), where a relation phrase's words and its partner's
+ * (IMCAP_ATT_RELATION, IMCAP_ATT_PARTNER) count rel_weight times in the sum
+ * of CE (the extra in stats->ce_extra_sum), and adds to stats. With no_grad
+ * set, only the forward and stats run. */
 void imcap_worker_run(imcap_trainer_worker *w, const imcap_model *m, const imcap_example *ex, int n,
                       const imcap_loss_options *opt, double token_norm, double example_norm, int no_grad,
                       imcap_loss_stats *stats);
@@ -142,6 +147,7 @@ typedef struct {
     float att_sup;         /* attention targets' weight (0: none; needs scenes with "objects") */
     float att_sup_rel;     /* the relation phrases' targets' weight (0: none) */
     float att_sup_desc;    /* the mention's words before the noun (< 0: att_sup) */
+    float rel_weight;      /* CE weight of relation phrases and their partners (1: none; needs "objects") */
     uint64_t seed;
     long val_every;        /* steps between validations (0: once per epoch) */
     int val_images;        /* val images captioned per validation (0: all) */

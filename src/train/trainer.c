@@ -108,8 +108,9 @@ static imcap_status load_scenes(const imcap_dataset *ds, imcap_scene **out, imca
     }
     if (!any) {
         free(sc);
-        return imcap_fail(err, IMCAP_E_ARG, "--att-sup and --att-sup-rel need object annotations (\"objects\", as imcap synth writes "
-                                            "them) in the train split; this data set has none");
+        return imcap_fail(err, IMCAP_E_ARG,
+                          "--att-sup, --att-sup-rel and --rel-weight need object annotations (\"objects\", as imcap "
+                          "synth writes them) in the train split; this data set has none");
     }
     *out = sc;
     return IMCAP_OK;
@@ -313,7 +314,10 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
     pool p = {0};
     float *grad = NULL;
     int *perm = NULL;
-    if ((o->att_sup > 0 || o->att_sup_rel > 0 || o->att_sup_desc > 0) && (s = load_scenes(ds, &scenes, err))) goto done;
+    int rel_weighted = o->rel_weight > 0 && o->rel_weight != 1;
+    if ((o->att_sup > 0 || o->att_sup_rel > 0 || o->att_sup_desc > 0 || rel_weighted) &&
+        (s = load_scenes(ds, &scenes, err)))
+        goto done;
     if (!ix || collect(ds, cache, features, ix, 1, m->cfg.max_length, scenes, &train) ||
         collect(ds, cache, features, ix, 0, m->cfg.max_length, NULL, &val)) {
         s = imcap_fail(err, IMCAP_E_NOMEM, "out of memory collecting the examples");
@@ -372,7 +376,8 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         fill_batch(&p, &train, perm + (step % per_epoch) * B, B, cache);
         imcap_loss_options lo = {.att_reg = o->att_reg, .dropout = o->dropout, .seed = o->seed, .step = step,
                                  .att_sup = o->att_sup, .att_sup_rel = o->att_sup_rel,
-                                 .att_sup_desc = o->att_sup_desc < 0 ? o->att_sup : o->att_sup_desc};
+                                 .att_sup_desc = o->att_sup_desc < 0 ? o->att_sup : o->att_sup_desc,
+                                 .rel_weight = o->rel_weight};
         imcap_loss_stats ls = {0};
         if (run_batch(&p, m, B, &lo, 0, grad, &ls)) {
             s = imcap_fail(err, IMCAP_E_IO, "step %ld: the gradient could not be summed over the processes", step + 1);
@@ -384,7 +389,7 @@ imcap_status imcap_train_run(imcap_model *m, imcap_train_state *st, const imcap_
         st->step = step + 1;
 
         double ce = ls.ce_sum / ls.n_tokens, reg = ls.reg_sum / ls.n_examples;
-        double loss = ce + o->att_reg * reg + ls.sup_sum / ls.n_tokens;
+        double loss = ce + o->att_reg * reg + (ls.sup_sum + ls.ce_extra_sum) / ls.n_tokens;
         ema_loss = ema_loss < 0 ? loss : 0.95 * ema_loss + 0.05 * loss;
         double now = imcap_now();
         pr.step = st->step, pr.total_steps = total, pr.epoch = epoch;
