@@ -5,7 +5,8 @@ models/diagnosis/common.py re-implements them) gets that caption in place of its
 had references, so each scene keeps its weight; the other train scenes keep their references. Val and test are
 unchanged. Greedy decoding then learns the teacher's beam-search choices (Kim and Rush 2016), where the references'
 several pairings of objects leave the first words of a relation a mixture.
-usage: make_kd.py IN.json CAPTIONS.jsonl OUT.json"""
+usage: make_kd.py --train-files IN.json > FILES   (the train images' paths, for imcap batch --files-from FILES)
+       make_kd.py IN.json CAPTIONS.jsonl OUT.json"""
 import collections
 import json
 import os
@@ -14,6 +15,14 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "diagnosis"))
 from common import load_scenes, score  # noqa: E402
 
+if len(sys.argv) == 3 and sys.argv[1] == "--train-files":
+    root = os.path.dirname(sys.argv[2])
+    for im in json.load(open(sys.argv[2]))["images"]:
+        if im["split"] in ("train", "restval"):
+            print(os.path.join(root, im.get("filepath", ""), im["filename"]))
+    sys.exit(0)
+if len(sys.argv) != 4:
+    sys.exit(__doc__)
 src, caps, dst = sys.argv[1:4]
 d = json.load(open(src))
 scenes = load_scenes(src)
