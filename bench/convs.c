@@ -129,15 +129,8 @@ int main(void) {
         float *in = random_floats((size_t)l->C * l->H * l->H, &rng), *w = random_floats((size_t)l->O * K, &rng);
         float *out = malloc(sizeof(float) * l->O * P), *col = malloc(imcap_conv2d_col_size(l->C, l->k, Ho, Ho) * 4);
         if (!out || !col) return 1;
-        double fl = 2.0 * l->O * K * P, best = 1e9;
-        for (int r = 0; r < 7; r++) {
-            double t = now();
-            int n = 0;
-            do imcap_conv2d_forward(out, in, w, NULL, l->C, l->H, l->H, l->O, l->k, l->s, l->p, col), n++;
-            while (now() - t < 0.05);
-            double d = (now() - t) / n;
-            best = d < best ? d : best;
-        }
+        double fl = 2.0 * l->O * K * P, best;
+        BEST_OF_SEVEN(best, imcap_conv2d_forward(out, in, w, NULL, l->C, l->H, l->H, l->O, l->k, l->s, l->p, col));
         double plain = best;
         char tcol[64] = "—", tflops[32] = "—";
         int used = imcap_conv_runs_transposed(l->O, P);
@@ -147,15 +140,9 @@ int main(void) {
             if (!wp || !ot) return 1;
             memset(wp, 0, imcap_panel_floats(l->O, K) * sizeof(float));
             imcap_panel_put(wp, K, 0, 0, w, l->O, K);
-            double bt = 1e9;
-            for (int r = 0; r < 7; r++) {
-                double t = now();
-                int n = 0;
-                do imcap_conv2d_forward_t(ot, (size_t)l->O, in, wp, l->C, l->H, l->H, l->O, l->k, l->s, l->p, col), n++;
-                while (now() - t < 0.05);
-                double d = (now() - t) / n;
-                bt = d < bt ? d : bt;
-            }
+            double bt;
+            BEST_OF_SEVEN(bt, imcap_conv2d_forward_t(ot, (size_t)l->O, in, wp, l->C, l->H, l->H, l->O, l->k, l->s,
+                                                     l->p, col));
             for (int o = 0; o < l->O; o++)
                 for (int p = 0; p < P; p++)
                     if (memcmp(&ot[(size_t)p * l->O + o], &out[(size_t)o * P + p], sizeof(float))) {

@@ -24,8 +24,8 @@ if len(sys.argv) == 3 and sys.argv[1] == "--train-files":
 if len(sys.argv) != 4:
     sys.exit(__doc__)
 src, caps, dst = sys.argv[1:4]
-d = json.load(open(src))
 scenes = load_scenes(src)
+d = scenes.dataset
 caption = {}
 for line in open(caps):
     r = json.loads(line)
@@ -45,11 +45,9 @@ for im in d["images"]:
     count[("kept teacher" if ok else "kept references", n_obj)] += 1
     if not ok:
         continue
-    n = len(im["sentences"])
     im["sentences"] = [{"tokens": words, "raw": " ".join(words), "imgid": im["imgid"], "sentid": s["sentid"]}
                        for s in im["sentences"]]
     im.pop("mentions", None)  # word positions of the references; the teacher's caption has its own
-    assert len(im["sentences"]) == n
 tmp = dst + ".partial"
 json.dump(d, open(tmp, "w"))
 os.replace(tmp, dst)

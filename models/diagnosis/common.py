@@ -90,8 +90,10 @@ class _ByFileName(dict):
 
 
 def load_scenes(path):
+    """Scenes by file name; .dataset is the parsed data set, for scripts that rewrite it."""
     d = json.load(open(path))
     scenes = _ByFileName()
+    scenes.dataset = d
     for im in d["images"]:
         objs = []
         for o in im["objects"]:
